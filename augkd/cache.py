@@ -1,0 +1,210 @@
+"""Content-addressed stage artifacts, shared by every trial that needs the same one.
+
+An artifact (the built-in teacher, Module 1's G/E/S0, Module 2's AnchorNet) is keyed
+by a hash of exactly the settings it depends on and stored under ``root`` (a local
+path or any URI pyarrow.fs understands, such as s3://). Writes are atomic (write a
+temporary object, then move it; an S3 put is atomic by itself). Concurrent trials
+that need the same missing artifact elect one producer: through a named Ray actor
+when Ray is running (works across nodes), through a file lock otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pyarrow import fs as pafs
+
+log = logging.getLogger(__name__)
+
+COORDINATOR_NAME = "augkd_stage_cache"
+COORDINATOR_NAMESPACE = "augkd"
+
+
+@dataclass
+class CacheEvent:
+    stage: str
+    key: str
+    hit: bool
+    seconds: float
+    """Time spent producing (a miss) or loading/waiting (a hit)."""
+
+
+def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+    return pafs.FileSystem.from_uri(uri)
+
+
+def read_bytes(uri: str) -> bytes:
+    filesystem, path = resolve_filesystem(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def load_tensors(uri: str) -> Any:
+    """torch.load through pyarrow.fs, always with ``weights_only=True``."""
+    return torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=True)
+
+
+class StageCache:
+    def __init__(self, root: str, wait_timeout_s: float = 3600.0, poll_s: float = 0.5) -> None:
+        self.root = root.rstrip("/")
+        self.filesystem, self.path = resolve_filesystem(self.root)
+        self.wait_timeout_s = wait_timeout_s
+        self.poll_s = poll_s
+        self.events: list[CacheEvent] = []
+
+    def _artifact_path(self, stage: str, key: str) -> str:
+        return f"{self.path}/{stage}/{key}.pt"
+
+    def _exists(self, path: str) -> bool:
+        return self.filesystem.get_file_info(path).type == pafs.FileType.File
+
+    def _load(self, path: str) -> Any:
+        with self.filesystem.open_input_stream(path) as stream:
+            data = stream.read()
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def _store(self, path: str, artifact: Any) -> None:
+        buffer = io.BytesIO()
+        torch.save(artifact, buffer)
+        self.filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if isinstance(self.filesystem, pafs.LocalFileSystem):
+            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+            with self.filesystem.open_output_stream(temporary) as stream:
+                stream.write(buffer.getvalue())
+            self.filesystem.move(temporary, path)
+        else:
+            with self.filesystem.open_output_stream(path) as stream:
+                stream.write(buffer.getvalue())
+
+    def get_or_create(self, stage: str, key: str, produce: Callable[[], Any]) -> Any:
+        """The artifact for (stage, key): loaded when stored, else produced once and stored."""
+        path = self._artifact_path(stage, key)
+        start = time.perf_counter()
+        if self._exists(path):
+            return self._hit(stage, key, path, start)
+        with _producer_election(self, f"{stage}/{key}") as is_producer:
+            if not is_producer or self._exists(path):
+                self._wait_for(path)
+                return self._hit(stage, key, path, start)
+            log.info("stage cache miss: computing %s %s", stage, key)
+            artifact = produce()
+            self._store(path, artifact)
+        seconds = time.perf_counter() - start
+        self.events.append(CacheEvent(stage, key, False, seconds))
+        return artifact
+
+    def _hit(self, stage: str, key: str, path: str, start: float) -> Any:
+        artifact = self._load(path)
+        seconds = time.perf_counter() - start
+        log.info("stage cache hit: %s %s (%.1fs)", stage, key, seconds)
+        self.events.append(CacheEvent(stage, key, True, seconds))
+        return artifact
+
+    def _wait_for(self, path: str) -> None:
+        deadline = time.monotonic() + self.wait_timeout_s
+        while not self._exists(path):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Waited {self.wait_timeout_s:.0f}s for stage artifact {path}; its producer "
+                    "may have died. Delete stale locks under the cache root and retry."
+                )
+            time.sleep(self.poll_s)
+
+
+class _producer_election:  # noqa: N801 - used as a context manager
+    """Yields True to exactly one concurrent caller per name; the others wait for it."""
+
+    def __init__(self, cache: StageCache, name: str) -> None:
+        self.cache = cache
+        self.name = name
+        self.coordinator = _ray_coordinator()
+        self.file_lock = None
+        self.token = uuid.uuid4().hex
+
+    def __enter__(self) -> bool:
+        if self.coordinator is not None:
+            import ray
+
+            return ray.get(self.coordinator.claim.remote(self.name, self.token))
+        if isinstance(self.cache.filesystem, pafs.LocalFileSystem):
+            from filelock import FileLock
+
+            lock_dir = os.path.join(self.cache.path, ".locks")
+            os.makedirs(lock_dir, exist_ok=True)
+            self.file_lock = FileLock(os.path.join(lock_dir, self.name.replace("/", "_") + ".lock"))
+            self.file_lock.acquire(timeout=self.cache.wait_timeout_s)
+        return True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.coordinator is not None:
+            import ray
+
+            ray.get(self.coordinator.release.remote(self.name, self.token))
+        if self.file_lock is not None:
+            self.file_lock.release()
+
+
+def _ray_coordinator():
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a dependency
+        return None
+    if not ray.is_initialized():
+        return None
+    return _Coordinator.options(
+        name=COORDINATOR_NAME,
+        namespace=COORDINATOR_NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+        num_cpus=0,
+    ).remote()
+
+
+def _coordinator_class():
+    import ray
+
+    @ray.remote(num_cpus=0, max_restarts=-1)
+    class Coordinator:
+        """Leases per artifact name; a lease older than ``lease_s`` is presumed dead."""
+
+        def __init__(self, lease_s: float = 1800.0) -> None:
+            self.leases: dict[str, tuple[str, float]] = {}
+            self.lease_s = lease_s
+
+        def claim(self, name: str, token: str) -> bool:
+            holder = self.leases.get(name)
+            if holder is None or time.monotonic() - holder[1] > self.lease_s:
+                self.leases[name] = (token, time.monotonic())
+                return True
+            return False
+
+        def release(self, name: str, token: str) -> None:
+            if self.leases.get(name, ("", 0.0))[0] == token:
+                del self.leases[name]
+
+    return Coordinator
+
+
+class _LazyCoordinator:
+    """Defers the ray.remote decoration until Ray is actually used."""
+
+    _cls = None
+
+    def options(self, **kwargs: Any):
+        if _LazyCoordinator._cls is None:
+            _LazyCoordinator._cls = _coordinator_class()
+        return _LazyCoordinator._cls.options(**kwargs)
+
+
+_Coordinator = _LazyCoordinator()

@@ -1,0 +1,149 @@
+"""`augkd` command line: train, teacher, export, compare, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from augkd.errors import AugkdError
+
+REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (defaults: the built-in digits benchmark)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, e.g. --set module3.epochs=10 (repeatable)",
+    )  # fmt: skip
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from augkd.config import load_config, with_overrides
+    from augkd.pipeline import run_trial
+
+    config = load_config(args.config, args.overrides)
+    if args.method:
+        config = with_overrides(config, {"method": args.method})
+    rows = []
+    for offset in range(args.seeds):
+        seeded = with_overrides(config, {"seed": config.seed + offset})
+        print(f"== {seeded.method} seed {seeded.seed} ==", flush=True)
+        result = run_trial(seeded, log=lambda line: print(line, flush=True))
+        rows.append({"seed": seeded.seed, **result.metrics})
+    summary = summarise(rows)
+    print(format_results_table(config.method, summary, len(rows)))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"method": config.method, "config": config.to_dict(), "runs": rows, "summary": summary}
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"results written to {out}")
+    return 0
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    summary = {}
+    for key in REPORTED:
+        values = [row[key] for row in rows if key in row]
+        if values:
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[key] = {"mean": statistics.fmean(values), "std": spread}
+    return summary
+
+
+def format_results_table(method: str, summary: dict[str, dict[str, float]], runs: int) -> str:
+    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>16}" for key in summary)
+    cells = " ".join(
+        f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" for stats in summary.values()
+    )
+    return f"{header}\n{method:<10} {runs:>4} {cells}"
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from augkd.config import load_config
+    from augkd.runtime import resolve_device
+    from augkd.teacher import save_teacher, train_teacher
+
+    config = load_config(args.config, args.overrides)
+    checkpoint = train_teacher(config, resolve_device(config.device))
+    save_teacher(checkpoint, args.out)
+    print(f"teacher ({checkpoint['arch']}, held-out acc1 {checkpoint['held_out_acc1']:.1f}) -> {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from augkd.search.results import export_best
+
+    for path in export_best(args.search, args.top_k, args.out):
+        print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from augkd.search.results import format_leaderboard, load_results
+
+    print(format_leaderboard(load_results(args.search), limit=args.top_k))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from augkd.report import write_report
+
+    index = write_report(args.search, args.out, tracking_uri=args.tracking_uri)
+    print(f"report written to {index}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from augkd.config import METHODS
+
+    parser = argparse.ArgumentParser(prog="augkd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one AuG-KD trial (or a baseline)")
+    _add_config_args(train)
+    train.add_argument("--method", choices=METHODS)
+    train.add_argument("--seeds", type=int, default=1, help="evaluate N seeds: mean ± std")
+    train.add_argument("--out", default="results.json", help="results JSON path")
+    train.set_defaults(handler=cmd_train)
+
+    teacher = commands.add_parser("teacher", help="train a teacher on the teacher domains")
+    _add_config_args(teacher)
+    teacher.add_argument("--out", required=True, help="checkpoint path to write")
+    teacher.set_defaults(handler=cmd_teacher)
+
+    for name, handler, text in (
+        ("export", cmd_export, "write the best trials of a search as re-runnable configs"),
+        ("compare", cmd_compare, "print a search's leaderboard"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--search", required=True, help="the search's storage path")
+        sub.add_argument("--top-k", type=int, default=3 if name == "export" else 20)
+        if name == "export":
+            sub.add_argument("--out", default="best_configs")
+        sub.set_defaults(handler=handler)
+
+    report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
+    report.add_argument("--search", required=True, help="the search's storage path")
+    report.add_argument("--out", default=None, help="folder (default: SEARCH/report)")
+    report.add_argument("--tracking-uri", default=None)
+    report.set_defaults(handler=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except AugkdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The one typed schema of a trial. Every default lives here and nowhere else.
+
+Defaults are sized for the built-in digits benchmark on a laptop CPU; the release
+settings of method.md (Office-31) live in ``search_spaces/office31.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from augkd.errors import ConfigError
+
+METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
+Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where teacher-domain and student-domain images come from."""
+
+    source: Literal["digits", "folders", "listfile", "torchvision"] = "digits"
+    """digits: built-in benchmark; folders: root/domain/class/image (Office-31, Office-Home);
+    listfile: VisDA-style 'path label' lists; torchvision: mnist, usps, svhn under root."""
+    root: str | None = None
+    """Dataset root for real sources (unused by the built-in digits benchmark)."""
+    teacher_domains: list[str] = Field(default_factory=lambda: ["clean"])
+    """Domain folders, list files or torchvision dataset names the teacher was trained on."""
+    student_domain: str = "rotate"
+    image_size: int = Field(16, ge=8, le=512)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    augment: bool = True
+    download: bool = False
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(part <= 0 for part in split) or abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError("must be three positive shares (train, val, test) that sum to 1")
+        return split
+
+
+class TeacherConfig(_Section):
+    """The teacher: a checkpoint, or one trained and cached for the built-in benchmark."""
+
+    checkpoint: str | None = None
+    arch: str = "small_cnn"
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    cache_dir: str | None = None
+    """Where built-in teachers are cached (default ~/.cache/augkd)."""
+
+
+class StudentConfig(_Section):
+    arch: str = "tiny_cnn"
+    pretrained: bool = False
+    small_input: bool = True
+    """Adapt torchvision stems (first conv stride, max-pool) to small images."""
+
+
+class Module1Config(_Section):
+    """Data-free learning: generator G, encoder E and the data-free student S0."""
+
+    epochs: int = Field(4, ge=1)
+    iters_per_epoch: int = Field(25, ge=1)
+    batch_size: int = Field(64, ge=2)
+    latent_size: int = Field(32, ge=2)
+    generator_lr: float = Field(1e-3, gt=0)
+    encoder_lr: float = Field(1e-4, gt=0)
+    student_lr: float = Field(1e-3, gt=0)
+    student_steps: int = Field(5, ge=1)
+    """k: student/encoder steps per generator step."""
+    balance_weight: float = Field(20.0, ge=0)
+    """alpha: weight of the class-balance (negative entropy) term."""
+    bn_weight: float = Field(1.0, ge=0)
+    """beta: weight of the BatchNorm statistics term."""
+    encoder_kl_weight: float = Field(2.5e-4, ge=0)
+
+
+class Module2Config(_Section):
+    """Anchor learning: AnchorNet trained with the uncertainty (energy) score."""
+
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    anchor_weight: float = Field(1.0, ge=0)
+    """w_u: weight of the uncertainty term."""
+    temperature: float = Field(1.0, gt=0)
+    """tau: temperature of the energy score."""
+    ce_weight: float = Field(0.1, ge=0)
+    mask_weight: float = Field(1.0, ge=0)
+    invariant: float = Field(0.25, ge=0, le=1)
+    """rho: share of latent dimensions the anchor must leave unchanged."""
+
+
+class Module3Config(_Section):
+    """Mixup learning (also the training stage of every baseline)."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["linear", "step"] = "linear"
+    a: float = Field(0.6, gt=0, le=1)
+    """Share of the epochs spent before pure student-domain data."""
+    b: float = Field(0.2, ge=0, le=1)
+    """Starting share of the student domain."""
+    ce_share: float = Field(0.5, ge=0, le=1)
+    """u: weight of CE against the KD term."""
+    kd_temperature: float = Field(10.0, gt=0)
+
+
+class Config(_Section):
+    """One trial: data, teacher, student, the three modules, method, seed and device."""
+
+    method: Method = "augkd"
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    module1: Module1Config = Field(default_factory=Module1Config)
+    module2: Module2Config = Field(default_factory=Module2Config)
+    module3: Module3Config = Field(default_factory=Module3Config)
+
+    @model_validator(mode="after")
+    def _device_is_known(self) -> Config:
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        return self
+
+    # ---- serialisation -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+    def digest(self, *sections: str) -> str:
+        """Content hash of the named sections (all when none): the stage-cache key."""
+        data = self.to_dict()
+        chosen = {name: data[name] for name in sections} if sections else data
+        blob = json.dumps(chosen, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown config key '{key}'; check its spelling against augkd.config")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"config key '{key}': {message} (got {item.get('input')!r})")
+    return "; ".join(problems)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_error(error)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load YAML (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file '{path}' does not exist; check the --config path.")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ConfigError(f"Config file '{path}' is not valid YAML: {error}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"Config file '{path}' must hold a mapping of config keys.")
+        data = loaded or {}
+    for override in overrides or []:
+        key, value = parse_override(override)
+        set_dotted(data, key, value)
+    return config_from_dict(data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``module2.temperature=0.5`` -> ("module2.temperature", 0.5); values parse as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"Override '{text}' must look like key=value, e.g. module3.epochs=10.")
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{key}': '{part}' is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def with_overrides(config: Config, values: dict[str, Any]) -> Config:
+    """A copy of ``config`` with dotted-key values applied (validated)."""
+    data = config.to_dict()
+    for key, value in values.items():
+        set_dotted(data, key, value)
+    return config_from_dict(data)
+
+
+def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every dotted leaf key of the schema, for validating search spaces."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(config_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys

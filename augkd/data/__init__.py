@@ -1,0 +1,123 @@
+"""Data: decode once, split by seed, keep tensors on the training device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from augkd.config import DataConfig
+from augkd.data.types import LabelledImages
+from augkd.errors import ConfigError
+
+
+@dataclass
+class StudentSplits:
+    """Student-domain train/val/test as float tensors in [0, 1] on the training device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: list[str]
+    indices: dict[str, torch.Tensor]
+    """Row indices into the decoded domain, per split (to prove they never overlap)."""
+
+
+def load_domain(config: DataConfig, domain: str) -> LabelledImages:
+    """Decode one domain of the configured source."""
+    if config.source == "digits":
+        from augkd.data.digits import load_digits_domain
+
+        return load_digits_domain(domain, config.image_size)
+    if config.root is None:
+        raise ConfigError(f"config key 'data.root' must name the {config.source} dataset folder.")
+    from augkd.data import real
+
+    if config.source == "folders":
+        return real.load_image_folders(config.root, [domain], config.image_size)
+    if config.source == "listfile":
+        return real.load_list_file(domain, config.image_size, root=config.root)
+    return real.load_torchvision(domain, config.root, config.image_size, download=config.download)
+
+
+def load_teacher_domain(config: DataConfig) -> LabelledImages:
+    """All teacher domains merged (used only to train a teacher, never by the method)."""
+    parts = [load_domain(config, domain) for domain in config.teacher_domains]
+    for domain, part in zip(config.teacher_domains[1:], parts[1:], strict=True):
+        if part.class_names != parts[0].class_names:
+            raise ConfigError(
+                f"Teacher domain '{domain}' has classes {part.class_names}, unlike "
+                f"'{config.teacher_domains[0]}' ({parts[0].class_names}); use domains of one dataset."
+            )
+    return LabelledImages(
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.labels for p in parts]),
+        parts[0].class_names,
+    )
+
+
+def split_indices(n: int, shares: tuple[float, float, float], seed: int) -> dict[str, torch.Tensor]:
+    """A seeded permutation cut into disjoint train/val/test index sets."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_train = round(shares[0] * n)
+    n_val = round(shares[1] * n)
+    return {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+
+
+def load_student_splits(config: DataConfig, seed: int, device: torch.device) -> StudentSplits:
+    domain = load_domain(config, config.student_domain)
+    indices = split_indices(len(domain), config.split, seed)
+    if min(len(part) for part in indices.values()) == 0:
+        raise ConfigError(
+            f"Student domain '{config.student_domain}' has {len(domain)} images, too few for "
+            f"data.split={list(config.split)}; add images or change the split."
+        )
+
+    def take(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = indices[part]
+        images = domain.images[rows].to(device).float().div_(255)
+        return images, domain.labels[rows].to(device)
+
+    train_x, train_y = take("train")
+    val_x, val_y = take("val")
+    test_x, test_y = take("test")
+    return StudentSplits(
+        train_x, train_y, val_x, val_y, test_x, test_y, domain.class_names, indices
+    )
+
+
+def random_translate(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random shifts by up to ``pad`` pixels, on the tensor's own device."""
+    b, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(images.device)
+    rows = (offsets[0][:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(b, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def iterate_batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    augment: bool = False,
+):
+    """One shuffled epoch of (x, y) batches; the last partial batch is kept."""
+    order = torch.randperm(len(y), generator=generator).to(x.device)
+    pad = max(1, x.shape[-1] // 8)
+    for start in range(0, len(y), batch_size):
+        rows = order[start : start + batch_size]
+        images = x[rows]
+        if augment:
+            images = random_translate(images, pad, generator)
+        yield images, y[rows]

@@ -1,0 +1,1 @@
+"""The three AuG-KD modules, their losses and schedules, and the baselines' plans."""

@@ -1,0 +1,88 @@
+"""Module 3 — mixup learning: train the student on [x ; x_mix], moving from the
+teacher domain to the student domain by the mixup schedule (method.md, "Module 3").
+
+The same epoch loop trains every baseline; a ``BatchRecipe`` says what the student
+sees and which loss it gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from augkd.data import iterate_batches
+from augkd.method.losses import distillation_loss
+from augkd.runtime import Normalize
+
+
+@dataclass
+class MixupNets:
+    """Frozen networks that build x_mix; ``anchor_net`` None means z_a = z."""
+
+    encoder: nn.Module
+    generator: nn.Module
+    anchor_net: nn.Module | None
+
+
+@torch.no_grad()
+def mix_batch(
+    nets: MixupNets, images: torch.Tensor, labels: torch.Tensor, share: float
+) -> torch.Tensor:
+    """x_mix = (1 - s) G(z_mix) + s x with z_mix = (1 - s) z_a + s z, z = E(x, y) (the mean)."""
+    if share >= 1.0:
+        return images
+    z, _ = nets.encoder(images, labels)
+    anchor = z if nets.anchor_net is None else nets.anchor_net(z, labels)[0]
+    z_mix = (1 - share) * anchor + share * z
+    return (1 - share) * nets.generator(z_mix) + share * images
+
+
+@dataclass
+class EpochSettings:
+    share: float
+    """s(e): the student-domain share this epoch."""
+    ce_share: float
+    kd_temperature: float
+    augment: bool
+    batch_size: int
+
+
+def train_epoch(
+    student: nn.Module,
+    teacher: nn.Module,
+    normalize: Normalize,
+    optimizer: torch.optim.Optimizer,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    settings: EpochSettings,
+    generator_rng: torch.Generator,
+    mixup_nets: MixupNets | None,
+) -> torch.Tensor:
+    """One epoch; returns the mean training loss as a device tensor (no per-batch sync)."""
+    student.train()
+    total = torch.zeros((), device=train_x.device)
+    batches = 0
+    use_teacher = settings.ce_share < 1.0
+    for images, labels in iterate_batches(
+        train_x, train_y, settings.batch_size, generator_rng, settings.augment
+    ):
+        if mixup_nets is not None:
+            mixed = mix_batch(mixup_nets, images, labels, settings.share)
+            images = torch.cat([images, mixed])
+            labels = torch.cat([labels, labels])
+        inputs = normalize(images)
+        teacher_logits = None
+        if use_teacher:
+            with torch.no_grad():
+                teacher_logits = teacher(inputs)
+        loss = distillation_loss(
+            student(inputs), teacher_logits, labels, settings.ce_share, settings.kd_temperature
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+        batches += 1
+    return total / max(batches, 1)

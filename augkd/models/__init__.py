@@ -1,0 +1,8 @@
+"""Networks: the classifier zoo and AuG-KD's generator, encoder and anchor net."""
+
+from augkd.models.anchor_net import AnchorNet
+from augkd.models.classifiers import CLASSIFIERS, build_classifier, count_parameters
+from augkd.models.encoder import Encoder
+from augkd.models.generator import Generator
+
+__all__ = ["CLASSIFIERS", "AnchorNet", "Encoder", "Generator", "build_classifier", "count_parameters"]

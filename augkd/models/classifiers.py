@@ -1,0 +1,117 @@
+"""Classifier zoo: small CNNs for the built-in benchmark and torchvision models by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from augkd.errors import ModelError
+
+
+def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class SmallCNN(nn.Module):
+    """A few conv-BN-ReLU stages and global pooling. BatchNorm matters: Module 1
+    matches the teacher's running statistics."""
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, width in enumerate(widths):
+            layers += _conv_block(c_in, width)
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c_in = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _adapt_stem_to_small_inputs(model: nn.Module) -> None:
+    """Drop the early downsampling of ImageNet stems so 16-32 px inputs keep spatial size."""
+    if hasattr(model, "maxpool"):
+        model.maxpool = nn.Identity()
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)
+            break
+
+
+def _torchvision(name: str) -> Callable[[int, bool, bool], nn.Module]:
+    def build(num_classes: int, pretrained: bool, small_input: bool) -> nn.Module:
+        import torchvision
+
+        builder = getattr(torchvision.models, name)
+        if pretrained:
+            try:
+                model = builder(weights="DEFAULT")
+            except Exception as error:
+                raise ModelError(
+                    f"Could not fetch pretrained weights for '{name}' ({error}); set "
+                    "student.pretrained=false or place the weights in torch's hub cache."
+                ) from None
+            _replace_head(model, num_classes)
+        else:
+            model = builder(num_classes=num_classes)
+        if small_input:
+            _adapt_stem_to_small_inputs(model)
+        return model
+
+    return build
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> None:
+    if hasattr(model, "fc"):
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return
+    head = model.classifier
+    last = head[-1] if isinstance(head, nn.Sequential) else head
+    replacement = nn.Linear(last.in_features, num_classes)
+    if isinstance(head, nn.Sequential):
+        head[-1] = replacement
+    else:
+        model.classifier = replacement
+
+
+CLASSIFIERS: dict[str, Callable[[int, bool, bool], nn.Module]] = {
+    "small_cnn": lambda n, _p, _s: SmallCNN(n, (32, 64, 128)),
+    "tiny_cnn": lambda n, _p, _s: SmallCNN(n, (16, 32, 64)),
+    **{
+        name: _torchvision(name)
+        for name in (
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "mobilenet_v2",
+            "mobilenet_v3_small",
+            "mobilenet_v3_large",
+            "shufflenet_v2_x0_5",
+            "shufflenet_v2_x1_0",
+            "efficientnet_b0",
+            "regnet_y_400mf",
+            "vgg11_bn",
+            "wide_resnet50_2",
+        )
+    },
+}
+
+
+def build_classifier(
+    arch: str, num_classes: int, pretrained: bool = False, small_input: bool = True
+) -> nn.Module:
+    if arch not in CLASSIFIERS:
+        raise ModelError(
+            f"Unknown architecture '{arch}'; choose one of: {', '.join(sorted(CLASSIFIERS))}."
+        )
+    return CLASSIFIERS[arch](num_classes, pretrained, small_input)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

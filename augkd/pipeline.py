@@ -1,0 +1,245 @@
+"""One trial: teacher -> Module 1 -> Module 2 -> Module 3, reporting every Module-3 epoch.
+
+The search attaches ASHA to ``on_epoch``; the CLI attaches a progress printer. Val
+picks the best epoch; test is computed once, at that epoch, after the last one.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from augkd.cache import StageCache
+from augkd.config import Config
+from augkd.data import StudentSplits, load_student_splits
+from augkd.method.anchor import train_anchor
+from augkd.method.datafree import train_datafree
+from augkd.method.guards import check_finite
+from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
+from augkd.method.plans import METHOD_PLANS, MethodPlan
+from augkd.method.schedules import mixup_schedule
+from augkd.metrics import evaluate
+from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
+from augkd.runtime import resolve_device, seed_everything
+from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
+
+EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
+"""on_epoch(metrics, make_state): make_state() builds the resume state when wanted."""
+
+
+@dataclass
+class TrialResult:
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    best_student: dict[str, torch.Tensor]
+    cache_events: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Stages:
+    student_init: dict[str, torch.Tensor] | None
+    mixup_nets: MixupNets | None
+    timings: dict[str, float]
+
+
+def stage1_key(config: Config, teacher: Teacher) -> str:
+    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}"
+
+
+def stage2_key(config: Config, teacher: Teacher) -> str:
+    return f"{stage1_key(config, teacher)}-{config.digest('data', 'module2')}"
+
+
+def run_trial(
+    config: Config,
+    on_epoch: EpochHook | None = None,
+    resume_state: dict[str, Any] | None = None,
+    cache: StageCache | None = None,
+    log: Callable[[str], None] = print,
+) -> TrialResult:
+    device = resolve_device(config.device)
+    cache = cache or StageCache(default_cache_root(config))
+    seed_everything(config.seed)
+    teacher = load_teacher(config, device, cache)
+    splits = load_student_splits(config.data, config.seed, device)
+    check_classes_match(teacher, splits.class_names, config.data.image_size)
+    plan = METHOD_PLANS[config.method]
+    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
+    return _train_student(config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache)
+
+
+def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, log) -> _Stages:
+    num_classes = len(splits.class_names)
+    timings: dict[str, float] = {}
+    if not plan.module1:
+        return _Stages(None, None, timings)
+
+    def produce_stage1() -> dict[str, Any]:
+        seed_everything(config.seed * 1000 + 1)
+        student = build_classifier(
+            config.student.arch, num_classes, config.student.pretrained, config.student.small_input
+        )
+        return train_datafree(
+            teacher.model, student, teacher.normalize, num_classes,
+            config.data.image_size, config.module1, device, log,
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    stage1 = cache.get_or_create("module1", stage1_key(config, teacher), produce_stage1)
+    timings["module1_seconds"] = time.perf_counter() - start
+    latent = config.module1.latent_size
+    generator = Generator(latent, config.data.image_size).to(device)
+    generator.load_state_dict(stage1["generator"])
+    encoder = Encoder(latent, config.data.image_size, num_classes).to(device)
+    encoder.load_state_dict(stage1["encoder"])
+    for frozen in (generator, encoder):
+        frozen.eval().requires_grad_(False)
+
+    anchor_net = None
+    if plan.module2:
+
+        def produce_stage2() -> dict[str, Any]:
+            rng = torch.Generator().manual_seed(config.seed * 1000 + 2)
+            seed_everything(config.seed * 1000 + 2)
+            return train_anchor(
+                encoder, generator, teacher.model, teacher.normalize, splits,
+                num_classes, latent, config.module2, rng, log,
+            )  # fmt: skip
+
+        start = time.perf_counter()
+        stage2 = cache.get_or_create("module2", stage2_key(config, teacher), produce_stage2)
+        timings["module2_seconds"] = time.perf_counter() - start
+        anchor_net = AnchorNet(latent, num_classes).to(device)
+        anchor_net.load_state_dict(stage2["anchor_net"])
+        anchor_net.eval().requires_grad_(False)
+    nets = MixupNets(encoder, generator, anchor_net) if plan.batches == "mixup" else None
+    return _Stages(stage1["student"], nets, timings)
+
+
+def _train_student(
+    config: Config,
+    plan: MethodPlan,
+    teacher: Teacher,
+    splits: StudentSplits,
+    stages: _Stages,
+    device: torch.device,
+    on_epoch: EpochHook | None,
+    resume_state: dict[str, Any] | None,
+    log,
+    cache: StageCache,
+) -> TrialResult:
+    settings = config.module3
+    seed_everything(config.seed * 1000 + 3)
+    student = build_classifier(
+        config.student.arch, len(splits.class_names), config.student.pretrained,
+        config.student.small_input,
+    ).to(device)  # fmt: skip
+    if stages.student_init is not None:
+        student.load_state_dict(stages.student_init)
+    optimizer = torch.optim.Adam(
+        student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    rng = torch.Generator().manual_seed(config.seed * 1000 + 4)
+    history: list[dict[str, float]] = []
+    best = {"val_acc1": -1.0, "epoch": 0, "student": None}
+    first_epoch = 0
+    if resume_state is not None:
+        student.load_state_dict(resume_state["student"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        rng.set_state(resume_state["rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        history = list(resume_state["history"])
+        best = {
+            "val_acc1": resume_state["best_val_acc1"],
+            "epoch": resume_state["best_epoch"],
+            "student": resume_state["best_student"],
+        }
+        first_epoch = int(resume_state["epoch"])
+        log(f"resuming module 3 after epoch {first_epoch}")
+
+    schedule = plan.schedule or settings.schedule
+    ce_share = 1.0 if plan.loss == "ce" else settings.ce_share
+    constant = {
+        "student_params": float(count_parameters(student)),
+        **{name: float(value) for name, value in stages.timings.items()},
+        **_cache_metrics(cache),
+    }
+    for epoch in range(first_epoch, settings.epochs):
+        start = time.perf_counter()
+        share = mixup_schedule(schedule, epoch, settings.epochs, settings.a, settings.b)
+        epoch_settings = EpochSettings(
+            share, ce_share, settings.kd_temperature, config.data.augment, settings.batch_size
+        )
+        train_loss = train_epoch(
+            student, teacher.model, teacher.normalize, optimizer, splits.train_x,
+            splits.train_y, epoch_settings, rng, stages.mixup_nets,
+        )  # fmt: skip
+        check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
+        val = evaluate(student, splits.val_x, splits.val_y, teacher.normalize)
+        if val["acc1"] > best["val_acc1"]:
+            best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "student": _cpu_copy(student)}
+        metrics = {
+            "epoch": float(epoch + 1),
+            "epochs": float(settings.epochs),
+            "train_loss": float(train_loss),
+            "mixup_share": share,
+            **{f"val_{name}": value for name, value in val.items()},
+            "best_val_acc1": best["val_acc1"],
+            "best_epoch": float(best["epoch"]),
+            "epoch_seconds": time.perf_counter() - start,
+            **constant,
+        }
+        if epoch + 1 == settings.epochs:
+            metrics.update(_test_at_best(config, splits, teacher, best["student"], device))
+        history.append(metrics)
+        log(
+            f"epoch {epoch + 1}/{settings.epochs} s={share:.2f} loss {metrics['train_loss']:.3f} "
+            f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
+        )
+        if on_epoch is not None:
+            on_epoch(metrics, _state_builder(epoch + 1, student, optimizer, rng, history, best))
+    return TrialResult(history[-1], history, best["student"], list(cache.events))
+
+
+def _test_at_best(config, splits, teacher, best_state, device) -> dict[str, float]:
+    """The only place test data is touched: once, with the best-val weights."""
+    model = build_classifier(
+        config.student.arch, len(splits.class_names), False, config.student.small_input
+    ).to(device)
+    model.load_state_dict(best_state)
+    test = evaluate(model, splits.test_x, splits.test_y, teacher.normalize)
+    return {f"test_{name}": value for name, value in test.items()}
+
+
+def _cache_metrics(cache: StageCache) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for event in cache.events:
+        if event.stage in ("module1", "module2"):
+            metrics[f"{event.stage}_cache_hit"] = float(event.hit)
+    return metrics
+
+
+def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _state_builder(epoch, student, optimizer, rng, history, best) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "student": _cpu_copy(student),
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "rng": rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": copy.deepcopy(history),
+            "best_val_acc1": best["val_acc1"],
+            "best_epoch": best["epoch"],
+            "best_student": best["student"],
+        }
+
+    return build
