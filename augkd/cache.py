@@ -24,9 +24,6 @@ from pyarrow import fs as pafs
 
 log = logging.getLogger(__name__)
 
-COORDINATOR_NAME = "augkd_stage_cache"
-COORDINATOR_NAMESPACE = "augkd"
-
 
 @dataclass
 class CacheEvent:
@@ -122,89 +119,50 @@ class StageCache:
             time.sleep(self.poll_s)
 
 
-class _producer_election:  # noqa: N801 - used as a context manager
-    """Yields True to exactly one concurrent caller per name; the others wait for it."""
+class _producer_election:
+    """Yields True to one concurrent caller per artifact; the others wait for its file.
 
-    def __init__(self, cache: StageCache, name: str) -> None:
+    Local storage (also shared by nodes on one host or an NFS mount): an OS file
+    lock. Object stores: a lease object, last writer wins, read back after a settle
+    delay (S3 reads after writes are strongly consistent); a stale lease expires.
+    """
+
+    def __init__(self, cache: StageCache, name: str, lease_s: float = 1800.0) -> None:
         self.cache = cache
-        self.name = name
-        self.coordinator = _ray_coordinator()
-        self.file_lock = None
+        self.name = name.replace("/", "_")
+        self.lease_s = lease_s
         self.token = uuid.uuid4().hex
+        self.file_lock = None
+        self.lease_path: str | None = None
 
     def __enter__(self) -> bool:
-        if self.coordinator is not None:
-            import ray
-
-            return ray.get(self.coordinator.claim.remote(self.name, self.token))
-        if isinstance(self.cache.filesystem, pafs.LocalFileSystem):
+        filesystem = self.cache.filesystem
+        if isinstance(filesystem, pafs.LocalFileSystem):
             from filelock import FileLock
 
             lock_dir = os.path.join(self.cache.path, ".locks")
             os.makedirs(lock_dir, exist_ok=True)
-            self.file_lock = FileLock(os.path.join(lock_dir, self.name.replace("/", "_") + ".lock"))
+            self.file_lock = FileLock(os.path.join(lock_dir, self.name + ".lock"))
             self.file_lock.acquire(timeout=self.cache.wait_timeout_s)
-        return True
+            return True
+        lease = f"{self.cache.path}/.locks/{self.name}.lease"
+        info = filesystem.get_file_info(lease)
+        if info.type == pafs.FileType.File and info.mtime is not None:
+            age = time.time() - info.mtime.timestamp()
+            if age < self.lease_s:
+                return False
+        filesystem.create_dir(lease.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(lease) as stream:
+            stream.write(self.token.encode())
+        time.sleep(2.0)
+        with filesystem.open_input_stream(lease) as stream:
+            won = stream.read().decode() == self.token
+        if won:
+            self.lease_path = lease
+        return won
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.coordinator is not None:
-            import ray
-
-            ray.get(self.coordinator.release.remote(self.name, self.token))
         if self.file_lock is not None:
             self.file_lock.release()
-
-
-def _ray_coordinator():
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a dependency
-        return None
-    if not ray.is_initialized():
-        return None
-    return _Coordinator.options(
-        name=COORDINATOR_NAME,
-        namespace=COORDINATOR_NAMESPACE,
-        get_if_exists=True,
-        lifetime="detached",
-        num_cpus=0,
-    ).remote()
-
-
-def _coordinator_class():
-    import ray
-
-    @ray.remote(num_cpus=0, max_restarts=-1)
-    class Coordinator:
-        """Leases per artifact name; a lease older than ``lease_s`` is presumed dead."""
-
-        def __init__(self, lease_s: float = 1800.0) -> None:
-            self.leases: dict[str, tuple[str, float]] = {}
-            self.lease_s = lease_s
-
-        def claim(self, name: str, token: str) -> bool:
-            holder = self.leases.get(name)
-            if holder is None or time.monotonic() - holder[1] > self.lease_s:
-                self.leases[name] = (token, time.monotonic())
-                return True
-            return False
-
-        def release(self, name: str, token: str) -> None:
-            if self.leases.get(name, ("", 0.0))[0] == token:
-                del self.leases[name]
-
-    return Coordinator
-
-
-class _LazyCoordinator:
-    """Defers the ray.remote decoration until Ray is actually used."""
-
-    _cls = None
-
-    def options(self, **kwargs: Any):
-        if _LazyCoordinator._cls is None:
-            _LazyCoordinator._cls = _coordinator_class()
-        return _LazyCoordinator._cls.options(**kwargs)
-
-
-_Coordinator = _LazyCoordinator()
+        if self.lease_path is not None:
+            self.cache.filesystem.delete_file(self.lease_path)

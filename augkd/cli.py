@@ -39,7 +39,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(format_results_table(config.method, summary, len(rows)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"method": config.method, "config": config.to_dict(), "runs": rows, "summary": summary}
+    payload = {
+        "method": config.method,
+        "config": config.to_dict(),
+        "runs": rows,
+        "summary": summary,
+    }
     out.write_text(json.dumps(payload, indent=2))
     print(f"results written to {out}")
     return 0
@@ -57,9 +62,7 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def format_results_table(method: str, summary: dict[str, dict[str, float]], runs: int) -> str:
     header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>16}" for key in summary)
-    cells = " ".join(
-        f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" for stats in summary.values()
-    )
+    cells = " ".join(f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" for stats in summary.values())
     return f"{header}\n{method:<10} {runs:>4} {cells}"
 
 
@@ -71,7 +74,9 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     checkpoint = train_teacher(config, resolve_device(config.device))
     save_teacher(checkpoint, args.out)
-    print(f"teacher ({checkpoint['arch']}, held-out acc1 {checkpoint['held_out_acc1']:.1f}) -> {args.out}")
+    print(
+        f"teacher ({checkpoint['arch']}, held-out acc1 {checkpoint['held_out_acc1']:.1f}) -> {args.out}"
+    )
     return 0
 
 

@@ -9,10 +9,14 @@ TOP_K = (1, 3, 5)
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, normalize, batch_size: int = 512) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, normalize, batch_size: int = 512
+) -> torch.Tensor:
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(normalize(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+    logits = torch.cat(
+        [model(normalize(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )
     model.train(was_training)
     return logits
 
@@ -22,7 +26,10 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float
     num_classes = logits.shape[1]
     ranked = logits.topk(min(max(TOP_K), num_classes), dim=1).indices
     hits = ranked == labels[:, None]
-    return {f"acc{k}": 100.0 * hits[:, : min(k, num_classes)].any(1).float().mean().item() for k in TOP_K}
+    return {
+        f"acc{k}": 100.0 * hits[:, : min(k, num_classes)].any(1).float().mean().item()
+        for k in TOP_K
+    }
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize) -> dict[str, float]:

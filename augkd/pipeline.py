@@ -70,7 +70,9 @@ def run_trial(
     check_classes_match(teacher, splits.class_names, config.data.image_size)
     plan = METHOD_PLANS[config.method]
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
-    return _train_student(config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache)
+    return _train_student(
+        config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache
+    )
 
 
 def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, log) -> _Stages:

@@ -99,12 +99,16 @@ def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) 
         )
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise ModelError(f"Teacher checkpoint '{source}' lacks {missing}; re-save it with `augkd teacher`.")
+        raise ModelError(
+            f"Teacher checkpoint '{source}' lacks {missing}; re-save it with `augkd teacher`."
+        )
     model = build_classifier(checkpoint["arch"], len(checkpoint["class_names"]))
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
-        raise ModelError(f"Teacher checkpoint '{source}' does not fit its own arch: {error}") from None
+        raise ModelError(
+            f"Teacher checkpoint '{source}' does not fit its own arch: {error}"
+        ) from None
     model.to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -113,7 +117,14 @@ def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) 
     identity = hashlib.sha256(blob.getvalue()).hexdigest()[:16]
     metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
     normalize = Normalize(checkpoint["mean"], checkpoint["std"]).to(device)
-    return Teacher(model, list(checkpoint["class_names"]), checkpoint["image_size"], normalize, identity, metadata)
+    return Teacher(
+        model,
+        list(checkpoint["class_names"]),
+        checkpoint["image_size"],
+        normalize,
+        identity,
+        metadata,
+    )
 
 
 def load_teacher(config: Config, device: torch.device, cache: StageCache | None = None) -> Teacher:

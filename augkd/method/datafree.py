@@ -43,7 +43,8 @@ def train_datafree(
     }
     # Cosine decay over the stage's epochs, stepped once per epoch (release defect 3).
     schedulers = [
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs) for opt in optimizers.values()
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs)
+        for opt in optimizers.values()
     ]
     bn_stats = BatchNormStatistics(teacher)
     fixed_z = torch.randn(config.batch_size, config.latent_size, device=device)
@@ -51,15 +52,28 @@ def train_datafree(
     try:
         for epoch in range(config.epochs):
             for _ in range(config.iters_per_epoch):
-                _generator_step(generator, teacher, student, normalize, bn_stats, config, optimizers)
+                _generator_step(
+                    generator, teacher, student, normalize, bn_stats, config, optimizers
+                )
                 for _ in range(config.student_steps):
                     _student_encoder_step(
-                        generator, encoder, teacher, student, normalize, bn_stats, config, optimizers
+                        generator,
+                        encoder,
+                        teacher,
+                        student,
+                        normalize,
+                        bn_stats,
+                        config,
+                        optimizers,
                     )
             for scheduler in schedulers:
                 scheduler.step()
-            loss = _fixed_batch_loss(generator, teacher, student, normalize, bn_stats, config, fixed_z)
-            check_finite(loss, f"Module 1 generator loss at epoch {epoch + 1}", "module1.generator_lr")
+            loss = _fixed_batch_loss(
+                generator, teacher, student, normalize, bn_stats, config, fixed_z
+            )
+            check_finite(
+                loss, f"Module 1 generator loss at epoch {epoch + 1}", "module1.generator_lr"
+            )
             log(f"module1 epoch {epoch + 1}/{config.epochs} generator loss {loss:.4f}")
             if loss < best["loss"]:
                 best = {
@@ -128,4 +142,3 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v.detach().cpu() for k, v in value.items()}
     return value
-

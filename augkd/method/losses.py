@@ -31,7 +31,9 @@ class BatchNormStatistics:
         self.terms: list[torch.Tensor] = []
         self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
 
-    def _hook(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+    def _hook(
+        self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor
+    ) -> None:
         x = inputs[0]
         dims = [0, *range(2, x.ndim)]
         mean = x.mean(dim=dims)
@@ -62,7 +64,12 @@ def generator_loss(
     """L_G = -KL(p_T||p_S) + CE(T, argmax T) + alpha * neg-entropy + beta * BN term."""
     adversarial = -kl_teacher_student(teacher_logits, student_logits).mean()
     confident = F.cross_entropy(teacher_logits, teacher_logits.argmax(dim=1))
-    return adversarial + confident + balance_weight * class_balance(teacher_logits) + bn_weight * bn_term
+    return (
+        adversarial
+        + confident
+        + balance_weight * class_balance(teacher_logits)
+        + bn_weight * bn_term
+    )
 
 
 def vae_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -5,4 +5,11 @@ from augkd.models.classifiers import CLASSIFIERS, build_classifier, count_parame
 from augkd.models.encoder import Encoder
 from augkd.models.generator import Generator
 
-__all__ = ["CLASSIFIERS", "AnchorNet", "Encoder", "Generator", "build_classifier", "count_parameters"]
+__all__ = [
+    "CLASSIFIERS",
+    "AnchorNet",
+    "Encoder",
+    "Generator",
+    "build_classifier",
+    "count_parameters",
+]

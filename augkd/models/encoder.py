@@ -10,7 +10,9 @@ LOGVAR_RANGE = (-5.0, 3.0)
 
 
 class Encoder(nn.Module):
-    def __init__(self, latent_size: int, image_size: int, num_classes: int, width: int = 32) -> None:
+    def __init__(
+        self, latent_size: int, image_size: int, num_classes: int, width: int = 32
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.image_size = image_size
@@ -28,7 +30,9 @@ class Encoder(nn.Module):
         self.mu = nn.Linear(8 * width, latent_size)
         self.logvar = nn.Linear(8 * width, latent_size)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         one_hot = F.one_hot(labels, self.num_classes).to(images.dtype)
         plane = self.label_plane(one_hot).view(-1, 1, self.image_size, self.image_size)
         hidden = self.features(torch.cat([images, plane], dim=1))

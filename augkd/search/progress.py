@@ -1,0 +1,61 @@
+"""A live view of the search: running trials every few seconds, a line per ending."""
+
+from __future__ import annotations
+
+import time
+
+from ray.tune import Callback
+
+from augkd.search.optuna_bridge import trial_outcome
+
+
+class ProgressView(Callback):
+    def __init__(
+        self, params: list[str], metric: str, interval_s: float = 15.0, echo=print
+    ) -> None:
+        self.params = params
+        self.metric = metric
+        self.interval_s = interval_s
+        self.echo = echo
+        self.last = 0.0
+
+    def on_step(self, iteration, trials, **info) -> None:
+        if time.time() - self.last < self.interval_s:
+            return
+        self.last = time.time()
+        counts: dict[str, int] = {}
+        for trial in trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        summary = ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
+        lines = [f"[search] {len(trials)} trials: {summary}"]
+        for trial in trials:
+            if trial.status != "RUNNING":
+                continue
+            result = trial.last_result or {}
+            settings = " ".join(
+                f"{key.split('.')[-1]}={_short(trial.config.get(key))}"
+                for key in self.params
+                if key in trial.config
+            )
+            lines.append(
+                f"  {trial.trial_id} epoch {result.get('epoch', 0):.0f}/"
+                f"{result.get('epochs', 0):.0f} {self.metric} {result.get(self.metric, float('nan')):.1f}"
+                f"  {settings}"
+            )
+        self.echo("\n".join(lines), flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        outcome = trial_outcome(result, error=False)
+        detail = result.get("error") or f"{self.metric} {result.get(self.metric, float('nan')):.1f}"
+        self.echo(f"[search] {trial.trial_id} {outcome} after epoch "
+                  f"{result.get('epoch', 0):.0f}: {detail}", flush=True)  # fmt: skip
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.echo(
+            f"[search] {trial.trial_id} failed with an exception (see its error file)", flush=True
+        )
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,149 @@
+"""The search's results table (Parquet under its storage path), the leaderboard,
+and export of the best trials as configs that `augkd train --config` re-runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pyarrow import fs as pafs
+
+from augkd.cache import resolve_filesystem
+from augkd.errors import ConfigError
+
+RESULTS_FILE = "results.parquet"
+PARAM_PREFIX = "param:"
+LEADERBOARD_COLUMNS = ("best_val_acc1", "test_acc1", "epochs_run", "status")
+
+
+def join_uri(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+class ResultsTable:
+    """One row per trial, keyed by Tune's trial id; rewritten whole on each update."""
+
+    def __init__(self, search_path: str) -> None:
+        self.uri = join_uri(search_path, RESULTS_FILE)
+        self.rows: dict[str, dict[str, Any]] = {}
+        filesystem, path = resolve_filesystem(self.uri)
+        if filesystem.get_file_info(path).type == pafs.FileType.File:
+            for row in _read_table(self.uri).to_pylist():
+                self.rows[row["trial_id"]] = row
+
+    def update(self, trial_id: str, **values: Any) -> None:
+        self.rows.setdefault(trial_id, {"trial_id": trial_id}).update(values)
+
+    def write(self) -> None:
+        table = pa.Table.from_pylist(list(self.rows.values()))
+        filesystem, path = resolve_filesystem(self.uri)
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        target = temporary if isinstance(filesystem, pafs.LocalFileSystem) else path
+        with filesystem.open_output_stream(target) as stream:
+            stream.write(buffer.getvalue())
+        if target != path:
+            filesystem.move(temporary, path)
+
+
+def _read_table(uri: str) -> pa.Table:
+    filesystem, path = resolve_filesystem(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return pq.read_table(io.BytesIO(stream.read()))
+
+
+def load_results(search_path: str) -> list[dict[str, Any]]:
+    """Rows of a finished (or running) search; a clear error when there is none."""
+    uri = join_uri(search_path, RESULTS_FILE)
+    filesystem, path = resolve_filesystem(uri)
+    if filesystem.get_file_info(path).type != pafs.FileType.File:
+        raise ConfigError(
+            f"No results table at '{uri}'; pass --search the folder a search wrote "
+            "(its storage path and name, e.g. augkd_runs/digits-20261126-120000)."
+        )
+    return _read_table(uri).to_pylist()
+
+
+def _objective(row: dict[str, Any]) -> float:
+    value = row.get("best_val_acc1")
+    return value if isinstance(value, float) and math.isfinite(value) else -math.inf
+
+
+def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Completed trials first, then by best val Acc@1 (test never decides)."""
+    order = {"completed": 0, "pruned": 1, "running": 2, "failed": 3}
+    return sorted(rows, key=lambda r: (order.get(r.get("status"), 4), -_objective(r)))
+
+
+def format_leaderboard(rows: list[dict[str, Any]], limit: int = 20) -> str:
+    if not rows:
+        return "no trials yet"
+    params = sorted({key for row in rows for key in row if key.startswith(PARAM_PREFIX)})
+    header = ["#", "trial", "status", "val acc1", "test acc1", "epochs"] + [
+        p.removeprefix(PARAM_PREFIX).split(".")[-1] for p in params
+    ]
+    lines = []
+    for place, row in enumerate(rank(rows)[:limit], start=1):
+        cells = [
+            str(place),
+            str(row["trial_id"]),
+            str(row.get("status", "?")),
+            _fmt(row.get("best_val_acc1")),
+            _fmt(row.get("test_acc1")),
+            _fmt(row.get("epochs_run")),
+        ] + [_fmt(row.get(p)) for p in params]
+        lines.append(cells)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    render = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([render(header), *(render(line) for line in lines)])
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
+    """Write the top-k completed trials' full configs; they re-run unchanged."""
+    ranked = [r for r in rank(load_results(search_path)) if r.get("status") == "completed"]
+    if not ranked:
+        raise ConfigError(
+            f"Search '{search_path}' has no completed trial to export; let it run longer "
+            "or resume it with --resume."
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for place, row in enumerate(ranked[:top_k], start=1):
+        config = yaml.safe_load(row["config_yaml"])
+        header = (
+            f"# exported from {search_path}, trial {row['trial_id']}, rank {place}\n"
+            f"# best val acc1 {row.get('best_val_acc1'):.2f}, test acc1 {row.get('test_acc1'):.2f}\n"
+            f"# re-run: augkd train --config {out / f'rank{place}.yaml'}\n"
+        )
+        path = out / f"rank{place}.yaml"
+        path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        written.append(path)
+    (out / "summary.json").write_text(
+        json.dumps(
+            [
+                {k: v for k, v in r.items() if k not in ("config_yaml", "history_json")}
+                for r in ranked[:top_k]
+            ],
+            indent=2,
+            default=str,
+        )
+    )
+    return written

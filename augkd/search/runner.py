@@ -1,0 +1,327 @@
+"""Run (or resume) one search: Ray Tune + Optuna + ASHA over AuG-KD trials."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from augkd.config import parse_override
+from augkd.errors import ConfigError
+from augkd.search.results import (
+    ResultsTable,
+    export_best,
+    format_leaderboard,
+    join_uri,
+    load_results,
+    rank,
+)
+from augkd.search.space import SearchSpace, load_space, resolve_space_path
+from augkd.search.tracking import check_tracking_uri, default_tracking_uri
+
+log = logging.getLogger(__name__)
+
+SMOKE_TEST = {
+    "num_samples": 4,
+    "max_concurrent": 2,
+    "base": {
+        "teacher": {"epochs": 15},
+        "module1": {"epochs": 1, "iters_per_epoch": 6, "student_steps": 2},
+        "module2": {"epochs": 2},
+        "module3": {"epochs": 4},
+    },
+    "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
+}
+SPACE_KEYS = set(SearchSpace.model_fields)
+
+
+@dataclass
+class SearchOptions:
+    space: str = "digits"
+    storage: str = "augkd_runs"
+    name: str | None = None
+    tracking_uri: str | None = None
+    num_samples: int | None = None
+    time_budget: float | None = None
+    resume: bool = False
+    smoke_test: bool = False
+    overrides: list[str] = field(default_factory=list)
+    address: str | None = None
+    export_top_k: int = 1
+
+
+@dataclass
+class SearchOutcome:
+    search_path: str
+    tracking_uri: str
+    rows: list[dict[str, Any]]
+    exported: list[Path]
+
+
+def _split_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """--set keys of the search space (sampler.name=random) vs of the trial config."""
+    space_values: dict[str, Any] = {}
+    config_values: dict[str, Any] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        target = space_values if key.split(".")[0] in SPACE_KEYS else config_values
+        node = target
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return space_values, config_values
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def prepare_space(options: SearchOptions) -> SearchSpace:
+    """Load and validate the space with every override; fails before Ray starts."""
+    import yaml
+
+    path = resolve_space_path(options.space)
+    raw = yaml.safe_load(path.read_text()) or {}
+    space_values, config_values = _split_overrides(options.overrides)
+    extra: dict[str, Any] = {}
+    if options.smoke_test:
+        extra = _merge(extra, SMOKE_TEST)
+    extra = _merge(extra, space_values)
+    if config_values:
+        extra = _merge(extra, {"base": config_values})
+    if options.num_samples is not None:
+        extra["num_samples"] = options.num_samples
+    merged = _merge(raw, extra)
+    return load_space(path, {k: merged[k] for k in merged})
+
+
+def _storage_root(storage: str) -> str:
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def latest_search(storage: str, prefix: str) -> str | None:
+    from augkd.cache import resolve_filesystem
+
+    filesystem, path = resolve_filesystem(_storage_root(storage))
+    from pyarrow import fs as pafs
+
+    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = sorted(
+        i.base_name
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix + "-")
+    )
+    return names[-1] if names else None
+
+
+def init_ray(address: str | None) -> None:
+    """Join a running cluster when there is one; otherwise start a local one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    target = address or os.environ.get("RAY_ADDRESS")
+    if target:
+        ray.init(address=target)
+        return
+    try:
+        ray.init(address="auto", log_to_driver=False)
+        log.info("joined the running Ray cluster")
+    except (ConnectionError, RuntimeError, ValueError):
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    space = prepare_space(options)
+    tracking_uri = (
+        options.tracking_uri or os.environ.get("AUGKD_TRACKING_URI") or default_tracking_uri()
+    )
+    check_tracking_uri(tracking_uri)
+    storage = _storage_root(options.storage)
+    name = options.name
+    if options.resume and name is None:
+        name = latest_search(storage, space.name)
+        if name is None:
+            raise ConfigError(
+                f"--resume found no earlier '{space.name}' search under {storage}; "
+                "pass --name of the search to resume."
+            )
+    name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    search_path = join_uri(storage, name)
+
+    from ray import tune
+
+    init_ray(options.address)
+    tuner = _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options)
+    echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
+         f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
+    started = time.time()
+    tuner.fit()
+    rows = load_results(search_path) if _has_results(search_path) else []
+    _finish_parent(space, tracking_uri, name, rows, time.time() - started)
+    echo("\n[search] leaderboard (ranked by val; test shown, never used to choose)")
+    echo(format_leaderboard(rows))
+    exported: list[Path] = []
+    try:
+        exported = export_best(
+            search_path, options.export_top_k, os.path.join(_local(search_path), "best_configs")
+        )
+        echo(f"\n[search] best config: {exported[0]}  (re-run: augkd train --config {exported[0]})")
+    except ConfigError as error:
+        echo(f"\n[search] nothing exported: {error}")
+    echo(f"[search] results table: {join_uri(search_path, 'results.parquet')}")
+    echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
+    _ = tune
+    return SearchOutcome(search_path, tracking_uri, rows, exported)
+
+
+def _local(search_path: str) -> str:
+    return (
+        search_path
+        if "://" not in search_path
+        else os.path.join("augkd_exports", Path(search_path).name)
+    )
+
+
+def _has_results(search_path: str) -> bool:
+    try:
+        load_results(search_path)
+        return True
+    except ConfigError:
+        return False
+
+
+def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options):
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    from augkd.search.asha import ResumableASHA
+    from augkd.search.optuna_bridge import PruningAwareOptunaSearch
+    from augkd.search.progress import ProgressView
+    from augkd.search.space import build_sampler, suggest
+    from augkd.search.tracking import SearchRecorder, SearchTracker
+    from augkd.search.trainable import run_tune_trial
+
+    cache_root = join_uri(storage, "stage_cache")
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            run_tune_trial, base_config=space.base_resolved, cache_root=cache_root
+        ),
+        {"cpu": space.resources.cpu, "gpu": space.resources.gpu},
+    )
+    experiment = f"augkd-{space.name}"
+    if options.resume:
+        if not tune.Tuner.can_restore(search_path):
+            raise ConfigError(f"--resume: '{search_path}' holds no Tune experiment to restore.")
+        return tune.Tuner.restore(search_path, trainable=trainable, resume_errored=True)
+
+    objective = space.objective
+    metric: Any = objective.metric
+    mode: Any = objective.mode
+    if space.second_objective is not None:
+        metric = [objective.metric, space.second_objective.metric]
+        mode = [objective.mode, space.second_objective.mode]
+    single = space.second_objective is None
+    # metric/mode go on TuneConfig and (OptunaSearch with a define-by-run space
+    # ignores TuneConfig's) on the searcher; with several objectives the searcher
+    # takes the lists and ASHA the first objective.
+    searcher = PruningAwareOptunaSearch(
+        space=partial(suggest, space), sampler=build_sampler(space), metric=metric, mode=mode
+    )
+    if space.scheduler.name == "asha":
+        scheduler = ResumableASHA(
+            time_attr="epoch",
+            metric=None if single else objective.metric,
+            mode=None if single else objective.mode,
+            max_t=space.max_epochs(), grace_period=space.scheduler.grace_period,
+            reduction_factor=space.scheduler.reduction_factor, brackets=1,
+            search_path=search_path,
+        )  # fmt: skip
+    else:
+        scheduler = tune.schedulers.FIFOScheduler()
+    tracker = SearchTracker(tracking_uri, experiment, name)
+    tracker.log_search(_search_params(space), space.model_dump_json(indent=2))
+    ResultsTable(search_path)  # validates the storage path early
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=space.max_concurrent),
+            scheduler=scheduler,
+            num_samples=space.num_samples,
+            metric=objective.metric if single else None,
+            mode=objective.mode if single else None,
+            time_budget_s=options.time_budget,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage,
+            callbacks=[
+                SearchRecorder(tracking_uri, experiment, name, search_path),
+                ProgressView(list(space.params), objective.metric),
+            ],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            verbose=0,
+        ),
+    )
+
+
+def _search_params(space: SearchSpace) -> dict[str, Any]:
+    return {
+        "space": space.name,
+        "sampler": space.sampler.model_dump_json(),
+        "scheduler": space.scheduler.model_dump_json(),
+        "objective": space.objective.model_dump_json(),
+        "num_samples": space.num_samples,
+        "max_concurrent": space.max_concurrent,
+        "resources": space.resources.model_dump_json(),
+        "params": ",".join(space.params),
+        "method": space.base_resolved.get("method"),
+    }
+
+
+def _finish_parent(space, tracking_uri, name, rows, seconds) -> None:
+    from augkd.search.tracking import SearchTracker
+
+    tracker = SearchTracker(tracking_uri, f"augkd-{space.name}", name)
+    completed = [r for r in rank(rows) if r.get("status") == "completed"]
+    summary: dict[str, float] = {"search_seconds": seconds, "trials": float(len(rows))}
+    for status in ("completed", "pruned", "failed"):
+        summary[f"trials_{status}"] = float(sum(r.get("status") == status for r in rows))
+    summary.update(cache_savings(rows))
+    tags = {}
+    if completed:
+        best = completed[0]
+        summary["best_val_acc1"] = best["best_val_acc1"]
+        if best.get("test_acc1") is not None:
+            summary["best_test_acc1"] = best["test_acc1"]
+        tags["augkd.best_trial_id"] = best["trial_id"]
+    tracker.finish(summary, tags)
+
+
+def cache_savings(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Hits, misses and an estimate of compute saved: hits x mean producing time."""
+    out: dict[str, float] = {}
+    saved = 0.0
+    for stage in ("module1", "module2"):
+        hits = [r for r in rows if r.get(f"{stage}_cache_hit") == 1.0]
+        misses = [r for r in rows if r.get(f"{stage}_cache_hit") == 0.0]
+        out[f"{stage}_cache_hits"] = float(len(hits))
+        out[f"{stage}_cache_misses"] = float(len(misses))
+        if misses:
+            produce = sum(r.get(f"{stage}_seconds") or 0.0 for r in misses) / len(misses)
+            saved += len(hits) * produce
+    out["cache_seconds_saved"] = saved
+    return out

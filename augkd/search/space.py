@@ -1,0 +1,232 @@
+"""Search spaces: YAML files naming a base config, distributions over config keys,
+the objective, the sampler, ASHA and the resources. Validated before any trial starts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from augkd.config import Config, config_from_dict, config_keys, load_config, with_overrides
+from augkd.errors import ConfigError
+
+PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+"""The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Param(_Strict):
+    """One distribution over a config key; ``when`` makes it conditional on another param."""
+
+    type: Literal["float", "log_float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: list[Any] | None = None
+    grid: list[Any] | None = None
+    """Values the grid sampler visits (categoricals default to their choices)."""
+    when: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Param:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical param needs a non-empty 'choices' list")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"a {self.type} param needs 'low' and 'high'")
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+            if self.type == "log_float" and self.low <= 0:
+                raise ValueError("a log_float param needs low > 0")
+        return self
+
+    def bounds_to_check(self) -> list[Any]:
+        return list(self.choices or []) if self.type == "categorical" else [self.low, self.high]
+
+    def grid_values(self) -> list[Any] | None:
+        return self.grid or (self.choices if self.type == "categorical" else None)
+
+
+class Objective(_Strict):
+    metric: str = "best_val_acc1"
+    mode: Literal["max", "min"] = "max"
+
+
+class SamplerSettings(_Strict):
+    name: Literal["tpe", "random", "gp", "cmaes", "grid", "nsga2"] = "tpe"
+    seed: int | None = 0
+    multivariate: bool = True
+    n_startup_trials: int = Field(6, ge=0)
+
+
+class SchedulerSettings(_Strict):
+    name: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(3, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    max_epochs: int | None = Field(None, ge=1)
+    """Defaults to the base config's module3.epochs."""
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, ge=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class SearchSpace(_Strict):
+    name: str = "search"
+    base_config: str | None = None
+    """A config YAML, relative to this file; ``base`` overrides apply on top."""
+    base: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Param]
+    objective: Objective = Field(default_factory=Objective)
+    second_objective: Objective | None = None
+    """With NSGA-II, e.g. {metric: student_params, mode: min}."""
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    num_samples: int = Field(16, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    resources: Resources = Field(default_factory=Resources)
+    max_failures: int = Field(2, ge=0)
+
+    # Filled in by load_space, not by the YAML.
+    base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def base_config_object(self) -> Config:
+        return config_from_dict(self.base_resolved)
+
+    def max_epochs(self) -> int:
+        return self.scheduler.max_epochs or self.base_config_object().module3.epochs
+
+
+def _format(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown search-space key '{key}'")
+        else:
+            problems.append(
+                f"search-space key '{key}': {item['msg'].removeprefix('Value error, ')}"
+            )
+    return f"{source}: " + "; ".join(problems) + "."
+
+
+def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
+    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work)."""
+    path = resolve_space_path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Search space '{path}' is not valid YAML: {error}") from None
+    raw.update(overrides or {})
+    try:
+        space = SearchSpace.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format(error, f"Search space '{path}'")) from None
+    base = load_config(path.parent / space.base_config if space.base_config else None)
+    base = with_overrides(base, _flatten(space.base))
+    space.base_resolved = base.to_dict()
+    validate_params(space, base)
+    return space
+
+
+def resolve_space_path(path: str | Path) -> Path:
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    for folder in (Path("search_spaces"), PACKAGED_SPACES):
+        named = folder / f"{candidate.stem}.yaml"
+        if named.is_file():
+            return named
+    raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "split":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def validate_params(space: SearchSpace, base: Config) -> None:
+    """Every param names a real config key, and its extreme values pass the schema."""
+    known = set(config_keys())
+    for key, param in space.params.items():
+        if key not in known:
+            raise ConfigError(
+                f"Search space param '{key}' is not a config key; check its spelling "
+                "against augkd.config (e.g. module2.anchor_weight)."
+            )
+        for value in param.bounds_to_check():
+            try:
+                with_overrides(base, {key: value})
+            except ConfigError as error:
+                raise ConfigError(
+                    f"Search space param '{key}' allows a bad value: {error}"
+                ) from None
+        for other in param.when or {}:
+            if other not in space.params:
+                raise ConfigError(
+                    f"Search space param '{key}' is conditional on '{other}', which is not a param."
+                )
+    if space.sampler.name == "grid":
+        missing = [key for key, param in space.params.items() if param.grid_values() is None]
+        if missing:
+            raise ConfigError(
+                f"The grid sampler needs a 'grid' list for params {missing}; add one to each."
+            )
+    if space.sampler.name == "nsga2" and space.second_objective is None:
+        raise ConfigError("The nsga2 sampler needs 'second_objective' (e.g. student_params, min).")
+
+
+def suggest(space: SearchSpace, trial: optuna.Trial) -> None:
+    """Define-by-run: suggest every param whose condition holds, in file order."""
+    for key, param in space.params.items():
+        if param.when and any(trial.params.get(k) != v for k, v in param.when.items()):
+            continue
+        if param.type == "categorical":
+            trial.suggest_categorical(key, param.choices)
+        elif param.type == "int":
+            trial.suggest_int(key, int(param.low), int(param.high), step=int(param.step or 1))
+        else:
+            trial.suggest_float(
+                key, param.low, param.high, log=param.type == "log_float", step=param.step
+            )
+
+
+def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    settings = space.sampler
+    seed = settings.seed
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    builders = {
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=settings.multivariate,
+            group=settings.multivariate,
+            n_startup_trials=settings.n_startup_trials,
+            constant_liar=True,
+        ),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=settings.n_startup_trials
+        ),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=settings.n_startup_trials
+        ),
+        "grid": lambda: optuna.samplers.GridSampler(
+            {key: param.grid_values() for key, param in space.params.items()}, seed=seed
+        ),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+    }
+    return builders[settings.name]()

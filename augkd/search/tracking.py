@@ -1,0 +1,291 @@
+"""MLflow tracking from the driver only: one parent run per search, one child run per
+trial, and the results table, all written by one Tune callback.
+
+Logging from one process keeps a SQLite store free of lock contention, and lets a
+resumed search find and continue its own runs instead of opening duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from augkd.errors import ConfigError
+from augkd.search.optuna_bridge import trial_outcome
+from augkd.search.results import PARAM_PREFIX, ResultsTable
+from augkd.search.trainable import BEST_STUDENT_FILE
+
+log = logging.getLogger(__name__)
+
+TRIAL_TAG = "augkd.trial_id"
+SEARCH_TAG = "augkd.search"
+HISTORY_KEYS = ("epoch", "val_acc1", "best_val_acc1", "mixup_share", "train_loss")
+MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a tracking store that cannot be reached, before any trial starts."""
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+        except Exception as error:
+            raise ConfigError(
+                f"MLflow tracking server {uri} cannot be reached ({type(error).__name__}); "
+                "start it, or pass --tracking-uri sqlite:///mlflow.db for a local store."
+            ) from None
+        return
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(
+                f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
+                "create it or choose another --tracking-uri."
+            )
+        return
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as error:
+        raise ConfigError(
+            f"Tracking URI {uri} cannot be used ({type(error).__name__}: {error}); "
+            "pass --tracking-uri sqlite:///mlflow.db or an http:// server."
+        ) from None
+
+
+def _artifact_location(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent.joinpath("mlartifacts").as_uri()
+    return None  # a server decides (e.g. its --artifacts-destination on S3)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent, check=True,
+        ).stdout.strip()  # fmt: skip
+    except Exception:
+        return "unknown"
+
+
+class SearchTracker:
+    """The parent run of one search (found again on resume)."""
+
+    def __init__(self, uri: str, experiment: str, search_name: str) -> None:
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=_artifact_location(uri)
+            )
+        else:
+            self.experiment_id = found.experiment_id
+        existing = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{SEARCH_TAG}` = '{search_name}' and tags.`{TRIAL_TAG}` = 'parent'",
+        )
+        if existing:
+            self.parent_run_id = existing[0].info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=search_name,
+                tags={
+                    SEARCH_TAG: search_name,
+                    TRIAL_TAG: "parent",
+                    "augkd.git_commit": git_commit(),
+                },
+            )
+            self.parent_run_id = run.info.run_id
+        self.search_name = search_name
+
+    def log_search(self, params: dict[str, Any], space_yaml: str) -> None:
+        current = self.client.get_run(self.parent_run_id).data.params
+        fresh = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in current]
+        if fresh:
+            self.client.log_batch(self.parent_run_id, params=fresh)
+        self.client.log_text(self.parent_run_id, space_yaml, "search_space.yaml")
+
+    def finish(
+        self, summary: dict[str, float], tags: dict[str, str], status: str = "FINISHED"
+    ) -> None:
+        metrics = [Metric(k, float(v), int(time.time() * 1000), 0) for k, v in summary.items()]
+        self.client.log_batch(
+            self.parent_run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()]
+        )
+        self.client.set_terminated(self.parent_run_id, status)
+
+
+def _numeric(result: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+class SearchRecorder(Callback):
+    """Child runs in MLflow and rows of the results table, from Tune's events.
+
+    Tune pickles its callbacks with the experiment, before ``setup``; everything
+    stateful is built in ``setup``, so a restored search re-reads the table and
+    finds its MLflow runs again instead of opening new ones.
+    """
+
+    def __init__(self, uri: str, experiment: str, search_name: str, search_path: str) -> None:
+        self.settings = (uri, experiment, search_name, search_path)
+        self.run_ids: dict[str, str] = {}
+        self.logged_epoch: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.last_write = 0.0
+
+    def setup(self, **info) -> None:
+        uri, experiment, search_name, search_path = self.settings
+        self.tracker = SearchTracker(uri, experiment, search_name)
+        self.client = self.tracker.client
+        self.table = ResultsTable(search_path)
+        self.run_ids, self.logged_epoch = {}, {}
+
+    def _write_table_soon(self) -> None:
+        if time.time() - self.last_write > 5:
+            self.table.write()
+            self.last_write = time.time()
+
+    # -- runs -------------------------------------------------------------
+    def _run_for(self, trial) -> str:
+        trial_id = trial.trial_id
+        if trial_id in self.run_ids:
+            return self.run_ids[trial_id]
+        found = self.client.search_runs(
+            [self.tracker.experiment_id],
+            filter_string=(
+                f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                f"tags.`mlflow.parentRunId` = '{self.tracker.parent_run_id}'"
+            ),
+        )
+        if found:
+            run = found[0]
+            run_id = run.info.run_id
+            self.logged_epoch[trial_id] = run.data.metrics.get("epoch", 0.0)
+            if run.info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+        else:
+            run_id = self.client.create_run(
+                self.tracker.experiment_id,
+                run_name=f"{self.tracker.search_name}/{trial_id}",
+                tags={
+                    "mlflow.parentRunId": self.tracker.parent_run_id,
+                    TRIAL_TAG: trial_id,
+                    SEARCH_TAG: self.tracker.search_name,
+                },
+            ).info.run_id
+            params = [Param(k, str(v)) for k, v in sorted(trial.config.items())]
+            if params:
+                self.client.log_batch(run_id, params=params)
+            self.logged_epoch[trial_id] = 0.0
+        self.run_ids[trial_id] = run_id
+        self.table.update(
+            trial_id,
+            mlflow_run_id=run_id,
+            **{PARAM_PREFIX + k: v for k, v in trial.config.items()},
+        )
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._run_for(trial)
+        self.started.setdefault(trial.trial_id, time.time())
+        self.table.update(trial.trial_id, status="running")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        run_id = self._run_for(trial)
+        epoch = result.get("epoch")
+        if epoch is None or epoch <= self.logged_epoch.get(trial.trial_id, 0.0):
+            return  # a re-report after a restore: already logged
+        step = int(epoch)
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, v, stamp, step) for k, v in _numeric(result).items()]
+        self.client.log_batch(run_id, metrics=metrics)
+        self.logged_epoch[trial.trial_id] = epoch
+        row = self.table.rows.get(trial.trial_id, {})
+        history = {int(h["epoch"]): h for h in json.loads(row.get("history_json") or "[]")}
+        history[step] = {k: result[k] for k in HISTORY_KEYS if k in result}
+        self.table.update(
+            trial.trial_id,
+            history_json=json.dumps([history[k] for k in sorted(history)]),
+            epochs_run=float(epoch),
+            val_acc1=result.get("val_acc1"),
+            best_val_acc1=result.get("best_val_acc1"),
+            best_epoch=result.get("best_epoch"),
+        )
+        self._write_table_soon()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=True)
+
+    def _finish(self, trial, error: bool) -> None:
+        run_id = self._run_for(trial)
+        result = dict(trial.last_result or {})
+        outcome = trial_outcome(result, error)
+        message = result.get("error") or (str(trial.error_file) if error else "")
+        if error and trial.error_file and os.path.exists(trial.error_file):
+            message = Path(trial.error_file).read_text()[-2000:]
+        tags = [RunTag("augkd.status", outcome)]
+        if message:
+            tags.append(RunTag("augkd.error", str(message)[:5000]))
+        self.client.log_batch(run_id, tags=tags)
+        row = {
+            "status": outcome,
+            "error": str(message) if message else None,
+            "wall_seconds": time.time() - self.started.get(trial.trial_id, time.time()),
+        }
+        for key in ("module1_seconds", "module2_seconds", "module1_cache_hit", "module2_cache_hit",
+                    "student_params", "test_acc1", "test_acc3", "test_acc5", "val_acc1",
+                    "best_val_acc1", "best_epoch"):  # fmt: skip
+            if key in result:
+                row[key] = result[key]
+        if outcome == "completed":
+            self._log_final_artifacts(run_id, trial, row)
+        self.table.update(trial.trial_id, **row)
+        self.table.write()
+        self.client.set_terminated(run_id, MLFLOW_STATUS[outcome])
+
+    def _log_final_artifacts(self, run_id: str, trial, row: dict[str, Any]) -> None:
+        checkpoint = trial.checkpoint
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as folder:
+            config_path = Path(folder) / "config.yaml"
+            if config_path.exists():
+                row["config_yaml"] = config_path.read_text()
+                self.client.log_artifact(run_id, str(config_path))
+            weights = Path(folder) / BEST_STUDENT_FILE
+            if weights.exists():
+                self.client.log_artifact(run_id, str(weights), "model")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        for trial in trials:
+            if trial.trial_id in self.run_ids and trial.status in ("TERMINATED", "ERROR"):
+                run = self.client.get_run(self.run_ids[trial.trial_id])
+                if run.info.status == "RUNNING":
+                    self._finish(trial, error=trial.status == "ERROR")
+        self.table.write()

@@ -1,0 +1,61 @@
+"""The Ray Tune function that runs one trial: resume from Tune's checkpoint, report
+every Module-3 epoch with a checkpoint, and end deterministic failures cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from augkd.cache import StageCache
+from augkd.config import config_from_dict, with_overrides
+from augkd.errors import AugkdError
+from augkd.pipeline import run_trial
+
+log = logging.getLogger("augkd.trial")
+
+STATE_FILE = "trial_state.pt"
+BEST_STUDENT_FILE = "best_student.pt"
+CONFIG_FILE = "config.yaml"
+
+
+def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_root: str) -> None:
+    """Tune entry point; ``params`` maps dotted config keys to sampled values."""
+    try:
+        config = with_overrides(config_from_dict(base_config), params)
+    except AugkdError as error:
+        tune.report({"failed": 1.0, "error": str(error)})
+        return
+    threads = os.environ.get("AUGKD_TRIAL_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    resume_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume_state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
+
+    def on_epoch(metrics: dict[str, float], make_state) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            state = make_state()
+            torch.save(state, Path(folder) / STATE_FILE)
+            if metrics["epoch"] == metrics["epochs"]:
+                torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
+                (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    try:
+        run_trial(
+            config, on_epoch=on_epoch, resume_state=resume_state,
+            cache=StageCache(cache_root), log=log.info,
+        )  # fmt: skip
+    except AugkdError as error:
+        # Bad input or divergence would fail again on every retry: end the trial here,
+        # recorded as failed, and let the search go on.
+        log.error("trial failed: %s", error)
+        tune.report({"failed": 1.0, "error": str(error)})

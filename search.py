@@ -1,0 +1,61 @@
+"""Run a hyperparameter search for AuG-KD: `python search.py` on a laptop, or
+`ray submit clusters/aws.yaml search.py -- --space search_spaces/office31.yaml ...`.
+
+Stands alone (ray submit copies only this file): everything else comes from the
+installed `augkd` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--space", default="digits", help="search-space YAML (or a packaged name)")
+    parser.add_argument(
+        "--storage", default=os.environ.get("AUGKD_STORAGE", "augkd_runs"),
+        help="results, checkpoints and stage artifacts: a path or s3://bucket/prefix",
+    )  # fmt: skip
+    parser.add_argument("--name", help="search name (default: SPACE-TIMESTAMP; --resume: latest)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    parser.add_argument("--num-samples", type=int, help="number of trials")
+    parser.add_argument("--time-budget", type=float, help="stop starting trials after N seconds")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
+    parser.add_argument("--address", help="Ray cluster address (default: join one, else local)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a search-space key (sampler.name=random) or a config key "
+        "(module3.epochs=10); repeatable",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from augkd.errors import AugkdError
+        from augkd.search.runner import SearchOptions, run_search
+    except ImportError as error:
+        print(f"error: the augkd package is not installed ({error}); run `pip install -e .`")
+        return 2
+    options = SearchOptions(
+        space=args.space, storage=args.storage, name=args.name, tracking_uri=args.tracking_uri,
+        num_samples=args.num_samples, time_budget=args.time_budget, resume=args.resume,
+        smoke_test=args.smoke_test, overrides=args.overrides, address=args.address,
+    )  # fmt: skip
+    try:
+        run_search(options)
+    except AugkdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
