@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -37,6 +38,7 @@ SMOKE_TEST = {
     "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
 }
 SPACE_KEYS = set(SearchSpace.model_fields)
+SPACE_FILE = "search_space.json"
 
 
 @dataclass
@@ -253,7 +255,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
         scheduler = tune.schedulers.FIFOScheduler()
     tracker = SearchTracker(tracking_uri, experiment, name)
     tracker.log_search(_search_params(space), space.model_dump_json(indent=2))
-    ResultsTable(search_path)  # validates the storage path early
+    _write_space(search_path, space)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -325,3 +327,15 @@ def cache_savings(rows: list[dict[str, Any]]) -> dict[str, float]:
             saved += len(hits) * produce
     out["cache_seconds_saved"] = saved
     return out
+
+
+def _write_space(search_path: str, space: SearchSpace) -> None:
+    """The resolved space next to the results, for analysis (distributions for fANOVA)."""
+    from augkd.cache import resolve_filesystem
+
+    filesystem, path = resolve_filesystem(join_uri(search_path, SPACE_FILE))
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    payload = space.model_dump(mode="json")
+    payload["base_resolved"] = space.base_resolved
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(json.dumps(payload, indent=2).encode())
