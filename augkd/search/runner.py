@@ -14,7 +14,6 @@ from typing import Any
 from augkd.config import parse_override
 from augkd.errors import ConfigError
 from augkd.search.results import (
-    ResultsTable,
     export_best,
     format_leaderboard,
     join_uri,
