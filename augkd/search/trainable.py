@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -40,7 +41,13 @@ def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_ro
         with checkpoint.as_directory() as folder:
             resume_state = torch.load(Path(folder) / STATE_FILE, weights_only=True)
 
+    # Which Ray node ran each epoch (a string: Tune keeps it, MLflow logs only numbers);
+    # it tells the nodes apart where hostname and node_ip are equal (one host).
+    # (Asked only inside Ray: get_runtime_context() would start a local Ray otherwise.)
+    node = {"node_id": ray.get_runtime_context().get_node_id()} if ray.is_initialized() else {}
+
     def on_epoch(metrics: dict[str, float], make_state) -> None:
+        metrics = {**metrics, **node}
         with tempfile.TemporaryDirectory() as folder:
             state = make_state()
             torch.save(state, Path(folder) / STATE_FILE)

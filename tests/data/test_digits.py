@@ -1,0 +1,40 @@
+import torch
+
+from augkd.config import load_config
+from augkd.data import load_student_splits, split_indices
+from augkd.data.digits import SHIFTS, load_digits_domain
+
+
+def test_teacher_and_student_domains_are_disjoint_halves():
+    clean = load_digits_domain("clean", 8)
+    rotated = load_digits_domain("rotate", 8)
+    assert len(clean) + len(rotated) == 1797
+    assert clean.images.dtype == torch.uint8 and clean.images.shape[1:] == (3, 8, 8)
+
+
+def test_shifts_are_deterministic_and_change_the_images():
+    first = load_digits_domain("noise", 16)
+    second = load_digits_domain("noise", 16)
+    assert torch.equal(first.images, second.images)
+    for name in SHIFTS:
+        shifted = load_digits_domain(name, 16)
+        assert not torch.equal(shifted.images, load_digits_domain("rotate" if name != "rotate" else "invert", 16).images)
+
+
+def test_splits_never_overlap_and_cover_everything():
+    parts = split_indices(100, (0.8, 0.1, 0.1), seed=3)
+    sets = {name: set(rows.tolist()) for name, rows in parts.items()}
+    assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"]
+    assert not sets["val"] & sets["test"]
+    assert len(sets["train"] | sets["val"] | sets["test"]) == 100
+    assert split_indices(100, (0.8, 0.1, 0.1), seed=3)["val"].tolist() == parts["val"].tolist()
+    assert split_indices(100, (0.8, 0.1, 0.1), seed=4)["val"].tolist() != parts["val"].tolist()
+
+
+def test_student_splits_are_float_tensors_on_device():
+    config = load_config()
+    splits = load_student_splits(config.data, seed=0, device=torch.device("cpu"))
+    assert splits.train_x.dtype == torch.float32 and splits.train_x.max() <= 1.0
+    assert len(splits.train_y) + len(splits.val_y) + len(splits.test_y) == 1797 - 1797 // 2
+    rows = [set(splits.indices[p].tolist()) for p in ("train", "val", "test")]
+    assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])

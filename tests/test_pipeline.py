@@ -1,0 +1,135 @@
+"""One real trial end to end on tiny settings: reporting, selection, resume, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augkd import pipeline
+from augkd.cache import StageCache
+from augkd.config import with_overrides
+from augkd.errors import DataError, DivergedError, ModelError
+from augkd.pipeline import run_trial
+from augkd.teacher import load_teacher, save_teacher
+
+
+class _Arbitrary:
+    """Any pickled object: weights_only loading must refuse it."""
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def test_augkd_trial_reports_every_epoch_and_tests_once(tiny_config, monkeypatch):
+    seen_test_calls = []
+    original = pipeline._test_at_best
+    monkeypatch.setattr(
+        pipeline, "_test_at_best", lambda *a: seen_test_calls.append(1) or original(*a)
+    )
+    reports = []
+    result = run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m), log=_quiet)
+    assert [m["epoch"] for m in reports] == [1.0, 2.0, 3.0]
+    assert len(seen_test_calls) == 1
+    assert all("test_acc1" not in m for m in reports[:-1]) and "test_acc1" in reports[-1]
+    best = max(reports, key=lambda m: m["val_acc1"])
+    assert reports[-1]["best_val_acc1"] == best["val_acc1"]
+    assert 0.0 <= result.metrics["test_acc1"] <= 100.0
+    assert reports[0]["mixup_share"] == pytest.approx(tiny_config.module3.b)
+
+
+def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
+    reports = []
+    run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m), log=_quiet)
+    val = [m["val_acc1"] for m in reports]
+    assert reports[-1]["best_epoch"] == float(val.index(max(val)) + 1)
+
+
+@pytest.mark.parametrize("method", ["ce", "kd", "dfkd", "no_anchor", "no_mixup"])
+def test_every_baseline_runs_on_the_same_runner(tiny_config, method):
+    result = run_trial(with_overrides(tiny_config, {"method": method}), log=_quiet)
+    assert result.metrics["epoch"] == 3.0 and "test_acc1" in result.metrics
+
+
+def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
+    cache = StageCache(str(tmp_path))
+    first = run_trial(tiny_config, cache=cache, log=_quiet)
+    assert first.metrics["module1_cache_hit"] == 0.0
+    again = run_trial(with_overrides(tiny_config, {"module3.a": 0.3}), cache=StageCache(str(tmp_path)), log=_quiet)
+    assert again.metrics["module1_cache_hit"] == 1.0 and again.metrics["module2_cache_hit"] == 1.0
+    other = run_trial(with_overrides(tiny_config, {"module2.temperature": 3.0}), cache=StageCache(str(tmp_path)), log=_quiet)
+    assert other.metrics["module1_cache_hit"] == 1.0 and other.metrics["module2_cache_hit"] == 0.0
+
+
+def test_resume_mid_module3_matches_an_uninterrupted_run(tiny_config, tmp_path):
+    config = with_overrides(tiny_config, {"module3.epochs": 4})
+    full = run_trial(config, cache=StageCache(str(tmp_path)), log=_quiet)
+    states = {}
+
+    def keep(metrics, make_state):
+        states[int(metrics["epoch"])] = make_state()
+
+    run_trial(config, on_epoch=keep, cache=StageCache(str(tmp_path)), log=_quiet)
+    saved = tmp_path / "state.pt"
+    torch.save(states[2], saved)
+    state = torch.load(saved, weights_only=True)
+    resumed = run_trial(config, resume_state=state, cache=StageCache(str(tmp_path)), log=_quiet)
+    assert [h["epoch"] for h in resumed.history] == [1.0, 2.0, 3.0, 4.0]
+    assert resumed.metrics["val_acc1"] == pytest.approx(full.metrics["val_acc1"])
+    assert resumed.metrics["test_acc1"] == pytest.approx(full.metrics["test_acc1"])
+
+
+def nan_teacher(config, path) -> str:
+    """A teacher checkpoint whose classifier weights are NaN: distilling from it diverges."""
+    teacher = load_teacher(config, torch.device("cpu"))
+    state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    state["classifier.weight"].fill_(float("nan"))
+    save_teacher({**teacher.metadata, "state_dict": state}, path)
+    return str(path)
+
+
+def test_diverging_training_names_the_stage_and_the_knob(tiny_config, tmp_path):
+    path = nan_teacher(tiny_config, tmp_path / "nan_teacher.pt")
+    config = with_overrides(tiny_config, {"method": "kd", "teacher.checkpoint": path})
+    with pytest.raises(DivergedError, match=r"Module 3 training loss .* lower module3.lr"):
+        run_trial(config, log=_quiet)
+
+
+def test_teacher_with_other_classes_is_refused(tiny_config, tmp_path):
+    teacher = load_teacher(tiny_config, torch.device("cpu"))
+    checkpoint = {**teacher.metadata, "state_dict": teacher.model.state_dict()}
+    checkpoint["class_names"] = [*checkpoint["class_names"][:-1], "eleven"]
+    path = tmp_path / "teacher.pt"
+    save_teacher(checkpoint, path)
+    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
+    with pytest.raises(DataError, match=r"only in teacher: \['eleven'\]; only in data: \['9'\]"):
+        run_trial(config, log=_quiet)
+
+
+def test_unknown_architecture_lists_the_zoo(tiny_config):
+    with pytest.raises(ModelError, match=r"Unknown architecture 'resnet1000'; choose one of: .*resnet18"):
+        run_trial(with_overrides(tiny_config, {"student.arch": "resnet1000"}), log=_quiet)
+
+
+def test_missing_teacher_checkpoint_is_named(tiny_config, tmp_path):
+    config = with_overrides(tiny_config, {"teacher.checkpoint": str(tmp_path / "none.pt")})
+    with pytest.raises(ModelError, match="cannot be read"):
+        run_trial(config, log=_quiet)
+
+
+def test_pickled_teacher_is_refused_by_safe_loading(tiny_config, tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "augkd-teacher-v1", "payload": _Arbitrary()}, path)
+    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
+    with pytest.raises(ModelError, match="could not be loaded safely"):
+        run_trial(config, log=_quiet)
+
+
+def test_missing_data_root_is_named(tiny_config, tmp_path):
+    config = with_overrides(
+        tiny_config,
+        {"data.source": "folders", "data.root": str(tmp_path / "absent"), "data.student_domain": "dslr",
+         "teacher.checkpoint": None},
+    )
+    with pytest.raises(ModelError, match="teacher.checkpoint' is required"):
+        run_trial(config, log=_quiet)
