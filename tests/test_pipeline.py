@@ -55,9 +55,15 @@ def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
     cache = StageCache(str(tmp_path))
     first = run_trial(tiny_config, cache=cache, log=_quiet)
     assert first.metrics["module1_cache_hit"] == 0.0
-    again = run_trial(with_overrides(tiny_config, {"module3.a": 0.3}), cache=StageCache(str(tmp_path)), log=_quiet)
+    again = run_trial(
+        with_overrides(tiny_config, {"module3.a": 0.3}), cache=StageCache(str(tmp_path)), log=_quiet
+    )
     assert again.metrics["module1_cache_hit"] == 1.0 and again.metrics["module2_cache_hit"] == 1.0
-    other = run_trial(with_overrides(tiny_config, {"module2.temperature": 3.0}), cache=StageCache(str(tmp_path)), log=_quiet)
+    other = run_trial(
+        with_overrides(tiny_config, {"module2.temperature": 3.0}),
+        cache=StageCache(str(tmp_path)),
+        log=_quiet,
+    )
     assert other.metrics["module1_cache_hit"] == 1.0 and other.metrics["module2_cache_hit"] == 0.0
 
 
@@ -107,7 +113,9 @@ def test_teacher_with_other_classes_is_refused(tiny_config, tmp_path):
 
 
 def test_unknown_architecture_lists_the_zoo(tiny_config):
-    with pytest.raises(ModelError, match=r"Unknown architecture 'resnet1000'; choose one of: .*resnet18"):
+    with pytest.raises(
+        ModelError, match=r"Unknown architecture 'resnet1000'; choose one of: .*resnet18"
+    ):
         run_trial(with_overrides(tiny_config, {"student.arch": "resnet1000"}), log=_quiet)
 
 
@@ -125,11 +133,23 @@ def test_pickled_teacher_is_refused_by_safe_loading(tiny_config, tmp_path):
         run_trial(config, log=_quiet)
 
 
-def test_missing_data_root_is_named(tiny_config, tmp_path):
+def test_real_dataset_without_teacher_checkpoint_is_refused(tiny_config, tmp_path):
     config = with_overrides(
         tiny_config,
-        {"data.source": "folders", "data.root": str(tmp_path / "absent"), "data.student_domain": "dslr",
-         "teacher.checkpoint": None},
+        {"data.source": "folders", "data.root": str(tmp_path), "data.student_domain": "dslr"},
     )
     with pytest.raises(ModelError, match="teacher.checkpoint' is required"):
+        run_trial(config, log=_quiet)
+
+
+def test_missing_data_root_is_named(tiny_config, tmp_path):
+    teacher = load_teacher(tiny_config, torch.device("cpu"))
+    path = tmp_path / "teacher.pt"
+    save_teacher({**teacher.metadata, "state_dict": teacher.model.state_dict()}, path)
+    config = with_overrides(
+        tiny_config,
+        {"data.source": "folders", "data.root": str(tmp_path / "absent"),
+         "data.student_domain": "dslr", "teacher.checkpoint": str(path)},
+    )  # fmt: skip
+    with pytest.raises(DataError, match="does not exist"):
         run_trial(config, log=_quiet)

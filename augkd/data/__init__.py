@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,8 @@ def load_domain(config: DataConfig, domain: str) -> LabelledImages:
     if config.source == "folders":
         return real.load_image_folders(config.root, [domain], config.image_size)
     if config.source == "listfile":
-        return real.load_list_file(domain, config.image_size, root=config.root)
+        # VisDA lists name images relative to the list's own folder.
+        return real.load_list_file(os.path.join(config.root, domain), config.image_size)
     return real.load_torchvision(domain, config.root, config.image_size, download=config.download)
 
 

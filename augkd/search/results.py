@@ -42,7 +42,11 @@ class ResultsTable:
         self.rows.setdefault(trial_id, {"trial_id": trial_id}).update(values)
 
     def write(self) -> None:
-        table = pa.Table.from_pylist(list(self.rows.values()))
+        columns = list(dict.fromkeys(key for row in self.rows.values() for key in row))
+        # from_pylist takes its columns from the first row alone: give every row all keys.
+        table = pa.Table.from_pylist(
+            [{key: row.get(key) for key in columns} for row in self.rows.values()]
+        )
         filesystem, path = resolve_filesystem(self.uri)
         filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         buffer = io.BytesIO()

@@ -145,6 +145,9 @@ def init_ray(address: str | None) -> None:
 
 def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A trial that fails on bad input reports {"failed": 1, "error": ...} without the
+    # objective, so that it is not retried; Tune must accept that result.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     space = prepare_space(options)
     tracking_uri = (
         options.tracking_uri or os.environ.get("AUGKD_TRACKING_URI") or default_tracking_uri()

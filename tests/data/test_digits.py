@@ -18,7 +18,10 @@ def test_shifts_are_deterministic_and_change_the_images():
     assert torch.equal(first.images, second.images)
     for name in SHIFTS:
         shifted = load_digits_domain(name, 16)
-        assert not torch.equal(shifted.images, load_digits_domain("rotate" if name != "rotate" else "invert", 16).images)
+        assert not torch.equal(
+            shifted.images,
+            load_digits_domain("rotate" if name != "rotate" else "invert", 16).images,
+        )
 
 
 def test_splits_never_overlap_and_cover_everything():

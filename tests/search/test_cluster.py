@@ -1,0 +1,301 @@
+"""Cluster deployment: a real search on a local multi-node Ray cluster, a worker node
+lost mid-search, and the driver killed mid-search then resumed.
+
+One ``ray.cluster_utils.Cluster`` serves the module: a head with no CPU (no trial
+lands there) and 1-CPU worker nodes with one logical GPU each; trials ask for half
+a CPU and half a GPU. Each trial reports the Ray node id that ran each epoch
+(``node_id``), which tells nodes apart on one host where hostname and IP are equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+from ray.cluster_utils import Cluster
+
+from augkd.errors import ConfigError
+from augkd.search.results import load_results
+from augkd.search.runner import SearchOptions, run_search
+from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENT = "augkd-digits"
+ENDED = {"completed", "pruned"}
+EPOCHS = 4
+SMALL = [
+    "resources.cpu=0.5",
+    "resources.gpu=0.5",
+    "teacher.epochs=5",
+    "module1.iters_per_epoch=4",
+    "module2.epochs=1",
+    f"module3.epochs={EPOCHS}",
+    f"scheduler.max_epochs={EPOCHS}",
+]
+PRINT_PATCH = {"RAY_TQDM_PATCH_PRINT": "0"}
+"""Works around the ProgressView pickling bug (see test_progress_view_pickles_after_ray_patches_print):
+once a worker's log line reaches a log_to_driver driver, Ray replaces builtins.print, and
+every later Tuner in that process fails to pickle ProgressView(echo=print)."""
+SAFETY_S = 600.0
+"""Only keeps a broken run from hanging the suite; no assert is about speed."""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    saved = {k: os.environ.get(k) for k in (*PRINT_PATCH, "AUGKD_TRIAL_THREADS", "RAY_ADDRESS")}
+    os.environ["AUGKD_TRIAL_THREADS"] = "1"  # inherited by the raylets, so by every trial
+    os.environ.update(PRINT_PATCH)
+    os.environ.pop("RAY_ADDRESS", None)
+    if ray.is_initialized():
+        ray.shutdown()  # run_search must join this cluster, not an earlier Ray
+    local = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
+    )
+    try:
+        for _ in range(2):
+            local.add_node(num_cpus=1, num_gpus=1)
+        local.wait_for_nodes()
+        yield local
+    finally:
+        ray.shutdown()
+        local.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ensure_workers(cluster: Cluster, count: int = 2) -> None:
+    """Another test may have removed a node; every test starts with ``count`` workers."""
+    while len(cluster.worker_nodes) < count:
+        cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+
+
+def _worker_ids(cluster: Cluster) -> set[str]:
+    return {node.node_id for node in cluster.worker_nodes}
+
+
+def _reports(search_path: str) -> dict[str, list[dict]]:
+    """Every result Tune received, per trial, from the trial folders' result.json."""
+    reports: dict[str, list[dict]] = {}
+    for path in Path(search_path).glob("*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                result = json.loads(line)
+                reports.setdefault(result["trial_id"], []).append(result)
+    return reports
+
+
+def _rows(search_path: str) -> list[dict]:
+    try:
+        return load_results(search_path)
+    except (ConfigError, OSError):
+        return []  # not written yet (or being replaced)
+
+
+def _check_accounts(search_path: str, tracking_uri: str, name: str, num_samples: int) -> list:
+    """Every trial once in the table and once in MLflow, each ended, histories unduplicated."""
+    rows = load_results(search_path)
+    ids = [row["trial_id"] for row in rows]
+    assert len(ids) == num_samples, ids
+    assert len(set(ids)) == num_samples, Counter(ids)
+    for row in rows:
+        assert row["status"] in ENDED, (row["trial_id"], row["status"], row.get("error"))
+        epochs = [int(h["epoch"]) for h in json.loads(row["history_json"])]
+        assert epochs == list(range(1, len(epochs) + 1)), (row["trial_id"], epochs)
+        assert epochs[-1] == row["epochs_run"]
+        if row["status"] == "completed":
+            assert row["epochs_run"] == EPOCHS
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}'"
+    )
+    parents = [run for run in runs if run.data.tags.get(TRIAL_TAG) == "parent"]
+    children = [run for run in runs if run.data.tags.get(TRIAL_TAG) != "parent"]
+    assert len(parents) == 1
+    assert parents[0].info.status == "FINISHED"
+    child_ids = [run.data.tags[TRIAL_TAG] for run in children]
+    assert sorted(child_ids) == sorted(ids), (child_ids, ids)
+    by_trial = {run.data.tags[TRIAL_TAG]: run for run in children}
+    for row in rows:
+        run = by_trial[row["trial_id"]]
+        assert run.info.run_id == row["mlflow_run_id"]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.info.status == MLFLOW_STATUS[row["status"]], (row["trial_id"], run.info.status)
+        assert run.data.tags["augkd.status"] == row["status"]
+        assert run.data.metrics["epoch"] == row["epochs_run"]
+    return rows
+
+
+def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tmp_path):
+    storage, name, samples = tmp_path / "runs", "multinode", 4
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _ensure_workers(cluster)
+    outcome = run_search(
+        SearchOptions(
+            storage=str(storage), name=name, tracking_uri=tracking_uri, smoke_test=True,
+            num_samples=samples, address=cluster.address,
+            # four half-CPU half-GPU trials at once fill both 1-CPU 1-GPU workers
+            overrides=[*SMALL, f"max_concurrent={samples}"],
+        ),
+        echo=lambda *a, **k: None,
+    )  # fmt: skip
+    assert ray.get_runtime_context().gcs_address == cluster.address
+
+    rows = _check_accounts(outcome.search_path, tracking_uri, name, samples)
+    nodes_of = {
+        trial: {r["node_id"] for r in results}
+        for trial, results in _reports(outcome.search_path).items()
+    }
+    assert set(nodes_of) == {row["trial_id"] for row in rows}
+    for trial, nodes in nodes_of.items():
+        assert len(nodes) == 1, (trial, nodes)  # nothing failed: one node per trial
+    used = set().union(*nodes_of.values())
+    assert used == _worker_ids(cluster), (used, _worker_ids(cluster))
+    assert cluster.head_node.node_id not in used
+
+    # Stage 1 (and the teacher) depend on nothing the search varies: computed once,
+    # by one trial, and loaded from the shared storage by every other.
+    cache = storage / "stage_cache"
+    assert len(list((cache / "teacher").glob("*.pt"))) == 1
+    assert len(list((cache / "module1").glob("*.pt"))) == 1
+    hits = sorted(row["module1_cache_hit"] for row in rows)
+    assert hits == [0.0] + [1.0] * (samples - 1), hits
+    # Stage 2 depends on the sampled module2.* settings: one artifact per trial.
+    assert len(list((cache / "module2").glob("*.pt"))) == samples
+    assert all(row["module2_cache_hit"] == 0.0 for row in rows)
+
+
+def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_path):
+    storage, name, samples = tmp_path / "runs", "nodeloss", 4
+    search_path = str(storage / name)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _ensure_workers(cluster)
+    worker = {node.node_id: node for node in cluster.worker_nodes}
+    lost: dict = {}
+    done = threading.Event()
+
+    def remove_a_busy_node() -> None:
+        """Crash the node of the first trial that has reported an epoch and has more to run."""
+        while not done.is_set():
+            for trial, results in _reports(search_path).items():
+                last = results[-1]
+                if 1 <= last["epoch"] < EPOCHS - 1 and last["node_id"] in worker:
+                    victim = last["node_id"]
+                    lost["node_id"], lost["trial"], lost["epoch"] = victim, trial, last["epoch"]
+                    cluster.remove_node(worker[victim], allow_graceful=False)
+                    return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=remove_a_busy_node, daemon=True)
+    watcher.start()
+    try:
+        run_search(
+            SearchOptions(
+                storage=str(storage), name=name, tracking_uri=tracking_uri, smoke_test=True,
+                num_samples=samples, address=cluster.address,
+                # slower epochs and no rung before epoch 3: the victim is mid-training,
+                # not stopped by ASHA, when its node goes
+                overrides=[*SMALL, "module3.batch_size=16", "scheduler.grace_period=3"],
+            ),
+            echo=lambda *a, **k: None,
+        )  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+    assert lost, "no trial was seen mid-training on a worker node"
+    assert lost["node_id"] not in _worker_ids(cluster)
+
+    _check_accounts(search_path, tracking_uri, name, samples)
+    reports = _reports(search_path)
+    victim = reports[lost["trial"]]
+    story = [(r["epoch"], r["node_id"], r["iterations_since_restore"]) for r in victim]
+    on_lost = [r["epoch"] for r in victim if r["node_id"] == lost["node_id"]]
+    elsewhere = [r for r in victim if r["node_id"] != lost["node_id"]]
+    assert elsewhere, f"trial {lost['trial']} never ran again after its node was removed: {story}"
+    # Every epoch is checkpointed: the new node goes on right after the last epoch the
+    # lost node reported, in a restored actor, neither restarting nor repeating.
+    assert elsewhere[0]["epoch"] == max(on_lost) + 1 > 1, story
+    assert elsewhere[0]["iterations_since_restore"] == 1, story
+    assert [r["epoch"] for r in victim] == list(range(1, len(victim) + 1)), story
+
+
+def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
+    storage, name, samples = tmp_path / "runs", "driverkill", 4
+    search_path = str(storage / name)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [
+        sys.executable, str(ROOT / "search.py"), "--smoke-test", "--storage", str(storage),
+        "--name", name, "--tracking-uri", tracking_uri, "--address", cluster.address,
+        "--num-samples", str(samples), *(f"--set={item}" for item in SMALL),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first_log = tmp_path / "first.log"
+    with first_log.open("w") as out:
+        driver = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + SAFETY_S
+            while not any((row.get("epochs_run") or 0) >= 1 for row in _rows(search_path)):
+                assert driver.poll() is None, (
+                    "search ended before it could be killed:\n" + (first_log.read_text()[-3000:])
+                )
+                assert time.monotonic() < deadline, first_log.read_text()[-3000:]
+                time.sleep(0.3)
+            driver.send_signal(signal.SIGKILL)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+            driver.wait()
+    before = _rows(search_path)
+    assert len(before) < samples or any(row["status"] not in ENDED for row in before)
+
+    resumed = subprocess.run(
+        [*command[:2], "--resume", *command[2:]], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=SAFETY_S,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = _check_accounts(search_path, tracking_uri, name, samples)
+    # nothing that was recorded before the kill went missing or changed its run
+    after = {row["trial_id"]: row for row in rows}
+    for row in before:
+        assert row["trial_id"] in after
+        assert after[row["trial_id"]]["mlflow_run_id"] == row["mlflow_run_id"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pickle.PicklingError,
+    reason="augkd/search/progress.py binds echo=print when the module is imported; once a "
+    "log_to_driver driver prints a worker's log line, Ray's tqdm_ray replaces builtins.print "
+    "and Tune can no longer pickle ProgressView (PicklingError in every later Tuner of that "
+    "process, e.g. a second run_search, or search.py --address when a log line arrives before "
+    "the Tuner is built). Fix: default echo to a module-level function that calls print.",
+)
+def test_progress_view_pickles_after_ray_patches_print(monkeypatch):
+    import builtins
+
+    from ray import cloudpickle
+    from ray.experimental.tqdm_ray import safe_print
+
+    from augkd.search.progress import ProgressView
+
+    monkeypatch.setattr(builtins, "print", safe_print)  # what tqdm_ray.instance() does
+    view = ProgressView(["module3.a"], "best_val_acc1")
+    assert cloudpickle.loads(cloudpickle.dumps(view)).metric == "best_val_acc1"

@@ -1,0 +1,171 @@
+"""Real searches: Ray Tune + Optuna + ASHA + MLflow on the built-in benchmark."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import mlflow
+import pytest
+import ray
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from augkd.cache import StageCache
+from augkd.cli import main as augkd_main
+from augkd.search.optuna_bridge import PruningAwareOptunaSearch
+from augkd.search.results import load_results
+from augkd.search.runner import SearchOptions, run_search
+
+SMALL = ["module3.epochs=4", "scheduler.max_epochs=4", "scheduler.grace_period=1"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def smoke_search(local_ray, tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    options = SearchOptions(
+        space="digits", storage=str(root / "runs"), tracking_uri=f"sqlite:///{root}/mlflow.db",
+        smoke_test=True, num_samples=4, overrides=SMALL, name="smoke",
+    )  # fmt: skip
+    outcome = run_search(options, echo=lambda *a, **k: None)
+    return root, outcome
+
+
+def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
+    root, outcome = smoke_search
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    rows = load_results(outcome.search_path)
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
+    assert {r["status"] for r in rows} <= {"completed", "pruned"}
+    assert any(r["status"] == "completed" for r in rows)
+    runs = mlflow.search_runs(
+        experiment_names=["augkd-digits"],
+        filter_string="tags.`augkd.trial_id` != 'parent'",
+    )  # fmt: skip
+    assert len(runs) == 4
+    assert set(runs["tags.augkd.trial_id"]) == {r["trial_id"] for r in rows}
+    assert "params.module2.anchor_weight" in runs and "metrics.val_acc1" in runs
+    assert set(runs["status"]) <= {"FINISHED", "KILLED"}
+    parents = mlflow.search_runs(
+        experiment_names=["augkd-digits"],
+        filter_string="tags.`augkd.trial_id` = 'parent'",
+    )  # fmt: skip
+    assert len(parents) == 1 and parents["metrics.trials"].iloc[0] == 4
+    assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
+
+
+def test_stage1_is_computed_once_for_all_trials(smoke_search):
+    root, outcome = smoke_search
+    rows = load_results(outcome.search_path)
+    assert sorted(r["module1_cache_hit"] for r in rows) == [0.0, 1.0, 1.0, 1.0]
+    assert len(list((root / "runs" / "stage_cache" / "module1").glob("*.pt"))) == 1
+
+
+def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
+    _, outcome = smoke_search
+    assert (
+        augkd_main(
+            ["export", "--search", outcome.search_path, "--top-k", "1", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    exported = yaml.safe_load((tmp_path / "rank1.yaml").read_text())
+    best = [r for r in load_results(outcome.search_path) if r["status"] == "completed"]
+    best.sort(key=lambda r: -r["best_val_acc1"])
+    assert exported["module2"]["anchor_weight"] == pytest.approx(
+        best[0]["param:module2.anchor_weight"]
+    )
+    assert augkd_main(["compare", "--search", outcome.search_path]) == 0
+
+
+def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(
+    local_ray, tmp_path, tiny_config
+):
+    from tests.test_pipeline import nan_teacher
+
+    bad = nan_teacher(tiny_config, tmp_path / "nan.pt")
+    space = {
+        "name": "faults",
+        "base": {"method": "kd", "teacher": {"cache_dir": tiny_config.teacher.cache_dir, "epochs": 12},
+                 "module3": {"epochs": 2}},
+        "params": {
+            "teacher.checkpoint": {"type": "categorical", "choices": [None, bad, "/no/such/teacher.pt"]}
+        },
+        "sampler": {"name": "grid"},
+        "scheduler": {"name": "fifo"},
+        "num_samples": 3,
+    }  # fmt: skip
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(space))
+    outcome = run_search(
+        SearchOptions(space=str(path), storage=str(tmp_path / "runs"),
+                      tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"),
+        echo=lambda *a, **k: None,
+    )  # fmt: skip
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    rows = {r["param:teacher.checkpoint"]: r for r in load_results(outcome.search_path)}
+    assert rows[None]["status"] == "completed"
+    assert rows[bad]["status"] == "failed" and "diverged" in rows[bad]["error"]
+    assert rows["/no/such/teacher.pt"]["status"] == "failed"
+    assert "cannot be read" in rows["/no/such/teacher.pt"]["error"]
+    runs = mlflow.search_runs(experiment_names=["augkd-faults"],
+                              filter_string="tags.`augkd.trial_id` != 'parent'")  # fmt: skip
+    assert sorted(runs["status"]) == ["FAILED", "FAILED", "FINISHED"]
+
+
+def test_early_stopped_trials_reach_optuna_as_pruned():
+    import optuna
+
+    searcher = PruningAwareOptunaSearch(
+        space=lambda trial: trial.suggest_float("x", 0, 1) and None,
+        metric="best_val_acc1", mode="max", sampler=optuna.samplers.RandomSampler(seed=0),
+    )  # fmt: skip
+    for trial_id in ("stopped", "finished", "broken"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_result(
+        "stopped", {"best_val_acc1": 10.0, "training_iteration": 1, "epoch": 1, "epochs": 4}
+    )
+    searcher.on_trial_complete("stopped", {"best_val_acc1": 10.0, "epoch": 1, "epochs": 4})
+    searcher.on_trial_result(
+        "finished", {"best_val_acc1": 50.0, "training_iteration": 4, "epoch": 4, "epochs": 4}
+    )
+    searcher.on_trial_complete("finished", {"best_val_acc1": 50.0, "epoch": 4, "epochs": 4})
+    searcher.on_trial_complete("broken", {"failed": 1.0, "error": "diverged"})
+    states = {t.number: t.state for t in searcher._ot_study.trials}
+    assert states == {0: TrialState.PRUNED, 1: TrialState.COMPLETE, 2: TrialState.FAIL}
+    assert searcher._ot_study.trials[0].intermediate_values == {1: 10.0}
+
+
+def _produce_in_process(root: str, out: str) -> None:
+    def slow_producer():
+        with open(out, "a") as handle:
+            handle.write("produced\n")
+        time.sleep(1.5)
+        return {"weights": torch.ones(3)}
+
+    artifact = StageCache(root, poll_s=0.1).get_or_create("module1", "shared-key", slow_producer)
+    assert torch.equal(artifact["weights"], torch.ones(3))
+
+
+def test_concurrent_trials_needing_one_artifact_compute_it_once(tmp_path):
+    out = tmp_path / "producers.txt"
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_produce_in_process, args=(str(tmp_path / "cache"), str(out)))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert out.read_text().count("produced") == 1
+    assert len(list((tmp_path / "cache" / "module1").glob("*.pt"))) == 1

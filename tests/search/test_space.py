@@ -1,0 +1,76 @@
+import pytest
+import ray
+import yaml
+
+from augkd.errors import ConfigError
+from augkd.search.runner import SearchOptions, prepare_space, run_search
+from augkd.search.space import build_sampler, load_space
+
+
+def _space_file(tmp_path, **changes):
+    space = yaml.safe_load(open("search_spaces/digits.yaml"))
+    for key, value in changes.items():
+        space[key] = value
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["digits", "office31", "officehome", "visda"])
+def test_shipped_spaces_validate(name):
+    space = load_space(f"search_spaces/{name}.yaml")
+    assert space.params and space.num_samples >= 1
+    build_sampler(space)
+
+
+def test_unknown_param_key_is_refused_naming_it(tmp_path):
+    path = _space_file(
+        tmp_path, params={"module2.anchor_wait": {"type": "float", "low": 0, "high": 1}}
+    )
+    with pytest.raises(ConfigError, match="'module2.anchor_wait' is not a config key"):
+        prepare_space(SearchOptions(space=path))
+    assert not ray.is_initialized()
+
+
+def test_range_with_low_above_high_is_refused_naming_the_key(tmp_path):
+    path = _space_file(tmp_path, params={"module3.a": {"type": "float", "low": 0.9, "high": 0.2}})
+    with pytest.raises(ConfigError, match=r"params.module3.a.*low \(0.9\) is greater than high"):
+        prepare_space(SearchOptions(space=path))
+
+
+def test_range_outside_the_schema_is_refused(tmp_path):
+    path = _space_file(tmp_path, params={"module3.a": {"type": "float", "low": 0.5, "high": 2.0}})
+    with pytest.raises(ConfigError, match="'module3.a' allows a bad value"):
+        prepare_space(SearchOptions(space=path))
+
+
+def test_unknown_sampler_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="sampler.name"):
+        prepare_space(SearchOptions(space="digits", overrides=["sampler.name=annealing"]))
+
+
+def test_unknown_space_key_is_refused(tmp_path):
+    path = _space_file(tmp_path, num_sample=3)
+    with pytest.raises(ConfigError, match="unknown search-space key 'num_sample'"):
+        prepare_space(SearchOptions(space=path))
+
+
+def test_grid_sampler_needs_grid_values(tmp_path):
+    with pytest.raises(ConfigError, match="grid"):
+        prepare_space(SearchOptions(space="digits", overrides=["sampler.name=grid"]))
+
+
+def test_set_routes_space_and_config_keys():
+    space = prepare_space(
+        SearchOptions(space="digits", overrides=["sampler.name=random", "module3.epochs=7"])
+    )
+    assert space.sampler.name == "random"
+    assert space.base_resolved["module3"]["epochs"] == 7
+    assert space.max_epochs() == 7
+
+
+def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
+    options = SearchOptions(storage=str(tmp_path), tracking_uri="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        run_search(options)
+    assert not ray.is_initialized()
