@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from augkd.method.schedules import linear_schedule, mixup_schedule, step_schedule
@@ -17,7 +19,7 @@ def test_step_schedule_moves_in_tenths():
     assert values[:2] == [0.0, 0.0]
     assert values[2] == pytest.approx(0.1)
     assert values[19] == pytest.approx(0.9)
-    assert all(later >= earlier for earlier, later in zip(values, values[1:], strict=False))
+    assert all(later >= earlier for earlier, later in itertools.pairwise(values))
     assert set(round(v, 6) for v in values) == {round(k / 10, 6) for k in range(10)}
 
 
