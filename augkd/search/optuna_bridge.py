@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 def trial_outcome(result: dict | None, error: bool) -> str:
     """completed, pruned or failed, from a trial's last result."""
-    if error or not result or result.get("failed"):
-        return "failed"
+    if error or not result or result.get("failed") or "epoch" not in result:
+        return "failed"  # also a trial that ended before reporting any epoch
     if result.get("epoch", 0) < result.get("epochs", float("inf")):
         return "pruned"
     return "completed"
