@@ -4,8 +4,8 @@ An artifact (the built-in teacher, Module 1's G/E/S0, Module 2's AnchorNet) is k
 by a hash of exactly the settings it depends on and stored under ``root`` (a local
 path or any URI pyarrow.fs understands, such as s3://). Writes are atomic (write a
 temporary object, then move it; an S3 put is atomic by itself). Concurrent trials
-that need the same missing artifact elect one producer: through a named Ray actor
-when Ray is running (works across nodes), through a file lock otherwise.
+that need the same missing artifact elect one producer (an OS file lock on local or
+shared storage, a lease object on object stores); the others wait for its file.
 """
 
 from __future__ import annotations

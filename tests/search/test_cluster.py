@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -279,15 +278,6 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
         assert after[row["trial_id"]]["mlflow_run_id"] == row["mlflow_run_id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pickle.PicklingError,
-    reason="augkd/search/progress.py binds echo=print when the module is imported; once a "
-    "log_to_driver driver prints a worker's log line, Ray's tqdm_ray replaces builtins.print "
-    "and Tune can no longer pickle ProgressView (PicklingError in every later Tuner of that "
-    "process, e.g. a second run_search, or search.py --address when a log line arrives before "
-    "the Tuner is built). Fix: default echo to a module-level function that calls print.",
-)
 def test_progress_view_pickles_after_ray_patches_print(monkeypatch):
     import builtins
 
