@@ -10,14 +10,16 @@ from augkd.search.optuna_bridge import trial_outcome
 
 
 class ProgressView(Callback):
-    def __init__(
-        self, params: list[str], metric: str, interval_s: float = 15.0, echo=print
-    ) -> None:
+    def __init__(self, params: list[str], metric: str, interval_s: float = 15.0) -> None:
         self.params = params
         self.metric = metric
         self.interval_s = interval_s
-        self.echo = echo
         self.last = 0.0
+
+    @staticmethod
+    def echo(*args, **kwargs) -> None:
+        # print is looked up at call time: Ray may replace it, and Tune pickles callbacks.
+        print(*args, **kwargs)
 
     def on_step(self, iteration, trials, **info) -> None:
         if time.time() - self.last < self.interval_s:
