@@ -134,7 +134,7 @@ def init_ray(address: str | None) -> None:
         return
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
-        ray.init(address=target)
+        ray.init(address=target, log_to_driver=False)
         return
     try:
         ray.init(address="auto", log_to_driver=False)
