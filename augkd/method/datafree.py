@@ -88,17 +88,22 @@ def train_datafree(
     return {name: _to_cpu(value) for name, value in best.items()}
 
 
-def _generator_step(generator, teacher, student, normalize, bn_stats, config, optimizers) -> None:
-    generator.train()
-    student.eval()
-    z = torch.randn(config.batch_size, config.latent_size, device=normalize.mean.device)
+def _generator_objective(generator, teacher, student, normalize, bn_stats, config, z):
+    """L_G on the images G(z); the teacher's BN hooks give the statistics term."""
     images = normalize(generator(z))
     bn_stats.pop()
     teacher_logits = teacher(images)
     bn_term = bn_stats.pop()
-    loss = generator_loss(
+    return generator_loss(
         teacher_logits, student(images), bn_term, config.balance_weight, config.bn_weight
     )
+
+
+def _generator_step(generator, teacher, student, normalize, bn_stats, config, optimizers) -> None:
+    generator.train()
+    student.eval()
+    z = torch.randn(config.batch_size, config.latent_size, device=normalize.mean.device)
+    loss = _generator_objective(generator, teacher, student, normalize, bn_stats, config, z)
     optimizers["generator"].zero_grad(set_to_none=True)
     loss.backward()
     optimizers["generator"].step()
@@ -128,14 +133,9 @@ def _student_encoder_step(
 def _fixed_batch_loss(generator, teacher, student, normalize, bn_stats, config, fixed_z) -> float:
     generator.eval()
     student.eval()
-    images = normalize(generator(fixed_z))
-    bn_stats.pop()
-    teacher_logits = teacher(images)
-    bn_term = bn_stats.pop()
-    loss = generator_loss(
-        teacher_logits, student(images), bn_term, config.balance_weight, config.bn_weight
+    return float(
+        _generator_objective(generator, teacher, student, normalize, bn_stats, config, fixed_z)
     )
-    return float(loss)
 
 
 def _to_cpu(value: Any) -> Any:
