@@ -20,7 +20,6 @@ import torch
 from augkd.cache import StageCache
 from augkd.config import load_config
 from augkd.data import iterate_batches, load_student_splits
-from augkd.method import mixup as mixup_module
 from augkd.method.losses import distillation_loss
 from augkd.method.mixup import EpochSettings, mix_batch, train_epoch
 from augkd.method.plans import METHOD_PLANS
@@ -87,7 +86,6 @@ def main() -> None:
     print(f"device {device}; {len(batches)} batches of {settings.batch_size}; "
           f"ratios {[round(r, 3) for r in ratios]}")  # fmt: skip
     print(f"module-3 epoch / pure compute: median {statistics.median(ratios):.3f} (goal <= 1.3)")
-    _ = mixup_module
 
 
 if __name__ == "__main__":
