@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -238,8 +239,12 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     storage, name, samples = tmp_path / "runs", "driverkill", 4
     search_path = str(storage / name)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # As `ray submit` does: search.py alone in an empty folder, the package installed.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(ROOT / "search.py", alone / "search.py")
     command = [
-        sys.executable, str(ROOT / "search.py"), "--smoke-test", "--storage", str(storage),
+        sys.executable, str(alone / "search.py"), "--smoke-test", "--storage", str(storage),
         "--name", name, "--tracking-uri", tracking_uri, "--address", cluster.address,
         "--num-samples", str(samples), *(f"--set={item}" for item in SMALL),
     ]  # fmt: skip
@@ -247,7 +252,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     first_log = tmp_path / "first.log"
     with first_log.open("w") as out:
         driver = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+            command, cwd=alone, env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + SAFETY_S
@@ -266,7 +271,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     assert len(before) < samples or any(row["status"] not in ENDED for row in before)
 
     resumed = subprocess.run(
-        [*command[:2], "--resume", *command[2:]], cwd=tmp_path, env=env,
+        [*command[:2], "--resume", *command[2:]], cwd=alone, env=env,
         capture_output=True, text=True, timeout=SAFETY_S,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
