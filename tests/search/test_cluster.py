@@ -251,9 +251,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first_log = tmp_path / "first.log"
     with first_log.open("w") as out:
-        driver = subprocess.Popen(
-            command, cwd=alone, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        driver = subprocess.Popen(command, cwd=alone, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + SAFETY_S
             while not any((row.get("epochs_run") or 0) >= 1 for row in _rows(search_path)):
