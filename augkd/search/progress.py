@@ -21,7 +21,7 @@ class ProgressView(Callback):
         # print is looked up at call time: Ray may replace it, and Tune pickles callbacks.
         print(*args, **kwargs)
 
-    def on_step(self, iteration, trials, **info) -> None:
+    def on_step_end(self, iteration, trials, **info) -> None:
         if time.time() - self.last < self.interval_s:
             return
         self.last = time.time()
