@@ -548,39 +548,25 @@ def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
         return Section(key, title, note="No trial reported a val accuracy for any epoch.")
     figure = Figure(figsize=(7.0, 4.2))
     ax = figure.subplots()
-    for i, row in enumerate(top):
-        history = _history(row)
-        ax.plot(
-            [h["epoch"] for h in history],
-            [h.get("val_acc1") for h in history],
-            marker="o",
-            linewidth=2,
-            color=f"C{i}",
-            label=f"#{i + 1} {row['trial_id']} (best {_num(row[OBJECTIVE]):.1f})",
-        )
-    for j, row in enumerate(pruned):
-        history = _history(row)
-        ax.plot(
-            [h["epoch"] for h in history],
-            [h.get("val_acc1") for h in history],
-            marker="o",
-            markersize=3,
-            linewidth=1,
-            color="0.55",
-            linestyle="--",
-            label=f"pruned ({len(pruned)})" if j == 0 else None,
-        )
-    for j, row in enumerate(failed):
-        history = _history(row)
-        ax.plot(
-            [h["epoch"] for h in history],
-            [h.get("val_acc1") for h in history],
-            marker="x",
-            linewidth=1,
-            color="tab:red",
-            linestyle=":",
-            label=f"failed/running ({len(failed)})" if j == 0 else None,
-        )
+    groups = [
+        (top, {"marker": "o", "linewidth": 2}, None),
+        (pruned, {"marker": "o", "markersize": 3, "linewidth": 1, "color": "0.55", "linestyle": "--"},
+         f"pruned ({len(pruned)})"),
+        (failed, {"marker": "x", "linewidth": 1, "color": "tab:red", "linestyle": ":"},
+         f"failed/running ({len(failed)})"),
+    ]  # fmt: skip
+    for rows, style, group_label in groups:
+        for j, row in enumerate(rows):
+            history = _history(row)
+            if group_label is None:  # the top trials: one colour and label each
+                style = {**style, "color": f"C{j}"}
+                label = f"#{j + 1} {row['trial_id']} (best {_num(row[OBJECTIVE]):.1f})"
+            else:
+                label = group_label if j == 0 else None
+            ax.plot(
+                [h["epoch"] for h in history], [h.get("val_acc1") for h in history],
+                label=label, **style,
+            )  # fmt: skip
     rungs = asha_rungs(data)
     for i, milestone in enumerate(rungs):
         ax.axvline(
