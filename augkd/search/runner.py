@@ -112,11 +112,12 @@ def _storage_root(storage: str) -> str:
 
 
 def latest_search(storage: str, prefix: str) -> str | None:
+    """The newest '<prefix>-<timestamp>' search under ``storage`` (for --resume)."""
+    from pyarrow import fs as pafs
+
     from augkd.cache import resolve_filesystem
 
     filesystem, path = resolve_filesystem(_storage_root(storage))
-    from pyarrow import fs as pafs
-
     infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     names = sorted(
         i.base_name
@@ -165,8 +166,6 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     search_path = join_uri(storage, name)
 
-    from ray import tune
-
     init_ray(options.address)
     tuner = _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options)
     echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
@@ -187,7 +186,6 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
         echo(f"\n[search] nothing exported: {error}")
     echo(f"[search] results table: {join_uri(search_path, 'results.parquet')}")
     echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
-    _ = tune
     return SearchOutcome(search_path, tracking_uri, rows, exported)
 
 

@@ -246,9 +246,9 @@ class SearchRecorder(Callback):
         run_id = self._run_for(trial)
         result = dict(trial.last_result or {})
         outcome = trial_outcome(result, error)
-        message = result.get("error") or (str(trial.error_file) if error else "")
+        message = result.get("error") or ""
         if error and trial.error_file and os.path.exists(trial.error_file):
-            message = Path(trial.error_file).read_text()[-2000:]
+            message = Path(trial.error_file).read_text()[-2000:]  # the traceback's end
         tags = [RunTag("augkd.status", outcome)]
         if message:
             tags.append(RunTag("augkd.error", str(message)[:5000]))
