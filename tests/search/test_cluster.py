@@ -24,6 +24,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
+from ray.tune import ExperimentAnalysis
 
 from augkd.errors import ConfigError
 from augkd.search.results import load_results
@@ -119,6 +120,11 @@ def _check_accounts(search_path: str, tracking_uri: str, name: str, num_samples:
         assert epochs[-1] == row["epochs_run"]
         if row["status"] == "completed":
             assert row["epochs_run"] == EPOCHS
+
+    # Ray's own record of the experiment: the same trials, each once, each terminated
+    tune_trials = ExperimentAnalysis(search_path).trials
+    assert sorted(t.trial_id for t in tune_trials) == sorted(ids)
+    assert {t.status for t in tune_trials} == {"TERMINATED"}
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
