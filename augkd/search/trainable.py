@@ -4,7 +4,6 @@ every Module-3 epoch with a checkpoint, and end deterministic failures cleanly."
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,6 @@ def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_ro
     except AugkdError as error:
         tune.report({"failed": 1.0, "error": str(error)})
         return
-    threads = os.environ.get("AUGKD_TRIAL_THREADS")
-    if threads:
-        torch.set_num_threads(int(threads))
     resume_state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
