@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from pyarrow import fs as pafs
 
+from augkd.storage import is_file, read_file, resolve_filesystem, write_file
+
 log = logging.getLogger(__name__)
 
 
@@ -32,24 +34,6 @@ class CacheEvent:
     hit: bool
     seconds: float
     """Time spent producing (a miss) or loading/waiting (a hit)."""
-
-
-def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
-    return pafs.FileSystem.from_uri(uri)
-
-
-def read_bytes(uri: str) -> bytes:
-    filesystem, path = resolve_filesystem(uri)
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read()
-
-
-def load_tensors(uri: str) -> Any:
-    """torch.load through pyarrow.fs, always with ``weights_only=True``."""
-    return torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=True)
 
 
 class StageCache:
@@ -64,25 +48,16 @@ class StageCache:
         return f"{self.path}/{stage}/{key}.pt"
 
     def _exists(self, path: str) -> bool:
-        return self.filesystem.get_file_info(path).type == pafs.FileType.File
+        return is_file(self.filesystem, path)
 
     def _load(self, path: str) -> Any:
-        with self.filesystem.open_input_stream(path) as stream:
-            data = stream.read()
+        data = read_file(self.filesystem, path)
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
     def _store(self, path: str, artifact: Any) -> None:
         buffer = io.BytesIO()
         torch.save(artifact, buffer)
-        self.filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        if isinstance(self.filesystem, pafs.LocalFileSystem):
-            temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-            with self.filesystem.open_output_stream(temporary) as stream:
-                stream.write(buffer.getvalue())
-            self.filesystem.move(temporary, path)
-        else:
-            with self.filesystem.open_output_stream(path) as stream:
-                stream.write(buffer.getvalue())
+        write_file(self.filesystem, path, buffer.getvalue())
 
     def get_or_create(self, stage: str, key: str, produce: Callable[[], Any]) -> Any:
         """The artifact for (stage, key): loaded when stored, else produced once and stored."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from augkd.errors import AugkdError
+from augkd.metrics import mean_std
 
 REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
 
@@ -55,8 +55,8 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     for key in REPORTED:
         values = [row[key] for row in rows if key in row]
         if values:
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            summary[key] = {"mean": statistics.fmean(values), "std": spread}
+            mean, spread = mean_std(values)
+            summary[key] = {"mean": mean, "std": spread}
     return summary
 
 

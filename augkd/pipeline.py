@@ -47,6 +47,14 @@ class _Stages:
     timings: dict[str, float]
 
 
+def build_student(config: Config, num_classes: int, pretrained: bool | None = None):
+    """The configured student; ``pretrained=False`` skips fetching weights about to be replaced."""
+    use_pretrained = config.student.pretrained if pretrained is None else pretrained
+    return build_classifier(
+        config.student.arch, num_classes, use_pretrained, config.student.small_input
+    )
+
+
 def stage1_key(config: Config, teacher: Teacher) -> str:
     return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}"
 
@@ -83,9 +91,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
 
     def produce_stage1() -> dict[str, Any]:
         seed_everything(config.seed * 1000 + 1)
-        student = build_classifier(
-            config.student.arch, num_classes, config.student.pretrained, config.student.small_input
-        )
+        student = build_student(config, num_classes)
         return train_datafree(
             teacher.model, student, teacher.normalize, num_classes,
             config.data.image_size, config.module1, device, log,
@@ -137,10 +143,7 @@ def _train_student(
 ) -> TrialResult:
     settings = config.module3
     seed_everything(config.seed * 1000 + 3)
-    student = build_classifier(
-        config.student.arch, len(splits.class_names), config.student.pretrained,
-        config.student.small_input,
-    ).to(device)  # fmt: skip
+    student = build_student(config, len(splits.class_names)).to(device)
     if stages.student_init is not None:
         student.load_state_dict(stages.student_init)
     optimizer = torch.optim.Adam(
@@ -210,9 +213,7 @@ def _train_student(
 
 def _test_at_best(config, splits, teacher, best_state, device) -> dict[str, float]:
     """The only place test data is touched: once, with the best-val weights."""
-    model = build_classifier(
-        config.student.arch, len(splits.class_names), False, config.student.small_input
-    ).to(device)
+    model = build_student(config, len(splits.class_names), pretrained=False).to(device)
     model.load_state_dict(best_state)
     test = evaluate(model, splits.test_x, splits.test_y, teacher.normalize)
     return {f"test_{name}": value for name, value in test.items()}

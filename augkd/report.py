@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import statistics
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from augkd.errors import ConfigError
+from augkd.metrics import mean_std
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEARCH_NAME = re.compile(r"^(?P<space>.+)-(?P<stamp>\d{8}-\d{6})$")
@@ -130,7 +130,7 @@ def _exists(uri: str) -> tuple[bool, bool]:
     """(exists, is a folder) for a local path or a pyarrow-filesystem URI."""
     from pyarrow import fs as pafs
 
-    from augkd.cache import resolve_filesystem
+    from augkd.storage import resolve_filesystem
 
     filesystem, path = resolve_filesystem(uri)
     kind = filesystem.get_file_info(path).type
@@ -145,8 +145,8 @@ def load_search(
     ``strict`` raises ConfigError when the search folder itself does not exist (the
     CLI's typo check); without it the notebook still renders, with notes.
     """
-    from augkd.cache import read_bytes
     from augkd.search.results import join_uri, load_results
+    from augkd.storage import read_bytes
 
     resolved = resolve_search_path(search_path)
     uri = tracking_uri or default_tracking_uri()
@@ -683,7 +683,7 @@ def find_baselines(data: SearchData, path: str | None = None) -> str | None:
 
 def plot_baselines(data: SearchData, path: str | None = None, metric: str = "test_acc1") -> Section:
     """AuG-KD against the baselines: mean ± std over seeds, every seed as a dot."""
-    from augkd.cache import read_bytes
+    from augkd.storage import read_bytes
 
     key = "baselines"
     title = "AuG-KD against the baselines (test Acc@1, mean ± std over seeds)"
@@ -711,8 +711,7 @@ def plot_baselines(data: SearchData, path: str | None = None, metric: str = "tes
     if not series:
         return Section(key, title, note=f"{found} holds no method with {metric} values.")
     order = sorted(series, key=lambda n: (n != "augkd", n))
-    means = [statistics.fmean(series[n]) for n in order]
-    stds = [statistics.stdev(series[n]) if len(series[n]) > 1 else 0.0 for n in order]
+    means, stds = zip(*(mean_std(series[n]) for n in order), strict=True)
     figure = Figure(figsize=(max(5.0, 1.0 * len(order) + 2), 4.0))
     ax = figure.subplots()
     colors = ["tab:red" if n == "augkd" else "tab:gray" for n in order]

@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augkd.cache import StageCache, read_bytes
+from augkd.cache import StageCache
 from augkd.config import Config
 from augkd.data import iterate_batches, load_teacher_domain, split_indices
 from augkd.errors import DataError, ModelError
 from augkd.metrics import evaluate
 from augkd.models import build_classifier
 from augkd.runtime import Normalize
+from augkd.storage import read_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
 REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")

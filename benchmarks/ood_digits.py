@@ -18,6 +18,7 @@ from pathlib import Path
 
 from augkd.cache import StageCache
 from augkd.config import METHODS, load_config, with_overrides
+from augkd.metrics import format_mean_std
 from augkd.pipeline import run_trial
 
 
@@ -58,10 +59,6 @@ def main() -> None:
 
 
 def format_table(results: dict, domain: str, seeds: int) -> str:
-    def mean_std(values: list[float]) -> str:
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.fmean(values):.1f} ± {spread:.1f}"
-
     lines = [
         f"digits clean -> {domain}, {seeds} seeds; module times are for producing the "
         "stage (0 when a cached artifact was reused)",
@@ -70,7 +67,7 @@ def format_table(results: dict, domain: str, seeds: int) -> str:
     ]
     for method, record in results.items():
         lines.append(
-            f"| {method} | {mean_std(record['test_acc1'])} | {mean_std(record['best_val_acc1'])} | "
+            f"| {method} | {format_mean_std(record['test_acc1'])} | {format_mean_std(record['best_val_acc1'])} | "
             f"{statistics.fmean(record['module1_seconds']):.1f} | "
             f"{statistics.fmean(record['module2_seconds']):.1f} | "
             f"{statistics.fmean(record['module3_seconds']):.1f} |"

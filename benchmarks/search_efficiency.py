@@ -21,6 +21,7 @@ from pathlib import Path
 import ray
 import yaml
 
+from augkd.metrics import format_mean_std
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, cache_savings, run_search
 
@@ -131,15 +132,10 @@ def table(summary: dict) -> str:
         runs = [arm for name, arm in summary.items() if name.split("-s")[0] == family]
         lines.append(
             f"| {family} | {len(runs)} | {statistics.fmean(a['module3_epochs'] for a in runs):.0f} | "
-            f"{_mean_std([a['best_val_acc1'] for a in runs])} | "
-            f"{_mean_std([a['test_acc1_at_best_val'] for a in runs])} |"
+            f"{format_mean_std([a['best_val_acc1'] for a in runs])} | "
+            f"{format_mean_std([a['test_acc1_at_best_val'] for a in runs])} |"
         )
     return "\n".join(lines)
-
-
-def _mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.1f} ± {spread:.1f}"
 
 
 def plot(summary: dict, path: Path) -> None:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import io
 import json
 import math
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from pyarrow import fs as pafs
 
-from augkd.cache import resolve_filesystem
 from augkd.errors import ConfigError
+from augkd.storage import read_bytes, uri_is_file, write_bytes
 
 RESULTS_FILE = "results.parquet"
 PARAM_PREFIX = "param:"
@@ -33,8 +31,7 @@ class ResultsTable:
     def __init__(self, search_path: str) -> None:
         self.uri = join_uri(search_path, RESULTS_FILE)
         self.rows: dict[str, dict[str, Any]] = {}
-        filesystem, path = resolve_filesystem(self.uri)
-        if filesystem.get_file_info(path).type == pafs.FileType.File:
+        if uri_is_file(self.uri):
             for row in _read_table(self.uri).to_pylist():
                 self.rows[row["trial_id"]] = row
 
@@ -47,29 +44,19 @@ class ResultsTable:
         table = pa.Table.from_pylist(
             [{key: row.get(key) for key in columns} for row in self.rows.values()]
         )
-        filesystem, path = resolve_filesystem(self.uri)
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        target = temporary if isinstance(filesystem, pafs.LocalFileSystem) else path
-        with filesystem.open_output_stream(target) as stream:
-            stream.write(buffer.getvalue())
-        if target != path:
-            filesystem.move(temporary, path)
+        write_bytes(self.uri, buffer.getvalue())
 
 
 def _read_table(uri: str) -> pa.Table:
-    filesystem, path = resolve_filesystem(uri)
-    with filesystem.open_input_stream(path) as stream:
-        return pq.read_table(io.BytesIO(stream.read()))
+    return pq.read_table(io.BytesIO(read_bytes(uri)))
 
 
 def load_results(search_path: str) -> list[dict[str, Any]]:
     """Rows of a finished (or running) search; a clear error when there is none."""
     uri = join_uri(search_path, RESULTS_FILE)
-    filesystem, path = resolve_filesystem(uri)
-    if filesystem.get_file_info(path).type != pafs.FileType.File:
+    if not uri_is_file(uri):
         raise ConfigError(
             f"No results table at '{uri}'; pass --search the folder a search wrote "
             "(its storage path and name, e.g. augkd_runs/digits-20261126-120000)."

@@ -14,6 +14,7 @@ from typing import Any
 from augkd.config import parse_override
 from augkd.errors import ConfigError
 from augkd.search.results import (
+    RESULTS_FILE,
     export_best,
     format_leaderboard,
     join_uri,
@@ -115,7 +116,7 @@ def latest_search(storage: str, prefix: str) -> str | None:
     """The newest '<prefix>-<timestamp>' search under ``storage`` (for --resume)."""
     from pyarrow import fs as pafs
 
-    from augkd.cache import resolve_filesystem
+    from augkd.storage import resolve_filesystem
 
     filesystem, path = resolve_filesystem(_storage_root(storage))
     infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
@@ -172,7 +173,10 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
          f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
     started = time.time()
     tuner.fit()
-    rows = load_results(search_path) if _has_results(search_path) else []
+    try:
+        rows = load_results(search_path)
+    except ConfigError:  # no trial ever started (e.g. a time budget of zero)
+        rows = []
     _finish_parent(space, tracking_uri, name, rows, time.time() - started)
     echo("\n[search] leaderboard (ranked by val; test shown, never used to choose)")
     echo(format_leaderboard(rows))
@@ -184,7 +188,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
         echo(f"\n[search] best config: {exported[0]}  (re-run: augkd train --config {exported[0]})")
     except ConfigError as error:
         echo(f"\n[search] nothing exported: {error}")
-    echo(f"[search] results table: {join_uri(search_path, 'results.parquet')}")
+    echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
     echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
     return SearchOutcome(search_path, tracking_uri, rows, exported)
 
@@ -195,14 +199,6 @@ def _local(search_path: str) -> str:
         if "://" not in search_path
         else os.path.join("augkd_exports", Path(search_path).name)
     )
-
-
-def _has_results(search_path: str) -> bool:
-    try:
-        load_results(search_path)
-        return True
-    except ConfigError:
-        return False
 
 
 def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options):
@@ -331,11 +327,8 @@ def cache_savings(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def _write_space(search_path: str, space: SearchSpace) -> None:
     """The resolved space next to the results, for analysis (distributions for fANOVA)."""
-    from augkd.cache import resolve_filesystem
+    from augkd.storage import write_bytes
 
-    filesystem, path = resolve_filesystem(join_uri(search_path, SPACE_FILE))
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     payload = space.model_dump(mode="json")
     payload["base_resolved"] = space.base_resolved
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(json.dumps(payload, indent=2).encode())
+    write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
