@@ -60,3 +60,10 @@ def test_digest_depends_only_on_named_sections():
 def test_config_keys_lists_dotted_leaves():
     keys = config_keys()
     assert "module2.anchor_weight" in keys and "seed" in keys and "module2" not in keys
+
+
+def test_invalid_yaml_is_named(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("module2: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(path)

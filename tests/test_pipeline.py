@@ -153,3 +153,22 @@ def test_missing_data_root_is_named(tiny_config, tmp_path):
     )  # fmt: skip
     with pytest.raises(DataError, match="does not exist"):
         run_trial(config, log=_quiet)
+
+
+def test_teacher_for_another_image_size_is_refused(tiny_config, tmp_path):
+    teacher = load_teacher(tiny_config, torch.device("cpu"))
+    path = tmp_path / "teacher.pt"
+    save_teacher({**teacher.metadata, "state_dict": teacher.model.state_dict()}, path)
+    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path), "data.image_size": 24})
+    with pytest.raises(DataError, match=r"expects 16px images .* set data.image_size=16"):
+        run_trial(config, log=_quiet)
+
+
+def test_checkpoint_that_is_not_a_teacher_is_refused(tiny_config, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {}}, path)
+    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
+    with pytest.raises(
+        ModelError, match="is not an augkd teacher; create one with `augkd teacher`"
+    ):
+        run_trial(config, log=_quiet)

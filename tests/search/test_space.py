@@ -74,3 +74,8 @@ def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
     with pytest.raises(ConfigError, match="cannot be reached"):
         run_search(options)
     assert not ray.is_initialized()
+
+
+def test_missing_space_file_points_at_the_flag(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist; pass --space"):
+        prepare_space(SearchOptions(space=str(tmp_path / "nowhere" / "space.yaml")))
