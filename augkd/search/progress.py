@@ -39,11 +39,14 @@ class ProgressView(Callback):
                 for key in self.params
                 if key in trial.config
             )
-            lines.append(
-                f"  {trial.trial_id} epoch {result.get('epoch', 0):.0f}/"
-                f"{result.get('epochs', 0):.0f} {self.metric} {result.get(self.metric, float('nan')):.1f}"
-                f"  {settings}"
-            )
+            if "epoch" in result:
+                state = (
+                    f"epoch {result['epoch']:.0f}/{result['epochs']:.0f} "
+                    f"{self.metric} {result.get(self.metric, float('nan')):.1f}"
+                )
+            else:
+                state = "preparing (teacher, modules 1-2)"
+            lines.append(f"  {trial.trial_id} {state}  {settings}")
         self.echo("\n".join(lines), flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
