@@ -85,13 +85,22 @@ def test_resume_mid_module3_matches_an_uninterrupted_run(tiny_config, tmp_path):
     assert resumed.metrics["test_acc1"] == pytest.approx(full.metrics["test_acc1"])
 
 
-def nan_teacher(config, path) -> str:
-    """A teacher checkpoint whose classifier weights are NaN: distilling from it diverges."""
+def saved_teacher(config, path, edit=None) -> str:
+    """The built-in teacher written as a checkpoint file, optionally edited first."""
     teacher = load_teacher(config, torch.device("cpu"))
     state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
-    state["classifier.weight"].fill_(float("nan"))
-    save_teacher({**teacher.metadata, "state_dict": state}, path)
+    checkpoint = {**teacher.metadata, "state_dict": state}
+    if edit is not None:
+        edit(checkpoint)
+    save_teacher(checkpoint, path)
     return str(path)
+
+
+def nan_teacher(config, path) -> str:
+    """A teacher checkpoint whose classifier weights are NaN: distilling from it diverges."""
+    return saved_teacher(
+        config, path, lambda c: c["state_dict"]["classifier.weight"].fill_(float("nan"))
+    )
 
 
 def test_diverging_training_names_the_stage_and_the_knob(tiny_config, tmp_path):
@@ -102,12 +111,11 @@ def test_diverging_training_names_the_stage_and_the_knob(tiny_config, tmp_path):
 
 
 def test_teacher_with_other_classes_is_refused(tiny_config, tmp_path):
-    teacher = load_teacher(tiny_config, torch.device("cpu"))
-    checkpoint = {**teacher.metadata, "state_dict": teacher.model.state_dict()}
-    checkpoint["class_names"] = [*checkpoint["class_names"][:-1], "eleven"]
-    path = tmp_path / "teacher.pt"
-    save_teacher(checkpoint, path)
-    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
+    def rename_last_class(checkpoint):
+        checkpoint["class_names"] = [*checkpoint["class_names"][:-1], "eleven"]
+
+    path = saved_teacher(tiny_config, tmp_path / "teacher.pt", rename_last_class)
+    config = with_overrides(tiny_config, {"teacher.checkpoint": path})
     with pytest.raises(DataError, match=r"only in teacher: \['eleven'\]; only in data: \['9'\]"):
         run_trial(config, log=_quiet)
 
@@ -143,23 +151,19 @@ def test_real_dataset_without_teacher_checkpoint_is_refused(tiny_config, tmp_pat
 
 
 def test_missing_data_root_is_named(tiny_config, tmp_path):
-    teacher = load_teacher(tiny_config, torch.device("cpu"))
-    path = tmp_path / "teacher.pt"
-    save_teacher({**teacher.metadata, "state_dict": teacher.model.state_dict()}, path)
+    path = saved_teacher(tiny_config, tmp_path / "teacher.pt")
     config = with_overrides(
         tiny_config,
         {"data.source": "folders", "data.root": str(tmp_path / "absent"),
-         "data.student_domain": "dslr", "teacher.checkpoint": str(path)},
+         "data.student_domain": "dslr", "teacher.checkpoint": path},
     )  # fmt: skip
     with pytest.raises(DataError, match="does not exist"):
         run_trial(config, log=_quiet)
 
 
 def test_teacher_for_another_image_size_is_refused(tiny_config, tmp_path):
-    teacher = load_teacher(tiny_config, torch.device("cpu"))
-    path = tmp_path / "teacher.pt"
-    save_teacher({**teacher.metadata, "state_dict": teacher.model.state_dict()}, path)
-    config = with_overrides(tiny_config, {"teacher.checkpoint": str(path), "data.image_size": 24})
+    path = saved_teacher(tiny_config, tmp_path / "teacher.pt")
+    config = with_overrides(tiny_config, {"teacher.checkpoint": path, "data.image_size": 24})
     with pytest.raises(DataError, match=r"expects 16px images .* set data.image_size=16"):
         run_trial(config, log=_quiet)
 
