@@ -16,8 +16,13 @@ def predict_logits(
 ) -> torch.Tensor:
     was_training = model.training
     model.eval()
+    from augkd.data import as_unit_float
+
     logits = torch.cat(
-        [model(normalize(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        [
+            model(normalize(as_unit_float(x[i : i + batch_size])))
+            for i in range(0, len(x), batch_size)
+        ]
     )
     model.train(was_training)
     return logits

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from augkd.config import Module2Config
-from augkd.data import iterate_batches
+from augkd.data import as_unit_float, iterate_batches
 from augkd.method.guards import check_finite
 from augkd.method.losses import anchor_loss
 from augkd.models import AnchorNet
@@ -95,7 +95,7 @@ def _val_loss(anchor_net, encoder, generator, teacher, normalize, splits, config
     anchor_net.eval()
     total, count = 0.0, 0
     for start in range(0, len(splits.val_y), 512):
-        images = splits.val_x[start : start + 512]
+        images = as_unit_float(splits.val_x[start : start + 512])
         labels = splits.val_y[start : start + 512]
         loss = anchor_batch_loss(
             anchor_net, encoder, generator, teacher, normalize, images, labels, config
