@@ -219,12 +219,17 @@ def test_asha_rungs_fall_back_to_module3_epochs():
 def test_search_and_store_are_found_without_arguments(tmp_path, clean_env):
     for name in ("digits-20261126-120000", "office31-20261127-080000", "stage_cache", "notes"):
         (tmp_path / name).mkdir()
-    assert report.latest_search_path(tmp_path) == str(tmp_path / "office31-20261127-080000")
+    for name in ("digits-20261126-120000", "office31-20261127-080000"):
+        (tmp_path / name / report.SPACE_FILE).write_text("{}")
+    latest = str(tmp_path / "office31-20261127-080000")
     clean_env.setenv("AUGKD_STORAGE", str(tmp_path))
-    assert report.resolve_search_path() == str(tmp_path / "office31-20261127-080000")
+    assert report.resolve_search_path() == latest
+    assert report.resolve_search_path(str(tmp_path)) == latest  # a storage root
     clean_env.setenv("AUGKD_SEARCH_PATH", "elsewhere")
     assert report.resolve_search_path() == "elsewhere"
-    assert report.default_tracking_uri() == f"sqlite:///{REPO / 'mlflow.db'}"
+    clean_env.chdir(tmp_path)
+    assert report.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert report.default_tracking_uri(workdir=REPO) == f"sqlite:///{REPO / 'mlflow.db'}"
     clean_env.setenv("AUGKD_TRACKING_URI", "sqlite:////x/y.db")
     assert report.default_tracking_uri() == "sqlite:////x/y.db"
 
