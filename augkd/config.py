@@ -84,6 +84,10 @@ class Module1Config(_Section):
     bn_weight: float = Field(1.0, ge=0)
     """beta: weight of the BatchNorm statistics term."""
     encoder_kl_weight: float = Field(2.5e-4, ge=0)
+    input_stats_weight: float = Field(0.0, ge=0)
+    """Weight of matching G's per-channel pixel mean and variance to the teacher's
+    normalisation (the teacher domain's statistics): a BatchNorm term for the input."""
+    generator_width: int = Field(64, ge=4)
 
 
 class Module2Config(_Section):
@@ -100,6 +104,10 @@ class Module2Config(_Section):
     mask_weight: float = Field(1.0, ge=0)
     invariant: float = Field(0.25, ge=0, le=1)
     """rho: share of latent dimensions the anchor must leave unchanged."""
+    encoder_adapt_epochs: int = Field(0, ge=0)
+    """Epochs of fitting E to invert G on student-domain train images before anchors are
+    learned (0: E stays as Module 1 left it, as in the paper)."""
+    encoder_adapt_lr: float = Field(1e-3, gt=0)
 
 
 class Module3Config(_Section):

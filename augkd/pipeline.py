@@ -101,7 +101,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     stage1 = cache.get_or_create("module1", stage1_key(config, teacher), produce_stage1)
     timings["module1_seconds"] = time.perf_counter() - start
     latent = config.module1.latent_size
-    generator = Generator(latent, config.data.image_size).to(device)
+    generator = Generator(latent, config.data.image_size, config.module1.generator_width).to(device)
     generator.load_state_dict(stage1["generator"])
     encoder = Encoder(latent, config.data.image_size, num_classes).to(device)
     encoder.load_state_dict(stage1["encoder"])
@@ -117,6 +117,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
             return train_anchor(
                 encoder, generator, teacher.model, teacher.normalize, splits,
                 num_classes, latent, config.module2, rng, log,
+                encoder_kl_weight=config.module1.encoder_kl_weight,
             )  # fmt: skip
 
         start = time.perf_counter()
@@ -124,6 +125,9 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
         timings["module2_seconds"] = time.perf_counter() - start
         anchor_net = AnchorNet(latent, num_classes).to(device)
         anchor_net.load_state_dict(stage2["anchor_net"])
+        if "encoder" in stage2:
+            encoder.load_state_dict(stage2["encoder"])
+            encoder.eval().requires_grad_(False)
         anchor_net.eval().requires_grad_(False)
     nets = MixupNets(encoder, generator, anchor_net) if plan.batches == "mixup" else None
     return _Stages(stage1["student"], nets, timings)

@@ -12,7 +12,7 @@ from torch import nn
 from augkd.config import Module2Config
 from augkd.data import as_unit_float, iterate_batches
 from augkd.method.guards import check_finite
-from augkd.method.losses import anchor_loss
+from augkd.method.losses import anchor_loss, vae_kl
 from augkd.models import AnchorNet
 from augkd.runtime import Normalize
 
@@ -43,6 +43,43 @@ def anchor_batch_loss(
     )
 
 
+def adapt_encoder(
+    encoder: nn.Module,
+    generator: nn.Module,
+    splits,
+    config: Module2Config,
+    kl_weight: float,
+    generator_rng: torch.Generator,
+    log=print,
+) -> dict[str, torch.Tensor]:
+    """Fit E to invert the frozen G on student-domain train images.
+
+    Module 1 trains E on G's own images only, so E(x) of a real image is out of its
+    training distribution; this makes G(E(x)) the teacher-domain image closest to x."""
+    generator.eval().requires_grad_(False)
+    encoder.train().requires_grad_(True)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.encoder_adapt_lr)
+    for epoch in range(config.encoder_adapt_epochs):
+        total, batches = 0.0, 0
+        for images, labels in iterate_batches(
+            splits.train_x, splits.train_y, config.batch_size, generator_rng, augment=True
+        ):
+            if len(labels) < 2:
+                continue
+            mu, logvar = encoder(images, labels)
+            loss = (generator(mu) - images).pow(2).mean() + kl_weight * vae_kl(mu, logvar)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+            batches += 1
+        log(
+            f"module2 encoder epoch {epoch + 1}/{config.encoder_adapt_epochs} loss {total / max(batches, 1):.4f}"
+        )
+    encoder.eval().requires_grad_(False)
+    return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+
+
 def train_anchor(
     encoder: nn.Module,
     generator: nn.Module,
@@ -54,9 +91,16 @@ def train_anchor(
     config: Module2Config,
     generator_rng: torch.Generator,
     log=print,
+    encoder_kl_weight: float = 0.0,
 ) -> dict[str, Any]:
-    """Returns the AnchorNet state with the lowest L_A on the val split."""
+    """Returns the AnchorNet state with the lowest L_A on the val split (and E's state
+    when it was adapted to the student domain first)."""
     device = splits.train_x.device
+    adapted = None
+    if config.encoder_adapt_epochs > 0:
+        adapted = adapt_encoder(
+            encoder, generator, splits, config, encoder_kl_weight, generator_rng, log
+        )
     anchor_net = AnchorNet(latent_size, num_classes).to(device)
     for frozen in (encoder, generator, teacher):
         frozen.eval()
@@ -87,6 +131,8 @@ def train_anchor(
                 "epoch": epoch + 1,
                 "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
             }
+    if adapted is not None:
+        best["encoder"] = adapted
     return copy.deepcopy(best)
 
 

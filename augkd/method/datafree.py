@@ -15,6 +15,7 @@ from augkd.method.losses import (
     BatchNormStatistics,
     encoder_loss,
     generator_loss,
+    input_statistics,
     kl_teacher_student,
 )
 from augkd.models import Encoder, Generator
@@ -32,7 +33,7 @@ def train_datafree(
     log=print,
 ) -> dict[str, Any]:
     """Returns state dicts of the best G and E (lowest L_G on a fixed z batch) and S0."""
-    generator = Generator(config.latent_size, image_size).to(device)
+    generator = Generator(config.latent_size, image_size, config.generator_width).to(device)
     encoder = Encoder(config.latent_size, image_size, num_classes).to(device)
     student.to(device)
     teacher.eval()
@@ -94,9 +95,12 @@ def _generator_objective(generator, teacher, student, normalize, bn_stats, confi
     bn_stats.pop()
     teacher_logits = teacher(images)
     bn_term = bn_stats.pop()
-    return generator_loss(
+    loss = generator_loss(
         teacher_logits, student(images), bn_term, config.balance_weight, config.bn_weight
     )
+    if config.input_stats_weight > 0:
+        loss = loss + config.input_stats_weight * input_statistics(images)
+    return loss
 
 
 def _generator_step(generator, teacher, student, normalize, bn_stats, config, optimizers) -> None:

@@ -54,6 +54,14 @@ class BatchNormStatistics:
             handle.remove()
 
 
+def input_statistics(normalized: torch.Tensor) -> torch.Tensor:
+    """The BatchNorm term for the teacher's input: normalised teacher-domain images have
+    per-channel mean 0 and variance 1, so G's batch should too."""
+    mean = normalized.mean(dim=(0, 2, 3))
+    var = normalized.var(dim=(0, 2, 3), unbiased=False)
+    return torch.linalg.vector_norm(mean) + torch.linalg.vector_norm(var - 1)
+
+
 def generator_loss(
     teacher_logits: torch.Tensor,
     student_logits: torch.Tensor,
