@@ -118,6 +118,22 @@ class Module3Config(_Section):
     kd_temperature: float = Field(10.0, gt=0)
 
 
+class DiagnosticsConfig(_Section):
+    """Diagnostics of Modules 1-2 (augkd/diagnostics.py): teacher metrics on x, G(z),
+    reconstructions and anchors, and pictures; computed once per stage-2 artifact."""
+
+    enabled: bool = True
+    """Compute them in every trial that runs Module 1 (off: skip, saving a second or so)."""
+    generator_samples: int = Field(512, ge=10)
+    """How many G(z) samples the teacher judges."""
+    samples_per_class: int = Field(6, ge=1)
+    """Rows of the G(z) grid picture (samples shown per predicted class)."""
+    row_images: int = Field(10, ge=1)
+    """Fixed val images shown through each module."""
+    seed: int = 0
+    """Seed of the z ~ N(0, I) samples, so pictures compare across runs."""
+
+
 class Config(_Section):
     """One trial: data, teacher, student, the three modules, method, seed and device."""
 
@@ -130,6 +146,7 @@ class Config(_Section):
     module1: Module1Config = Field(default_factory=Module1Config)
     module2: Module2Config = Field(default_factory=Module2Config)
     module3: Module3Config = Field(default_factory=Module3Config)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
     @model_validator(mode="after")
     def _device_is_known(self) -> Config:
