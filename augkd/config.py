@@ -116,6 +116,12 @@ class Module3Config(_Section):
     ce_share: float = Field(0.5, ge=0, le=1)
     """u: weight of CE against the KD term."""
     kd_temperature: float = Field(10.0, gt=0)
+    teacher_term: Literal["both", "mixed", "none"] = "both"
+    """Where the teacher's soft targets apply: both halves of [x ; x_mix] (the paper's text),
+    the mixed half only (the real half gets CE alone, u = 1), or none (u = 1 everywhere: the
+    release's effective training). Baselines keep their meaning (kd distils x, ce never)."""
+    teacher_fade: bool = False
+    """Fade the teacher on the mixed half as s grows: its u becomes 1 - (1 - u)(1 - s)."""
 
 
 class DiagnosticsConfig(_Section):

@@ -23,7 +23,7 @@ from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.guards import check_finite
 from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
-from augkd.method.plans import METHOD_PLANS, MethodPlan
+from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
@@ -257,7 +257,6 @@ def _train_student(
         log(f"resuming module 3 after epoch {first_epoch}")
 
     schedule = plan.schedule or settings.schedule
-    ce_share = 1.0 if plan.loss == "ce" else settings.ce_share
     constant = {
         "student_params": float(count_parameters(student)),
         **{name: float(value) for name, value in stages.timings.items()},
@@ -267,8 +266,11 @@ def _train_student(
     for epoch in range(first_epoch, settings.epochs):
         start = time.perf_counter()
         share = mixup_schedule(schedule, epoch, settings.epochs, settings.a, settings.b)
+        shares = ce_shares(
+            plan, settings.teacher_term, settings.ce_share, share, settings.teacher_fade
+        )
         epoch_settings = EpochSettings(
-            share, ce_share, settings.kd_temperature, config.data.augment, settings.batch_size
+            share, shares, settings.kd_temperature, config.data.augment, settings.batch_size
         )
         train_loss = train_epoch(
             student, teacher.model, teacher.normalize, optimizer, splits.train_x,
