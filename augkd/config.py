@@ -28,9 +28,10 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where teacher-domain and student-domain images come from."""
 
-    source: Literal["digits", "folders", "listfile", "torchvision"] = "digits"
-    """digits: built-in benchmark; folders: root/domain/class/image (Office-31, Office-Home);
-    listfile: VisDA-style 'path label' lists; torchvision: mnist, usps, svhn under root."""
+    source: Literal["digits", "fonts", "folders", "listfile", "torchvision"] = "digits"
+    """digits: built-in benchmark; fonts: built-in printed -> handwritten digits benchmark;
+    folders: root/domain/class/image (Office-31, Office-Home); listfile: VisDA-style
+    'path label' lists; torchvision: mnist, usps, svhn under root."""
     root: str | None = None
     """Dataset root for real sources (unused by the built-in digits benchmark)."""
     teacher_domains: list[str] = Field(default_factory=lambda: ["clean"])
@@ -38,6 +39,9 @@ class DataConfig(_Section):
     student_domain: str = "rotate"
     image_size: int = Field(16, ge=8, le=512)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    train_per_class: int | None = Field(None, ge=1)
+    """Scarce labels: this many seeded train images per class, the rest split into val
+    and test in the ratio of data.split's val and test shares; None splits by data.split."""
     augment: bool = True
     download: bool = False
 
