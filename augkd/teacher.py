@@ -27,6 +27,8 @@ from augkd.runtime import Normalize
 from augkd.storage import read_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
+BUILT_IN_SOURCES = ("digits", "fonts")
+"""Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
 REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")
 
 
@@ -146,7 +148,7 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
                 "save it with `augkd teacher` (plain tensors and metadata only)."
             ) from None
         return teacher_from_checkpoint(checkpoint, source, device)
-    if config.data.source != "digits":
+    if config.data.source not in BUILT_IN_SOURCES:
         raise ModelError(
             "config key 'teacher.checkpoint' is required for real datasets; train one with "
             "`augkd teacher --config FILE --out teacher.pt`."
@@ -154,7 +156,9 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
     cache = cache or StageCache(default_cache_root(config))
     key = config.digest("teacher") + "-" + _digits_teacher_key(config)
     checkpoint = cache.get_or_create("teacher", key, lambda: train_teacher(config, device))
-    return teacher_from_checkpoint(checkpoint, f"built-in digits teacher {key}", device)
+    return teacher_from_checkpoint(
+        checkpoint, f"built-in {config.data.source} teacher {key}", device
+    )
 
 
 def _digits_teacher_key(config: Config) -> str:

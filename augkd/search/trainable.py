@@ -22,6 +22,8 @@ log = logging.getLogger("augkd.trial")
 STATE_FILE = "trial_state.pt"
 BEST_STUDENT_FILE = "best_student.pt"
 CONFIG_FILE = "config.yaml"
+DIAGNOSTICS_DIR = "diagnostics"
+"""Checkpoint subfolder holding the diagnostics' PNGs (the recorder logs them to MLflow)."""
 
 
 def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_root: str) -> None:
@@ -42,11 +44,17 @@ def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_ro
     # (Asked only inside Ray: get_runtime_context() would start a local Ray otherwise.)
     node = {"node_id": ray.get_runtime_context().get_node_id()} if ray.is_initialized() else {}
 
+    pictures: dict[str, bytes] = {}
+
     def on_epoch(metrics: dict[str, float], make_state) -> None:
         metrics = {**metrics, **node}
         with tempfile.TemporaryDirectory() as folder:
             state = make_state()
             torch.save(state, Path(folder) / STATE_FILE)
+            if pictures:  # in every checkpoint: a pruned trial's last one has them too
+                (Path(folder) / DIAGNOSTICS_DIR).mkdir()
+                for name, png in pictures.items():
+                    (Path(folder) / DIAGNOSTICS_DIR / name).write_bytes(png)
             if metrics["epoch"] == metrics["epochs"]:
                 torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
@@ -56,6 +64,7 @@ def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_ro
         run_trial(
             config, on_epoch=on_epoch, resume_state=resume_state,
             cache=StageCache(cache_root), log=log.info,
+            on_diagnostics=lambda found: pictures.update(found.pictures),
         )  # fmt: skip
     except AugkdError as error:
         # Bad input or divergence would fail again on every retry: end the trial here,
