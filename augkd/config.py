@@ -124,6 +124,13 @@ class Config(_Section):
     method: Method = "augkd"
     seed: int = 0
     device: str = "auto"
+    """auto: CUDA when present; inside a Ray trial, the GPU Ray assigned (CPU when none)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast for Module 3 and every teacher forward (fp16 with loss scaling); Module 1's
+    BatchNorm-statistics term stays fp32. Part of the stage keys when not fp32."""
+    stage_checkpoint_minutes: float = Field(10.0, ge=0)
+    """How often a running Module 1 or 2 saves its progress into the stage cache, so that a
+    lost node resumes it instead of starting over (0: every epoch)."""
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

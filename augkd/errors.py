@@ -19,3 +19,7 @@ class ModelError(AugkdError, ValueError):
 
 class DivergedError(AugkdError, RuntimeError):
     """Training produced a non-finite loss."""
+
+
+class CacheError(AugkdError, RuntimeError):
+    """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
