@@ -23,3 +23,7 @@ class DivergedError(AugkdError, RuntimeError):
 
 class CacheError(AugkdError, RuntimeError):
     """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
+
+
+class PreflightError(AugkdError, RuntimeError):
+    """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""

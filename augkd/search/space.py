@@ -95,6 +95,12 @@ class SearchSpace(_Strict):
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Field(default_factory=Resources)
     max_failures: int = Field(2, ge=0)
+    checkpoint_minutes: float = Field(10.0, ge=0)
+    """A trial checkpoints at ASHA's rungs, at its last epoch, and at most this often
+    otherwise (0: every epoch). A lost node repeats at most this much of a trial."""
+    stop_after_same_failures: int = Field(3, ge=0)
+    """Stop the search when its first this-many finished trials all failed with the same
+    error (a shared cause such as unreadable data); 0 never stops."""
 
     # Filled in by load_space, not by the YAML.
     base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)
