@@ -129,10 +129,7 @@ class StageCache:
                 if artifact is not _CORRUPT:
                     return self._record(stage, key, True, start, artifact)
                 if moved_aside:
-                    raise CacheError(
-                        f"Stage artifact '{path}' is corrupt again after it was produced anew; "
-                        "check the storage (disk full, quota, a partial upload) and delete it."
-                    )
+                    raise _corrupt_again(path)
                 aside = self._move_aside(path)
                 moved_aside = True
                 log.warning(
@@ -141,7 +138,7 @@ class StageCache:
                     path,
                     aside,
                 )
-            produced, artifact = self._produce_or_wait(stage, key, path, produce)
+            produced, artifact = self._produce_or_wait(stage, key, path, produce, moved_aside)
             if produced:
                 return self._record(stage, key, False, start, artifact)
 
@@ -153,9 +150,10 @@ class StageCache:
         return artifact
 
     def _produce_or_wait(
-        self, stage: str, key: str, path: str, produce: Callable[[], Any]
+        self, stage: str, key: str, path: str, produce: Callable[[], Any], verify: bool
     ) -> tuple[bool, Any]:
-        """(True, artifact) when this caller produced it; (False, None) once another has."""
+        """(True, artifact) when this caller produced it; (False, None) once another has.
+        ``verify``: read the stored artifact back (it replaces a corrupt one)."""
         marker = self._marker_path(stage, key)
         seen_marker = self._read_text(marker)  # an older failure: this caller tries again
         deadline = None if self.wait_timeout_s is None else time.monotonic() + self.wait_timeout_s
@@ -180,6 +178,8 @@ class StageCache:
             try:
                 artifact = produce()
                 self._store(path, artifact)
+                if verify and self._try_load(path) is _CORRUPT:
+                    raise _corrupt_again(path)
             except Exception as error:
                 self._write_marker(marker, error)
                 raise
@@ -204,6 +204,13 @@ class StageCache:
     # ---- progress of long stages ----------------------------------------
     def progress(self, stage: str, key: str, every_s: float) -> StageProgress:
         return StageProgress(self, stage, key, every_s)
+
+
+def _corrupt_again(path: str) -> CacheError:
+    return CacheError(
+        f"Stage artifact '{path}' is corrupt again after it was produced anew; check the "
+        "storage (disk full, quota, a partial upload) and delete the file."
+    )
 
 
 def _raise_if_failed(current: str | None, seen: str | None, name: str) -> None:
