@@ -52,7 +52,12 @@ class TeacherConfig(_Section):
     """The teacher: a checkpoint, or one trained and cached for the built-in benchmark."""
 
     checkpoint: str | None = None
+    """An `augkd teacher` checkpoint, or a torchvision state dict with a YAML beside it (same
+    name, .yaml: arch, class_names, image_size, mean, std); a path or a URI such as s3://."""
     arch: str = "small_cnn"
+    pretrained: bool = False
+    """`augkd teacher` starts from the ImageNet weights already in torchvision's local cache
+    (TORCH_HOME/hub/checkpoints); nothing is downloaded."""
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     cache_dir: str | None = None
