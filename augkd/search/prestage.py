@@ -71,6 +71,17 @@ def plan_shared_stages(space: SearchSpace) -> SharedStages:
     return SharedStages(seeds, module1, module2)
 
 
+def _check_fits(space: SearchSpace, available: dict[str, float]) -> None:
+    for key, name in (("gpu", "GPU"), ("cpu", "CPU")):
+        wanted = getattr(space.resources, key)
+        if wanted > available.get(name, 0.0):
+            raise PreflightError(
+                f"Each trial asks for resources.{key}={wanted:g}, but the local Ray cluster has "
+                f"{available.get(name, 0.0):g} {name}s; set --set resources.{key}=... to fit, or "
+                "pass --address of a cluster that has them."
+            )
+
+
 def _stage_task(
     base_config: dict[str, Any], cache_root: str, gpu_share: float, produce: bool, module2: bool
 ) -> dict[str, Any]:
@@ -106,10 +117,17 @@ def _stage_task(
     return {"device": str(device), "node_id": node, "events": events, **summary}
 
 
-def prepare_search(space: SearchSpace, cache_root: str, echo=print) -> SharedStages:
-    """The preflight, then the shared stages; raises PreflightError before any trial."""
+def prepare_search(
+    space: SearchSpace, cache_root: str, echo=print, local_cluster: bool = False
+) -> SharedStages:
+    """The preflight, then the shared stages; raises PreflightError before any trial.
+
+    ``local_cluster``: Ray was started here and cannot grow, so a trial asking for more than
+    it has (a GPU on a laptop) would wait forever: refused at once instead."""
     import ray
 
+    if local_cluster:
+        _check_fits(space, ray.cluster_resources())
     plan = plan_shared_stages(space)
     started = time.perf_counter()
     task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=3)(

@@ -130,21 +130,23 @@ def latest_search(storage: str, prefix: str) -> str | None:
     return names[-1] if names else None
 
 
-def init_ray(address: str | None) -> None:
-    """Join a running cluster when there is one; otherwise start a local one."""
+def init_ray(address: str | None) -> bool:
+    """Join a running cluster when there is one; otherwise start a local one (returns True)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
         ray.init(address=target, log_to_driver=False)
-        return
+        return False
     try:
         ray.init(address="auto", log_to_driver=False)
         log.info("joined the running Ray cluster")
+        return False
     except (ConnectionError, RuntimeError, ValueError):
         ray.init(include_dashboard=False, log_to_driver=False)
+        return True
 
 
 def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
@@ -169,10 +171,10 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     search_path = join_uri(storage, name)
 
-    init_ray(options.address)
+    started_locally = init_ray(options.address)
     from augkd.search.prestage import prepare_search
 
-    shared = prepare_search(space, join_uri(storage, "stage_cache"), echo)
+    shared = prepare_search(space, join_uri(storage, "stage_cache"), echo, started_locally)
     tuner = _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options)
     echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
          f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip

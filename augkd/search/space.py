@@ -18,6 +18,17 @@ PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 """The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
 
 
+def _installed_space(stem: str) -> Path | None:
+    """A space shipped as package data (augkd.search_spaces) by a non-editable install."""
+    from importlib import resources
+
+    try:
+        found = resources.files("augkd.search_spaces").joinpath(f"{stem}.yaml")
+    except ModuleNotFoundError:
+        return None
+    return Path(str(found)) if found.is_file() else None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -152,6 +163,9 @@ def resolve_space_path(path: str | Path) -> Path:
         named = folder / f"{candidate.stem}.yaml"
         if named.is_file():
             return named
+    installed = _installed_space(candidate.stem)
+    if installed is not None:
+        return installed
     raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
 
 
