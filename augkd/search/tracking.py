@@ -33,10 +33,6 @@ HISTORY_KEYS = ("epoch", "val_acc1", "best_val_acc1", "mixup_share", "train_loss
 MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
 
-def default_tracking_uri() -> str:
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
-
-
 def check_tracking_uri(uri: str) -> None:
     """Refuse a tracking store that cannot be reached, before any trial starts."""
     if uri.startswith(("http://", "https://")):
