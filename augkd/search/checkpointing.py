@@ -8,13 +8,10 @@ import math
 import time
 
 
-def rung_epochs(grace_period: int, reduction_factor: float, max_epochs: int) -> list[int]:
-    """The epochs at which ASHA (one bracket) judges a trial: the first epoch at or past each
-    milestone grace * rf^k (k = 0, 1, ... while it is at most max_epochs), as Ray computes them."""
-    if grace_period > max_epochs:
-        return []
-    count = int(math.log(max_epochs / grace_period) / math.log(reduction_factor) + 1)
-    return sorted({math.ceil(grace_period * reduction_factor**k) for k in range(count)})
+def judged_epochs(milestones: list[float]) -> list[int]:
+    """The epochs at which ASHA judges a trial: the first epoch at or past each rung milestone
+    (SchedulerSettings.milestones; Ray compares ``epoch >= milestone``)."""
+    return sorted({math.ceil(milestone) for milestone in milestones})
 
 
 class CheckpointCadence:

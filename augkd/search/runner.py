@@ -192,7 +192,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from ray.tune.search import ConcurrencyLimiter
 
     from augkd.search.asha import ResumableASHA
-    from augkd.search.checkpointing import rung_epochs
+    from augkd.search.checkpointing import judged_epochs
     from augkd.search.optuna_bridge import PruningAwareOptunaSearch
     from augkd.search.progress import ProgressView
     from augkd.search.space import build_sampler, suggest
@@ -201,13 +201,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from augkd.search.trainable import run_tune_trial
 
     cache_root = stage_cache_root(storage)
-    rungs = ()
-    if space.scheduler.name == "asha":
-        rungs = tuple(
-            rung_epochs(
-                space.scheduler.grace_period, space.scheduler.reduction_factor, space.max_epochs()
-            )
-        )
+    rungs = tuple(judged_epochs(space.scheduler.milestones(space.max_epochs())))
     trainable = tune.with_resources(
         tune.with_parameters(
             run_tune_trial, base_config=space.base_resolved, cache_root=cache_root,

@@ -1,13 +1,19 @@
 """Checkpoint cadence: ASHA's rungs, the last epoch, and at most every N minutes."""
 
-from augkd.search.checkpointing import CheckpointCadence, rung_epochs
+from augkd.search.checkpointing import CheckpointCadence, judged_epochs
+from augkd.search.space import SchedulerSettings
 
 
-def test_rung_epochs_are_where_asha_judges_a_trial():
-    assert rung_epochs(4, 2, 20) == [4, 8, 16]
-    assert rung_epochs(20, 3, 200) == [20, 60, 180]
-    assert rung_epochs(2, 1.5, 10) == [2, 3, 5, 7]  # first epoch at or past 2, 3, 4.5, 6.75
-    assert rung_epochs(30, 3, 20) == []
+def _judged(grace: int, factor: float, max_epochs: int) -> list[int]:
+    settings = SchedulerSettings(grace_period=grace, reduction_factor=factor)
+    return judged_epochs(settings.milestones(max_epochs))
+
+
+def test_checkpoint_epochs_are_where_asha_judges_a_trial():
+    assert _judged(4, 2, 20) == [4, 8, 16]
+    assert _judged(20, 3, 200) == [20, 60, 180]
+    assert _judged(2, 1.5, 10) == [2, 3, 5, 7]  # first epoch at or past 2, 3, 4.5, 6.75
+    assert _judged(30, 3, 20) == []
 
 
 def test_checkpoints_only_at_rungs_and_the_last_epoch_within_the_interval():
