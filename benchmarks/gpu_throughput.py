@@ -56,8 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _trial(args: argparse.Namespace, precision: str, share: float, rank: int, barrier, queue):
-    """One trial's process: build the networks, warm up, wait for the others, time epochs."""
+def _trial(args: argparse.Namespace, trials: int, rank: int, barrier, queue) -> None:
+    """One trial's process: for each precision, warm up, start with the others, time epochs,
+    and wait for the others before the next precision (so no warm-up overlaps a timing)."""
     import torch
 
     from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
@@ -65,12 +66,10 @@ def _trial(args: argparse.Namespace, precision: str, share: float, rank: int, ba
     from augkd.precision import AutocastModule, MixedPrecision
     from augkd.runtime import Normalize, limit_gpu_memory
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(1 / share)))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // trials))
     device = torch.device(args.device)
-    limit_gpu_memory(device, share)
+    limit_gpu_memory(device, 1.0 / trials)
     torch.manual_seed(rank)
-    amp = MixedPrecision(precision, device)
-    student = build_classifier(args.student, args.classes).to(device)
     teacher = build_classifier(args.teacher, args.classes).to(device).eval().requires_grad_(False)
     nets = MixupNets(
         Encoder(args.latent, args.image_size, args.classes).to(device).eval(),
@@ -83,28 +82,34 @@ def _trial(args: argparse.Namespace, precision: str, share: float, rank: int, ba
     images = torch.randint(0, 256, size, dtype=torch.uint8, device=device)
     labels = torch.randint(0, args.classes, (args.images,), device=device)
     normalize = Normalize([0.5] * 3, [0.25] * 3).to(device)
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
-    rng = torch.Generator().manual_seed(rank)
     settings = EpochSettings(0.5, 0.5, 10.0, True, args.batch)
+    for precision in args.precisions.split(","):
+        amp = MixedPrecision(precision, device)
+        student = build_classifier(args.student, args.classes).to(device)
+        optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+        rng = torch.Generator().manual_seed(rank)
+        autocast_teacher = AutocastModule(teacher, amp)
 
-    def epoch() -> None:
-        loss = train_epoch(
-            student, AutocastModule(teacher, amp), normalize, optimizer, images, labels,
-            settings, rng, nets, amp,
-        )  # fmt: skip
-        float(loss)  # one sync per epoch, as a trial does
+        def epoch(student=student, optimizer=optimizer, rng=rng, amp=amp, t=autocast_teacher):
+            loss = train_epoch(student, t, normalize, optimizer, images, labels, settings, rng,
+                               nets, amp)  # fmt: skip
+            float(loss)  # one sync per epoch, as a trial does
 
-    epoch()  # warm-up: kernels chosen, allocator filled
-    barrier.wait()
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        epoch()
-    seconds = time.perf_counter() - start
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"rank": rank, "epochs_per_s": args.epochs / seconds, "peak_mib": peak})
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        epoch()  # warm-up: kernels chosen, allocator filled
+        barrier.wait()
+        start = time.perf_counter()
+        for _ in range(args.epochs):
+            epoch()
+        seconds = time.perf_counter() - start
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put({"rank": rank, "epochs_per_s": args.epochs / seconds, "peak_mib": peak})
+        barrier.wait()
+        del student, optimizer
 
 
 class _Utilisation:
@@ -147,31 +152,52 @@ class _Utilisation:
         return sum(self.samples) / len(self.samples) if self.samples else None
 
 
-def measure(args: argparse.Namespace, trials: int, precision: str) -> dict:
+WAIT_S = 1800.0
+"""A trial process that died leaves the others waiting: give up after this long."""
+
+
+def _result(queue, workers) -> dict:
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=5)
+        except queues.Empty:
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed:
+                message = f"a trial process failed (exit code {failed[0]}); see above"
+                raise RuntimeError(message) from None
+
+
+def measure(args: argparse.Namespace, trials: int) -> list[dict]:
+    """One row per precision for ``trials`` processes sharing the GPU."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(trials + 1)
     queue = context.Queue()
-    share = 1.0 / trials
     workers = [
-        context.Process(target=_trial, args=(args, precision, share, rank, barrier, queue))
+        context.Process(target=_trial, args=(args, trials, rank, barrier, queue))
         for rank in range(trials)
     ]
     for worker in workers:
         worker.start()
-    barrier.wait()
-    with _Utilisation(args.device) as utilisation:
-        results = [queue.get() for _ in workers]
+    rows = []
+    for precision in args.precisions.split(","):
+        barrier.wait(timeout=WAIT_S)
+        with _Utilisation(args.device) as utilisation:
+            results = [_result(queue, workers) for _ in workers]
+        barrier.wait(timeout=WAIT_S)
+        rates = [r["epochs_per_s"] for r in results]
+        rows.append({
+            "trials": trials,
+            "precision": precision,
+            "epochs_per_s_total": sum(rates),
+            "epochs_per_s_per_trial": sum(rates) / trials,
+            "gpu_utilisation_pct": utilisation.mean(),
+            "peak_mib_per_trial": max(r["peak_mib"] for r in results),
+        })  # fmt: skip
     for worker in workers:
         worker.join()
-    rates = [r["epochs_per_s"] for r in results]
-    return {
-        "trials": trials,
-        "precision": precision,
-        "epochs_per_s_total": sum(rates),
-        "epochs_per_s_per_trial": sum(rates) / trials,
-        "gpu_utilisation_pct": utilisation.mean(),
-        "peak_mib_per_trial": max(r["peak_mib"] for r in results),
-    }
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,11 +215,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{'GPU util %':>10} {'peak MiB/trial':>15}"  # fmt: skip
     print(header)
     for trials in [int(t) for t in args.trials.split(",")]:
-        for precision in args.precisions.split(","):
-            row = measure(args, trials, precision)
+        for row in measure(args, trials):
             rows.append(row)
             util = row["gpu_utilisation_pct"]
-            print(f"{trials:>6} {precision:>9} {row['epochs_per_s_total']:>15.3f} "
+            print(f"{row['trials']:>6} {row['precision']:>9} {row['epochs_per_s_total']:>15.3f} "
                   f"{row['epochs_per_s_per_trial']:>10.3f} "
                   f"{'-' if util is None else f'{util:.0f}':>10} "
                   f"{row['peak_mib_per_trial']:>15.0f}", flush=True)  # fmt: skip
