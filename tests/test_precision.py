@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augkd.cache import StageCache
 from augkd.config import with_overrides
 from augkd.method.losses import BatchNormStatistics
 from augkd.models import build_classifier
@@ -39,7 +38,7 @@ def test_bf16_trial_runs_and_keys_its_stages_apart_from_fp32(tiny_config, tmp_pa
         tiny_config,
         {"precision": "bf16", "method": "kd", "module3.epochs": 1, "data.split": [0.1, 0.1, 0.8]},
     )  # fmt: skip  (low-precision kernels are slow on a CPU: a small training split)
-    result = run_trial(config, cache=StageCache(str(tmp_path)), log=_quiet)
+    result = run_trial(config, log=_quiet)
     assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0
     teacher = load_teacher(config, CPU)
     fp32_key = stage1_key(with_overrides(config, {"precision": "fp32"}), teacher)
@@ -56,8 +55,8 @@ def test_fp16_resume_mid_module3_restores_the_loss_scale_exactly(tiny_config, tm
     def keep(metrics, make_state):
         states[int(metrics["epoch"])] = make_state()
 
-    full = run_trial(config, on_epoch=keep, cache=StageCache(str(tmp_path)), log=_quiet)
+    full = run_trial(config, on_epoch=keep, log=_quiet)
     assert states[1]["grad_scaler"]["scale"] > 0  # the GradScaler's state is checkpointed
-    resumed = run_trial(config, resume_state=states[1], cache=StageCache(str(tmp_path)), log=_quiet)
+    resumed = run_trial(config, resume_state=states[1], log=_quiet)
     assert resumed.metrics["train_loss"] == full.metrics["train_loss"]
     assert all(torch.equal(resumed.best_student[k], v) for k, v in full.best_student.items())
