@@ -31,6 +31,19 @@ def _crash_after(epoch: int, saved: dict):
     return hook
 
 
+def _whole_and_resumed(run, lost_after: int) -> tuple[dict, dict, dict]:
+    """An uninterrupted run; and one that loses its node after ``lost_after`` epochs and is
+    resumed on a new node (another RNG state) from the progress saved there."""
+    seed_everything(5)
+    whole = run()
+    seed_everything(5)
+    saved: dict = {}
+    with pytest.raises(NodeLost):
+        run(on_epoch_end=_crash_after(lost_after, saved))
+    seed_everything(123)
+    return whole, run(resume_state=saved["state"]), saved["state"]
+
+
 def _same(a, b) -> None:
     if isinstance(a, dict):
         assert a.keys() == b.keys()
@@ -63,15 +76,8 @@ def test_module1_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_in
             config.module1, CPU, log=lambda _l: None, **hooks,
         )  # fmt: skip
 
-    seed_everything(5)
-    whole = run()
-    seed_everything(5)
-    saved: dict = {}
-    with pytest.raises(NodeLost):
-        run(on_epoch_end=_crash_after(1, saved))
-    seed_everything(123)  # a new node: another RNG state, restored from the progress
-    resumed = run(resume_state=saved["state"])
-    assert saved["state"]["epoch"] == 1
+    whole, resumed, progress = _whole_and_resumed(run, lost_after=1)
+    assert progress["epoch"] == 1
     _same(whole, resumed)
 
 
@@ -91,12 +97,6 @@ def test_module2_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_in
             config.module2, rng, log=lambda _l: None, **hooks,
         )  # fmt: skip
 
-    seed_everything(5)
-    whole = run()
-    seed_everything(5)
-    saved: dict = {}
-    with pytest.raises(NodeLost):
-        run(on_epoch_end=_crash_after(1, saved))
-    seed_everything(77)
-    resumed = run(resume_state=saved["state"])
+    whole, resumed, progress = _whole_and_resumed(run, lost_after=1)
+    assert progress["epoch"] == 1
     _same(whole, resumed)
