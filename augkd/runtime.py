@@ -67,7 +67,9 @@ def limit_gpu_memory(device: torch.device, gpu_share: float) -> None:
     """Cap this process's CUDA memory at its GPU share, so trials sharing a GPU (e.g.
     resources.gpu=0.5) cannot starve each other; a whole GPU (or CPU) needs no cap."""
     if device.type == "cuda" and 0 < gpu_share < 1:
-        torch.cuda.set_per_process_memory_fraction(gpu_share, device)
+        # torch wants an index: a bare "cuda" means the current device.
+        index = torch.cuda.current_device() if device.index is None else device.index
+        torch.cuda.set_per_process_memory_fraction(gpu_share, index)
 
 
 def cpu_share() -> int:

@@ -169,6 +169,14 @@ def _result(queue, workers) -> dict:
                 raise RuntimeError(message) from None
 
 
+def _watch(workers, barrier, stop: threading.Event) -> None:
+    """Break the barrier as soon as a trial process dies, so nobody waits for it."""
+    while not stop.wait(1.0):
+        if any(w.exitcode not in (None, 0) for w in workers):
+            barrier.abort()
+            return
+
+
 def measure(args: argparse.Namespace, trials: int) -> list[dict]:
     """One row per precision for ``trials`` processes sharing the GPU."""
     context = multiprocessing.get_context("spawn")
@@ -180,21 +188,32 @@ def measure(args: argparse.Namespace, trials: int) -> list[dict]:
     ]
     for worker in workers:
         worker.start()
+    stop = threading.Event()
+    watchdog = threading.Thread(target=_watch, args=(workers, barrier, stop), daemon=True)
+    watchdog.start()
     rows = []
-    for precision in args.precisions.split(","):
-        barrier.wait(timeout=WAIT_S)
-        with _Utilisation(args.device) as utilisation:
-            results = [_result(queue, workers) for _ in workers]
-        barrier.wait(timeout=WAIT_S)
-        rates = [r["epochs_per_s"] for r in results]
-        rows.append({
-            "trials": trials,
-            "precision": precision,
-            "epochs_per_s_total": sum(rates),
-            "epochs_per_s_per_trial": sum(rates) / trials,
-            "gpu_utilisation_pct": utilisation.mean(),
-            "peak_mib_per_trial": max(r["peak_mib"] for r in results),
-        })  # fmt: skip
+    try:
+        for precision in args.precisions.split(","):
+            barrier.wait(timeout=WAIT_S)
+            with _Utilisation(args.device) as utilisation:
+                results = [_result(queue, workers) for _ in workers]
+            barrier.wait(timeout=WAIT_S)
+            rates = [r["epochs_per_s"] for r in results]
+            rows.append({
+                "trials": trials,
+                "precision": precision,
+                "epochs_per_s_total": sum(rates),
+                "epochs_per_s_per_trial": sum(rates) / trials,
+                "gpu_utilisation_pct": utilisation.mean(),
+                "peak_mib_per_trial": max(r["peak_mib"] for r in results),
+            })  # fmt: skip
+    except threading.BrokenBarrierError:
+        for worker in workers:
+            worker.terminate()
+        codes = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+        raise RuntimeError(f"a trial process failed (exit code {codes[:1]}); see above") from None
+    finally:
+        stop.set()
     for worker in workers:
         worker.join()
     return rows
@@ -215,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
              f"{'GPU util %':>10} {'peak MiB/trial':>15}"  # fmt: skip
     print(header)
     for trials in [int(t) for t in args.trials.split(",")]:
-        for row in measure(args, trials):
+        try:
+            measured = measure(args, trials)
+        except RuntimeError as error:
+            print(f"error: {trials} trials per GPU: {error}", file=sys.stderr)
+            return 1
+        for row in measured:
             rows.append(row)
             util = row["gpu_utilisation_pct"]
             print(f"{row['trials']:>6} {row['precision']:>9} {row['epochs_per_s_total']:>15.3f} "

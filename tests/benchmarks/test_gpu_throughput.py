@@ -32,3 +32,16 @@ def test_gpu_throughput_smallest_setting_runs_on_cpu(tmp_path):
         )
         assert row["gpu_utilisation_pct"] is None  # no GPU to sample on a CPU run
     assert "epochs/s total" in run.stdout
+
+
+def test_a_trial_process_that_dies_ends_the_run_instead_of_hanging(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_throughput.py"), "--device", "cpu",
+         "--trials", "2", "--precisions", "bf16", "--images", "16", "--batch", "8",
+         "--epochs", "1", "--student", "no_such_arch", "--teacher", "small_cnn",
+         "--image-size", "16", "--out", str(tmp_path / "t.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "2 trials per GPU: a trial process failed" in run.stderr
+    assert not (tmp_path / "t.json").exists()
