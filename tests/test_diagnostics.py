@@ -109,6 +109,8 @@ def test_trial_reports_diagnostics_each_epoch_unless_switched_off(tiny_config, c
     off = with_overrides(tiny_config, {"diagnostics.enabled": False})
     quiet = run_trial(off, cache=StageCache(cache_home), log=_quiet)
     assert quiet.diagnostics is None and not any(k.startswith("diag_") for k in quiet.metrics)
+    # Diagnostics draw no random numbers from the trial's streams: training is unchanged.
+    assert [h["val_acc1"] for h in quiet.history] == [m["val_acc1"] for m in reports]
 
 
 def test_diagnose_command_writes_metrics_and_pictures(tmp_path, cache_home):
