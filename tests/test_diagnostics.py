@@ -14,6 +14,7 @@ import torch
 from augkd.cache import StageCache
 from augkd.cli import main
 from augkd.config import with_overrides
+from augkd.data import as_unit_float
 from augkd.diagnostics import GRID_FILE, ROWS_FILE, teacher_view
 from augkd.method.losses import energy_score
 from augkd.method.mixup import mix_batch
@@ -51,7 +52,8 @@ def test_each_diagnostic_on_a_tiny_run_matches_the_networks(tiny_config, cache_h
     result = trial_diagnostics(trial, cache)
     metrics = result.metrics
     teacher, normalize = trial.teacher.model, trial.teacher.normalize
-    nets, x, y = trial.stages.frozen_nets, trial.splits.val_x, trial.splits.val_y
+    nets, y = trial.stages.frozen_nets, trial.splits.val_y
+    x = as_unit_float(trial.splits.val_x)
 
     def acc(images: torch.Tensor) -> float:
         with torch.no_grad():
