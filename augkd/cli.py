@@ -1,4 +1,4 @@
-"""`augkd` command line: train, teacher, export, compare, report."""
+"""`augkd` command line: train, diagnose, teacher, export, compare, report."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def format_results_table(method: str, summary: dict[str, dict[str, float]], runs
     header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>16}" for key in summary)
     cells = " ".join(f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" for stats in summary.values())
     return f"{header}\n{method:<10} {runs:>4} {cells}"
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from augkd.cache import StageCache
+    from augkd.config import load_config, with_overrides
+    from augkd.pipeline import prepare_trial, trial_diagnostics
+    from augkd.teacher import default_cache_root
+
+    config = load_config(args.config, args.overrides)
+    if args.method:
+        config = with_overrides(config, {"method": args.method})
+    cache = StageCache(default_cache_root(config))
+    trial = prepare_trial(config, cache, log=lambda line: print(line, flush=True))
+    diagnostics = trial_diagnostics(trial, cache)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(diagnostics.metrics, indent=2))
+    for name, png in diagnostics.pictures.items():
+        (out / name).write_bytes(png)
+    for name, value in diagnostics.metrics.items():
+        print(f"{name:<28} {value:8.3f}")
+    print(f"diagnostics written to {out}")
+    return 0
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
@@ -137,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seeds", type=int, default=1, help="evaluate N seeds: mean ± std")
     train.add_argument("--out", default="results.json", help="results JSON path")
     train.set_defaults(handler=cmd_train)
+
+    diagnose = commands.add_parser(
+        "diagnose", help="teacher metrics and pictures of Modules 1-2 (no Module 3)"
+    )
+    _add_config_args(diagnose)
+    diagnose.add_argument("--method", choices=METHODS)
+    diagnose.add_argument("--out", required=True, help="folder for metrics.json and the PNGs")
+    diagnose.set_defaults(handler=cmd_diagnose)
 
     teacher = commands.add_parser("teacher", help="train a teacher on the teacher domains")
     _add_config_args(teacher)

@@ -28,9 +28,10 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where teacher-domain and student-domain images come from."""
 
-    source: Literal["digits", "folders", "listfile", "torchvision"] = "digits"
-    """digits: built-in benchmark; folders: root/domain/class/image (Office-31, Office-Home);
-    listfile: VisDA-style 'path label' lists; torchvision: mnist, usps, svhn under root."""
+    source: Literal["digits", "fonts", "folders", "listfile", "torchvision"] = "digits"
+    """digits: built-in benchmark; fonts: built-in printed -> handwritten digits benchmark;
+    folders: root/domain/class/image (Office-31, Office-Home); listfile: VisDA-style
+    'path label' lists; torchvision: mnist, usps, svhn under root."""
     root: str | None = None
     """Dataset root for real sources (unused by the built-in digits benchmark)."""
     teacher_domains: list[str] = Field(default_factory=lambda: ["clean"])
@@ -38,6 +39,9 @@ class DataConfig(_Section):
     student_domain: str = "rotate"
     image_size: int = Field(16, ge=8, le=512)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    train_per_class: int | None = Field(None, ge=1)
+    """Scarce labels: this many seeded train images per class, the rest split into val
+    and test in the ratio of data.split's val and test shares; None splits by data.split."""
     augment: bool = True
     download: bool = False
 
@@ -122,6 +126,28 @@ class Module3Config(_Section):
     ce_share: float = Field(0.5, ge=0, le=1)
     """u: weight of CE against the KD term."""
     kd_temperature: float = Field(10.0, gt=0)
+    teacher_term: Literal["both", "mixed", "none"] = "both"
+    """Where the teacher's soft targets apply: both halves of [x ; x_mix] (the paper's text),
+    the mixed half only (the real half gets CE alone, u = 1), or none (u = 1 everywhere: the
+    release's effective training). Baselines keep their meaning (kd distils x, ce never)."""
+    teacher_fade: bool = False
+    """Fade the teacher on the mixed half as s grows: its u becomes 1 - (1 - u)(1 - s)."""
+
+
+class DiagnosticsConfig(_Section):
+    """Diagnostics of Modules 1-2 (augkd/diagnostics.py): teacher metrics on x, G(z),
+    reconstructions and anchors, and pictures; computed once per stage-2 artifact."""
+
+    enabled: bool = True
+    """Compute them in every trial that runs Module 1 (off: skip, saving a second or so)."""
+    generator_samples: int = Field(512, ge=10)
+    """How many G(z) samples the teacher judges."""
+    samples_per_class: int = Field(6, ge=1)
+    """Rows of the G(z) grid picture (samples shown per predicted class)."""
+    row_images: int = Field(10, ge=1)
+    """Fixed val images shown through each module."""
+    seed: int = 0
+    """Seed of the z ~ N(0, I) samples, so pictures compare across runs."""
 
 
 class Config(_Section):
@@ -143,6 +169,7 @@ class Config(_Section):
     module1: Module1Config = Field(default_factory=Module1Config)
     module2: Module2Config = Field(default_factory=Module2Config)
     module3: Module3Config = Field(default_factory=Module3Config)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
     @model_validator(mode="after")
     def _device_is_known(self) -> Config:

@@ -18,11 +18,13 @@ import torch
 from augkd.cache import StageCache
 from augkd.config import Config
 from augkd.data import StudentSplits, load_student_splits
+from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
+from augkd.errors import ConfigError
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.guards import check_finite
 from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
-from augkd.method.plans import METHOD_PLANS, MethodPlan
+from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
@@ -40,6 +42,7 @@ class TrialResult:
     history: list[dict[str, float]]
     best_student: dict[str, torch.Tensor]
     cache_events: list[Any] = field(default_factory=list)
+    diagnostics: Diagnostics | None = None
 
 
 @dataclass
@@ -47,6 +50,23 @@ class _Stages:
     student_init: dict[str, torch.Tensor] | None
     mixup_nets: MixupNets | None
     timings: dict[str, float]
+    frozen_nets: MixupNets | None = None
+    """G, E (and A) whenever Module 1 ran, also for methods that do not mix (diagnostics)."""
+    reported: dict[str, float] = field(default_factory=dict)
+    """Constant metrics every epoch's report carries (the diagnostics)."""
+
+
+@dataclass
+class PreparedTrial:
+    """Everything Module 3 starts from: teacher, splits and the frozen stage outputs."""
+
+    config: Config
+    plan: MethodPlan
+    teacher: Teacher
+    splits: StudentSplits
+    stages: _Stages
+    device: torch.device
+    precision: MixedPrecision
 
 
 def build_student(config: Config, num_classes: int, pretrained: bool | None = None):
@@ -73,19 +93,43 @@ def run_trial(
     cache: StageCache | None = None,
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
+    on_diagnostics: Callable[[Diagnostics], None] | None = None,
 ) -> TrialResult:
     """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
-    config key ``device`` decides."""
-    device = device or resolve_device(config.device)
+    config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
+    1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
+    report as ``diag_*``."""
     cache = cache or StageCache(default_cache_root(config))
+    trial = prepare_trial(config, cache, log, device)
+    diagnostics = None
+    if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
+        start = time.perf_counter()
+        diagnostics = trial_diagnostics(trial, cache)
+        trial.stages.timings["diagnostics_seconds"] = time.perf_counter() - start
+        trial.stages.reported = {f"diag_{k}": v for k, v in diagnostics.metrics.items()}
+        if on_diagnostics is not None:
+            on_diagnostics(diagnostics)
+    result = _train_student(
+        config, trial.plan, trial.teacher, trial.splits, trial.stages, trial.device,
+        on_epoch, resume_state, log, cache, trial.precision,
+    )  # fmt: skip
+    result.diagnostics = diagnostics
+    return result
+
+
+def prepare_trial(
+    config: Config,
+    cache: StageCache,
+    log: Callable[[str], None] = print,
+    device: torch.device | None = None,
+) -> PreparedTrial:
+    """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3."""
+    device = device or resolve_device(config.device)
     precision = MixedPrecision(config.precision, device)
     teacher, splits = load_inputs(config, cache, device, precision)
     plan = METHOD_PLANS[config.method]
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
-    return _train_student(
-        config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache,
-        precision,
-    )  # fmt: skip
+    return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
 
 
 def load_inputs(
@@ -112,8 +156,55 @@ def produce_shared_stages(
     """Produce (or find) the decoded data, the teacher, Module 1 and optionally Module 2 in
     the cache: what a search does before its first trial, so that trials only read them."""
     teacher, splits = load_inputs(config, cache, device, MixedPrecision(config.precision, device))
-    plan = MethodPlan(module1=True, module2=with_module2, batches="student", loss="ce")
+    plan = MethodPlan(module1=True, module2=with_module2, batches="student", teacher_term="none")
     return _prepare_stages(config, plan, teacher, splits, cache, device, log).timings
+
+
+def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
+    """The stage-2 artifact's key (stage 1's plus the data without an AnchorNet)."""
+    stages = (
+        stage2_key(config, teacher)
+        if plan.module2
+        else f"{stage1_key(config, teacher)}-{config.digest('data')}-noanchor"
+    )
+    return f"{stages}-{config.digest('diagnostics')}"
+
+
+def first_share(config: Config, plan: MethodPlan) -> float | None:
+    """Module 3's first s when its batches mix; None when they don't or s = 1 (x_mix = x)."""
+    if plan.batches != "mixup":
+        return None
+    settings = config.module3
+    share = mixup_schedule(
+        plan.schedule or settings.schedule, 0, settings.epochs, settings.a, settings.b
+    )
+    return share if share < 1.0 else None
+
+
+def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:
+    """Diagnostics of the frozen G, E (and A): the stage part once per stage-2 artifact
+    (cached next to it), the x_mix part per trial (it depends on module3.b)."""
+    config, splits = trial.config, trial.splits
+    if trial.stages.frozen_nets is None:
+        raise ConfigError(
+            f"method '{config.method}' trains no generator, so there is nothing to diagnose; "
+            "use --method augkd, no_anchor, no_mixup or dfkd."
+        )
+    judge = Judge(
+        trial.teacher.model, trial.teacher.normalize, splits.val_x, splits.val_y,
+        trial.stages.frozen_nets, splits.class_names,
+    )  # fmt: skip
+    stage = cache.get_or_create(
+        "diagnostics",
+        diagnostics_key(config, trial.plan, trial.teacher),
+        lambda: stage_diagnostics(
+            judge, config.diagnostics, config.module1.latent_size
+        ).to_artifact(),
+    )
+    share = first_share(config, trial.plan)
+    return Diagnostics.from_artifact(stage).merged(
+        mixup_diagnostics(judge, config.diagnostics, share)
+    )
 
 
 def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, log) -> _Stages:
@@ -166,8 +257,9 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
         anchor_net = AnchorNet(latent, num_classes).to(device)
         anchor_net.load_state_dict(stage2["anchor_net"])
         anchor_net.eval().requires_grad_(False)
-    nets = MixupNets(encoder, generator, anchor_net) if plan.batches == "mixup" else None
-    return _Stages(stage1["student"], nets, timings)
+    frozen = MixupNets(encoder, generator, anchor_net)
+    nets = frozen if plan.batches == "mixup" else None
+    return _Stages(stage1["student"], nets, timings, frozen)
 
 
 def _train_student(
@@ -213,17 +305,20 @@ def _train_student(
         log(f"resuming module 3 after epoch {first_epoch}")
 
     schedule = plan.schedule or settings.schedule
-    ce_share = 1.0 if plan.loss == "ce" else settings.ce_share
     constant = {
         "student_params": float(count_parameters(student)),
         **{name: float(value) for name, value in stages.timings.items()},
+        **stages.reported,
         **_cache_metrics(cache),
     }
     for epoch in range(first_epoch, settings.epochs):
         start = time.perf_counter()
         share = mixup_schedule(schedule, epoch, settings.epochs, settings.a, settings.b)
+        shares = ce_shares(
+            plan, settings.teacher_term, settings.ce_share, share, settings.teacher_fade
+        )
         epoch_settings = EpochSettings(
-            share, ce_share, settings.kd_temperature, config.data.augment, settings.batch_size
+            share, shares, settings.kd_temperature, config.data.augment, settings.batch_size
         )
         train_loss = train_epoch(
             student, teacher.model, teacher.normalize, optimizer, splits.train_x,

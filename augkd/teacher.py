@@ -29,6 +29,8 @@ from augkd.runtime import Normalize
 from augkd.storage import read_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
+BUILT_IN_SOURCES = ("digits", "fonts")
+"""Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
 REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")
 SIDECAR_KEYS = ("arch", "class_names", "image_size", "mean", "std")
 SIDECAR_OPTIONAL = {"small_input": False}
@@ -155,7 +157,7 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
         if _is_state_dict(checkpoint):
             checkpoint = _with_sidecar(checkpoint, source)
         return teacher_from_checkpoint(checkpoint, source, device)
-    if config.data.source != "digits":
+    if config.data.source not in BUILT_IN_SOURCES:
         raise ModelError(
             "config key 'teacher.checkpoint' is required for real datasets; train one with "
             "`augkd teacher --config FILE --out teacher.pt`."
@@ -163,7 +165,9 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
     cache = cache or StageCache(default_cache_root(config))
     key = config.digest("teacher") + "-" + _digits_teacher_key(config)
     checkpoint = cache.get_or_create("teacher", key, lambda: train_teacher(config, device))
-    return teacher_from_checkpoint(checkpoint, f"built-in digits teacher {key}", device)
+    return teacher_from_checkpoint(
+        checkpoint, f"built-in {config.data.source} teacher {key}", device
+    )
 
 
 def _digits_teacher_key(config: Config) -> str:

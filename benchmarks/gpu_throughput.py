@@ -82,7 +82,7 @@ def _trial(args: argparse.Namespace, trials: int, rank: int, barrier, queue) -> 
     images = torch.randint(0, 256, size, dtype=torch.uint8, device=device)
     labels = torch.randint(0, args.classes, (args.images,), device=device)
     normalize = Normalize([0.5] * 3, [0.25] * 3).to(device)
-    settings = EpochSettings(0.5, 0.5, 10.0, True, args.batch)
+    settings = EpochSettings(0.5, (0.5, 0.5), 10.0, True, args.batch)
     for precision in args.precisions.split(","):
         amp = MixedPrecision(precision, device)
         student = build_classifier(args.student, args.classes).to(device)

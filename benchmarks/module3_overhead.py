@@ -44,7 +44,8 @@ def main() -> None:
         )
     student = build_classifier(config.student.arch, 10).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.module3.lr)
-    settings = EpochSettings(0.5, config.module3.ce_share, config.module3.kd_temperature,
+    u = config.module3.ce_share
+    settings = EpochSettings(0.5, (u, u), config.module3.kd_temperature,
                              config.data.augment, config.module3.batch_size)  # fmt: skip
     nets = stages.mixup_nets
     # Pre-built batches: exactly what one epoch feeds the networks.
@@ -58,7 +59,7 @@ def main() -> None:
                 inputs = teacher.normalize(torch.cat([images, mixed]))
                 teacher_logits = teacher.model(inputs)
             loss = distillation_loss(student(inputs), teacher_logits, torch.cat([labels, labels]),
-                                     settings.ce_share, settings.kd_temperature)  # fmt: skip
+                                     u, settings.kd_temperature)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

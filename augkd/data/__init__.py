@@ -9,7 +9,7 @@ import torch
 
 from augkd.config import DataConfig
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError
+from augkd.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from augkd.cache import StageCache
@@ -51,6 +51,10 @@ def load_domain(config: DataConfig, domain: str, cache: StageCache | None = None
         from augkd.data.digits import load_digits_domain
 
         return load_digits_domain(domain, config.image_size)
+    if config.source == "fonts":
+        from augkd.data.fonts import load_fonts_domain
+
+        return load_fonts_domain(domain, config.image_size)
     if config.root is None:
         raise ConfigError(f"config key 'data.root' must name the {config.source} dataset folder.")
     from augkd.data import real
@@ -105,11 +109,37 @@ def split_indices(n: int, shares: tuple[float, float, float], seed: int) -> dict
     }
 
 
+def per_class_split_indices(
+    labels: torch.Tensor, per_class: int, shares: tuple[float, float, float], seed: int
+) -> dict[str, torch.Tensor]:
+    """``per_class`` seeded train images of every class; the rest split into val and test
+    in the ratio of the val and test shares (scarce labels, large val/test)."""
+    generator = torch.Generator().manual_seed(seed)
+    train, rest = [], []
+    for c in labels.unique().tolist():
+        rows = (labels == c).nonzero().flatten()
+        if len(rows) <= per_class:
+            raise DataError(
+                f"Class '{c}' has {len(rows)} images, too few for data.train_per_class="
+                f"{per_class}; lower it or leave it unset to split by data.split."
+            )
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        train.append(rows[:per_class])
+        rest.append(rows[per_class:])
+    pool = torch.cat(rest)
+    pool = pool[torch.randperm(len(pool), generator=generator)]
+    n_val = round(len(pool) * shares[1] / (shares[1] + shares[2]))
+    return {"train": torch.cat(train), "val": pool[:n_val], "test": pool[n_val:]}
+
+
 def load_student_splits(
     config: DataConfig, seed: int, device: torch.device, cache: StageCache | None = None
 ) -> StudentSplits:
     domain = load_domain(config, config.student_domain, cache)
-    indices = split_indices(len(domain), config.split, seed)
+    if config.train_per_class is None:
+        indices = split_indices(len(domain), config.split, seed)
+    else:
+        indices = per_class_split_indices(domain.labels, config.train_per_class, config.split, seed)
     if min(len(part) for part in indices.values()) == 0:
         raise ConfigError(
             f"Student domain '{config.student_domain}' has {len(domain)} images, too few for "

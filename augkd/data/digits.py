@@ -66,7 +66,8 @@ SHIFTS: dict[str, ShiftFn] = {
 TEACHER_DOMAIN = "clean"
 
 
-def _load_raw() -> tuple[torch.Tensor, torch.Tensor]:
+def load_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 digits as float [N, 8, 8] in [0, 1] and their labels."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -84,7 +85,7 @@ def load_digits_domain(domain: str, image_size: int) -> LabelledImages:
     if domain != TEACHER_DOMAIN and domain not in SHIFTS:
         known = ", ".join([TEACHER_DOMAIN, *SHIFTS])
         raise ConfigError(f"Unknown digits domain '{domain}'; choose one of: {known}.")
-    images, labels = _load_raw()
+    images, labels = load_raw()
     teacher_idx, student_idx = _partition(len(labels))
     chosen = teacher_idx if domain == TEACHER_DOMAIN else student_idx
     grey = images[chosen].unsqueeze(1)

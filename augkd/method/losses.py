@@ -115,14 +115,20 @@ def anchor_loss(
 
 def distillation_loss(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
     labels: torch.Tensor,
-    ce_share: float,
+    ce_share: float | torch.Tensor,
     temperature: float,
 ) -> torch.Tensor:
-    """u * CE(S, y) + (1 - u) * tau^2 * KL(softmax(T/tau) || softmax(S/tau)), batch mean."""
+    """u * CE(S, y) + (1 - u) * tau^2 * KL(softmax(T/tau) || softmax(S/tau)), batch mean.
+
+    ``ce_share`` is one u or one per sample. ``teacher_logits`` may cover only the last
+    rows of the batch (the samples whose u < 1); the others must have u = 1."""
     ce = F.cross_entropy(student_logits, labels, reduction="none")
-    if ce_share >= 1.0:
+    if teacher_logits is None:
         return ce.mean()
-    kd = kl_teacher_student(teacher_logits, student_logits, temperature)
-    return (ce_share * ce + (1 - ce_share) * temperature**2 * kd).mean()
+    shares = torch.as_tensor(ce_share, dtype=ce.dtype, device=ce.device).expand_as(ce)
+    kd = torch.zeros_like(ce)
+    first = len(ce) - len(teacher_logits)
+    kd[first:] = kl_teacher_student(teacher_logits, student_logits[first:], temperature)
+    return (shares * ce + (1 - shares) * temperature**2 * kd).mean()

@@ -44,7 +44,8 @@ def mix_batch(
 class EpochSettings:
     share: float
     """s(e): the student-domain share this epoch."""
-    ce_share: float
+    ce_shares: tuple[float, float]
+    """The effective u of the real half x and of the mixed half x_mix (plans.ce_shares)."""
     kd_temperature: float
     augment: bool
     batch_size: int
@@ -69,25 +70,38 @@ def train_epoch(
     student.train()
     total = torch.zeros((), device=train_x.device)
     batches = 0
-    use_teacher = settings.ce_share < 1.0
+    real_share, mixed_share = settings.ce_shares
+    mixing = mixup_nets is not None
     for images, labels in iterate_batches(
         train_x, train_y, settings.batch_size, generator_rng, settings.augment
     ):
         with precision.autocast():
-            if mixup_nets is not None:
+            shares = torch.full((len(labels),), real_share, device=images.device)
+            if mixing:
                 mixed = mix_batch(mixup_nets, images, labels, settings.share)
                 images = torch.cat([images, mixed.to(images.dtype)])
                 labels = torch.cat([labels, labels])
+                shares = torch.cat([shares, torch.full_like(shares, mixed_share)])
             inputs = normalize(images)
+            first = _first_teacher_row(real_share, mixed_share, len(shares), mixing)
             teacher_logits = None
-            if use_teacher:
+            if first < len(shares):
                 with torch.no_grad():
-                    teacher_logits = teacher(inputs)
+                    teacher_logits = teacher(inputs[first:])
             loss = distillation_loss(
-                student(inputs), teacher_logits, labels, settings.ce_share, settings.kd_temperature
+                student(inputs), teacher_logits, labels, shares, settings.kd_temperature
             )
         optimizer.zero_grad(set_to_none=True)
         precision.step(loss, optimizer)
         total += loss.detach()
         batches += 1
     return total / max(batches, 1)
+
+
+def _first_teacher_row(real_share: float, mixed_share: float, rows: int, mixing: bool) -> int:
+    """The teacher sees only a suffix of [x ; x_mix]: every row, the mixed half, or none."""
+    if real_share < 1.0:
+        return 0
+    if mixing and mixed_share < 1.0:
+        return rows // 2
+    return rows

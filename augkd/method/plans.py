@@ -1,8 +1,9 @@
 """AuG-KD, its ablations and its baselines as data: which stages run, where the
-student starts, what Module 3's batches hold and which loss they get."""
+student starts, what Module 3's batches hold and where the teacher's soft targets apply."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,18 +16,42 @@ class MethodPlan:
     """Train an AnchorNet; without it z_a = z."""
     batches: Literal["mixup", "student"]
     """mixup: [x ; x_mix]; student: x only."""
-    loss: Literal["distill", "ce"]
+    teacher_term: str | None = None
+    """A key of TEACHER_TERMS; None follows module3.teacher_term (AuG-KD and its ablations)."""
     schedule: str | None = None
     """Overrides module3.schedule (``student_only`` means s = 1 throughout)."""
 
 
 METHOD_PLANS: dict[str, MethodPlan] = {
-    "augkd": MethodPlan(module1=True, module2=True, batches="mixup", loss="distill"),
-    "no_anchor": MethodPlan(module1=True, module2=False, batches="mixup", loss="distill"),
-    "no_mixup": MethodPlan(
-        module1=True, module2=True, batches="mixup", loss="distill", schedule="student_only"
-    ),
-    "kd": MethodPlan(module1=False, module2=False, batches="student", loss="distill"),
-    "ce": MethodPlan(module1=False, module2=False, batches="student", loss="ce"),
-    "dfkd": MethodPlan(module1=True, module2=False, batches="student", loss="ce"),
+    "augkd": MethodPlan(module1=True, module2=True, batches="mixup"),
+    "no_anchor": MethodPlan(module1=True, module2=False, batches="mixup"),
+    "no_mixup": MethodPlan(module1=True, module2=True, batches="mixup", schedule="student_only"),
+    "kd": MethodPlan(module1=False, module2=False, batches="student", teacher_term="both"),
+    "ce": MethodPlan(module1=False, module2=False, batches="student", teacher_term="none"),
+    "dfkd": MethodPlan(module1=True, module2=False, batches="student", teacher_term="none"),
 }
+
+
+def _faded(ce_share: float, share: float, fade: bool) -> float:
+    """With fade the KD weight (1 - u) shrinks by (1 - s): u' = 1 - (1 - u)(1 - s)."""
+    return 1.0 - (1.0 - ce_share) * (1.0 - share) if fade else ce_share
+
+
+TeacherTerm = Callable[[float, float, bool], tuple[float, float]]
+"""(u, s, fade) -> the effective u of the real half x and of the mixed half x_mix.
+
+Every sample's loss is u_i CE + (1 - u_i) tau^2 KL (method.md); leaving the teacher out
+of a sample means u_i = 1 there, as method.md defines `none`."""
+
+TEACHER_TERMS: dict[str, TeacherTerm] = {
+    "both": lambda u, s, fade: (u, _faded(u, s, fade)),
+    "mixed": lambda u, s, fade: (1.0, _faded(u, s, fade)),
+    "none": lambda _u, _s, _fade: (1.0, 1.0),
+}
+
+
+def ce_shares(
+    plan: MethodPlan, teacher_term: str, ce_share: float, share: float, fade: bool
+) -> tuple[float, float]:
+    """The effective u of each half this epoch; the plan's own term wins over the config's."""
+    return TEACHER_TERMS[plan.teacher_term or teacher_term](ce_share, share, fade)

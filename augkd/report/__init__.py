@@ -1,5 +1,6 @@
 """Compare the trials of a finished search: leaderboard, parallel coordinates,
-fANOVA importance, val curves against ASHA's rungs, mixup schedules, AuG-KD against
+fANOVA importance, val curves against ASHA's rungs, mixup schedules, the diagnostics
+of Modules 1-2, AuG-KD against
 the baselines, and the child runs in MLflow.
 
 Shared by ``analysis/compare_trials.ipynb`` (one function a cell) and
@@ -8,13 +9,15 @@ section either draws its figure or says, in a note, why it cannot; a search with
 trial, only failed trials or no finished trial gives notes, never a traceback.
 
 Modules: ``loading`` (find and read a search), ``tables``, ``params`` (parallel
-coordinates, importance), ``curves`` (val curves, schedules), ``baselines``, and
+coordinates, importance), ``curves`` (val curves, schedules), ``diagnostics``,
+``baselines``, and
 ``page`` (the section list, Jupyter display and the HTML page).
 """
 
 from augkd.locations import BASELINES_FILE, SPACE_FILE, default_storage, default_tracking_uri
 from augkd.report.baselines import find_baselines, plot_baselines
 from augkd.report.curves import plot_curves, plot_mixup_schedule, schedule_curve
+from augkd.report.diagnostics import plot_diagnostics
 from augkd.report.loading import (
     SearchData,
     asha_rungs,
@@ -45,6 +48,7 @@ __all__ = [
     "mlflow_runs",
     "plot_baselines",
     "plot_curves",
+    "plot_diagnostics",
     "plot_importance",
     "plot_mixup_schedule",
     "plot_parallel_coordinates",

@@ -12,6 +12,7 @@ import pandas as pd
 from augkd.locations import local_folder
 from augkd.report.baselines import plot_baselines
 from augkd.report.curves import plot_curves, plot_mixup_schedule
+from augkd.report.diagnostics import plot_diagnostics
 from augkd.report.loading import SearchData, error_line, load_search
 from augkd.report.params import plot_importance, plot_parallel_coordinates
 from augkd.report.section import Section
@@ -24,6 +25,7 @@ SECTIONS: list[tuple[str, SectionBuilder]] = [
     ("importance", plot_importance),
     ("val_curves", plot_curves),
     ("mixup_schedule", plot_mixup_schedule),
+    ("diagnostics", plot_diagnostics),
     ("baselines", plot_baselines),
     ("mlflow_runs", mlflow_runs),
 ]

@@ -23,7 +23,7 @@ from ray.tune import Callback
 from augkd.errors import ConfigError
 from augkd.search.optuna_bridge import trial_outcome
 from augkd.search.results import PARAM_PREFIX, ResultsTable
-from augkd.search.trainable import BEST_STUDENT_FILE
+from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,9 @@ class SearchRecorder(Callback):
                     "best_val_acc1", "best_epoch"):  # fmt: skip
             if key in result:
                 row[key] = result[key]
+        row |= {k: v for k, v in result.items() if k.startswith("diag_")}
+        if outcome in ("completed", "pruned"):
+            self._log_diagnostics(run_id, trial)
         if outcome == "completed":
             self._log_final_artifacts(run_id, trial, row)
         self.table.update(trial.trial_id, **row)
@@ -277,6 +280,15 @@ class SearchRecorder(Callback):
             weights = Path(folder) / BEST_STUDENT_FILE
             if weights.exists():
                 self.client.log_artifact(run_id, str(weights), "model")
+
+    def _log_diagnostics(self, run_id: str, trial) -> None:
+        """The diagnostics' PNGs of the trial's last checkpoint, under ``diagnostics/``."""
+        if trial.checkpoint is None:
+            return
+        with trial.checkpoint.as_directory() as folder:
+            pictures = Path(folder) / DIAGNOSTICS_DIR
+            if pictures.is_dir():
+                self.client.log_artifacts(run_id, str(pictures), DIAGNOSTICS_DIR)
 
     def on_experiment_end(self, trials, **info) -> None:
         for trial in trials:

@@ -25,6 +25,8 @@ log = logging.getLogger("augkd.trial")
 STATE_FILE = "trial_state.pt"
 BEST_STUDENT_FILE = "best_student.pt"
 CONFIG_FILE = "config.yaml"
+DIAGNOSTICS_DIR = "diagnostics"
+"""Checkpoint subfolder holding the diagnostics' PNGs (the recorder logs them to MLflow)."""
 
 
 def ray_gpu_ids() -> list | None:
@@ -63,6 +65,8 @@ def run_tune_trial(
     node["device"] = str(device)
     cadence = CheckpointCadence(list(checkpoint_epochs), checkpoint_minutes)
 
+    pictures: dict[str, bytes] = {}
+
     def on_epoch(metrics: dict[str, float], make_state) -> None:
         metrics = {**metrics, **node}
         if not cadence.due(int(metrics["epoch"]), int(metrics["epochs"])):
@@ -71,6 +75,10 @@ def run_tune_trial(
         with tempfile.TemporaryDirectory() as folder:
             state = make_state()
             torch.save(state, Path(folder) / STATE_FILE)
+            if pictures:  # in every checkpoint, so a pruned trial's last one has them too
+                (Path(folder) / DIAGNOSTICS_DIR).mkdir()
+                for name, png in pictures.items():
+                    (Path(folder) / DIAGNOSTICS_DIR / name).write_bytes(png)
             if metrics["epoch"] == metrics["epochs"]:
                 torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
@@ -80,6 +88,7 @@ def run_tune_trial(
         run_trial(
             config, on_epoch=on_epoch, resume_state=resume_state,
             cache=StageCache(cache_root), log=log.info, device=device,
+            on_diagnostics=lambda found: pictures.update(found.pictures),
         )  # fmt: skip
     except AugkdError as error:
         # Bad input or divergence would fail again on every retry: end the trial here,

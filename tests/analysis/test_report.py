@@ -19,7 +19,14 @@ from augkd.search.results import ResultsTable, load_results
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "analysis").glob("*.ipynb"))
-FIGURES = ("parallel_coordinates", "importance", "val_curves", "mixup_schedule", "baselines")
+FIGURES = (
+    "parallel_coordinates",
+    "importance",
+    "val_curves",
+    "mixup_schedule",
+    "diagnostics",
+    "baselines",
+)
 TABLES = ("leaderboard", "mlflow_runs")
 SEARCH_OVERRIDES = [
     "teacher.epochs=5",
@@ -168,6 +175,24 @@ def test_write_report_writes_every_png_and_an_index(search, tmp_path, clean_env)
     for row in search["rows"]:
         assert text.count(row["trial_id"]) >= 2  # leaderboard and MLflow runs
     assert "No multi-seed evaluation found" in text  # no baselines.json: a note
+
+
+def test_report_shows_each_trials_diagnostics_and_the_best_ones_pictures(
+    search, tmp_path, clean_env
+):
+    from mlflow.tracking import MlflowClient
+
+    rows = search["rows"]
+    assert all(row["diag_recon_acc1"] is not None for row in rows)  # in the results table
+    client = MlflowClient(search["uri"])
+    for row in rows:
+        logged = {a.path for a in client.list_artifacts(row["mlflow_run_id"], "diagnostics")}
+        assert logged == {"diagnostics/generator_samples.png", "diagnostics/module_rows.png"}
+        assert "diag_anchor_acc1" in client.get_run(row["mlflow_run_id"]).data.metrics
+    index = report.write_report(search["path"], str(tmp_path / "out"), search["uri"])
+    assert (index.parent / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
+    section = index.read_text().split('id="diagnostics"')[1].split("<h2")[0]
+    assert "recon_acc1" in section and "Pictures of trial" in section
 
 
 def test_cli_report_defaults_to_the_search_folder(search, capsys, clean_env):

@@ -376,8 +376,8 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
     artifacts = {name: t for name, t in cache.items() if name.endswith(".pt") and "/." not in name}
     assert (
         sorted(name.split("/")[0] for name in artifacts)
-        == ["domain", "module1"] + ["module2"] * samples
-    )  # module2.* is searched: one per trial
+        == ["diagnostics"] * samples + ["domain", "module1"] + ["module2"] * samples
+    )  # module2.* is searched: one per trial, and the diagnostics of each beside it
     assert [r["module1_cache_hit"] for r in rows] == [1.0] * samples
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)

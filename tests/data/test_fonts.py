@@ -1,0 +1,131 @@
+"""The fonts benchmark: deterministic, disjoint between domains, no download, its sizes,
+and scarce-label splits (data.train_per_class)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import pytest
+import sklearn.datasets
+import torch
+
+from augkd.config import load_config
+from augkd.data import fonts as fonts_module
+from augkd.data import load_student_splits, per_class_split_indices
+from augkd.data.fonts import font_files, load_fonts_domain, render_digit
+from augkd.errors import ConfigError, DataError
+from augkd.pipeline import run_trial
+
+FONTS_DATA = [
+    "data.source=fonts",
+    "data.teacher_domains=[printed]",
+    "data.student_domain=handwritten",
+    "data.train_per_class=15",
+]
+
+
+@pytest.fixture
+def few_renders(monkeypatch):
+    """20 renders per class, freshly rendered (not from the in-process cache)."""
+    monkeypatch.setattr(fonts_module, "RENDERS_PER_CLASS", 20)
+    fonts_module._printed.cache_clear()
+    yield
+    fonts_module._printed.cache_clear()
+
+
+def _hashes(images: torch.Tensor) -> set[str]:
+    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+
+
+def test_only_fonts_that_draw_digits_are_used_in_sorted_order():
+    names = [path.name for path in font_files()]
+    assert names == sorted(names) and len(names) >= 4
+    assert "DejaVuSans.ttf" in names and "DejaVuSerif-BoldItalic.ttf" in names
+    for symbol_font in ("cmex10.ttf", "cmsy10.ttf", "LastResortHE-Regular.ttf", "STIXNonUni.ttf"):
+        assert symbol_font not in names
+
+
+def test_printed_domain_is_deterministic_and_balanced(few_renders):
+    first = load_fonts_domain("printed", 16)
+    fonts_module._printed.cache_clear()
+    again = load_fonts_domain("printed", 16)
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert first.images.shape == (200, 3, 16, 16) and first.images.dtype == torch.uint8
+    assert torch.bincount(first.labels).tolist() == [20] * 10
+    assert len(_hashes(first.images)) == 200  # every render differs
+
+
+def test_each_rendering_option_changes_the_image():
+    font = font_files()[0]
+    plain = dict(height=0.8, rotation=0.0, slant=0.0, stroke=0, offset=(0.0, 0.0), brightness=1.0)
+    base = render_digit(3, font, 16, **plain)
+    assert base.max() > 0.5 and base.shape == (16, 16)
+    assert render_digit(3, font, 16, **{**plain, "stroke": 4}).sum() > base.sum()
+    for change in ({"rotation": 15.0}, {"slant": 0.3}, {"offset": (0.1, 0.0)}, {"height": 0.6}):
+        assert abs(render_digit(3, font, 16, **{**plain, **change}) - base).sum() > 1.0
+    assert render_digit(3, font, 16, **{**plain, "brightness": 0.5}).max() == pytest.approx(
+        0.5 * base.max(), rel=1e-6
+    )
+
+
+def test_handwritten_domain_is_all_of_sklearns_digits():
+    domain = load_fonts_domain("handwritten", 16)
+    bunch = sklearn.datasets.load_digits()
+    assert domain.images.shape == (1797, 3, 16, 16)
+    assert domain.labels.tolist() == bunch.target.tolist()
+
+
+def test_domains_share_no_image_and_rendering_never_reads_sklearn(few_renders, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the printed domain must not read scikit-learn's digits")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sklearn.datasets, "load_digits", refuse)
+        printed = load_fonts_domain("printed", 16)
+    handwritten = load_fonts_domain("handwritten", 16)
+    assert not _hashes(printed.images) & _hashes(handwritten.images)
+
+
+def test_both_domains_load_without_the_network(few_renders, monkeypatch):
+    def no_network(*_args, **_kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert len(load_fonts_domain("printed", 16)) == 200
+    assert len(load_fonts_domain("handwritten", 16)) == 1797
+
+
+def test_scarce_label_splits_have_n_per_class_and_large_val_and_test():
+    config = load_config(None, FONTS_DATA).data
+    splits = load_student_splits(config, seed=0, device=torch.device("cpu"))
+    assert torch.bincount(splits.train_y).tolist() == [15] * 10
+    assert len(splits.val_y) >= 600 and len(splits.test_y) >= 600
+    assert len(splits.train_y) + len(splits.val_y) + len(splits.test_y) == 1797
+    parts = [set(splits.indices[name].tolist()) for name in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    again = load_student_splits(config, seed=0, device=torch.device("cpu"))
+    assert torch.equal(again.indices["train"], splits.indices["train"])
+    other = load_student_splits(config, seed=1, device=torch.device("cpu"))
+    assert not torch.equal(other.indices["train"], splits.indices["train"])
+
+
+def test_too_many_labels_per_class_is_refused_naming_the_key():
+    labels = torch.arange(10).repeat(5)
+    with pytest.raises(DataError, match="data.train_per_class=5"):
+        per_class_split_indices(labels, 5, (0.8, 0.1, 0.1), seed=0)
+
+
+def test_unknown_fonts_domain_names_the_keys():
+    with pytest.raises(ConfigError, match="data.student_domain=handwritten"):
+        load_fonts_domain("rotate", 16)
+
+
+def test_a_tiny_trial_runs_on_the_fonts_benchmark(few_renders, tmp_path):
+    config = load_config(
+        None,
+        [*FONTS_DATA, "method=ce", "teacher.epochs=1", "module3.epochs=1",
+         f"teacher.cache_dir={tmp_path}"],
+    )  # fmt: skip
+    result = run_trial(config, log=lambda _line: None)
+    assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0
