@@ -7,11 +7,27 @@ import random
 import numpy as np
 import torch
 
+from augkd.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
+    """The configured device; a GPU asked for by name must be there (checked before work)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"config key 'device' is '{name}' but this machine has no usable CUDA GPU; "
+                "set device=auto or device=cpu."
+            )
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"config key 'device' is '{name}' but this machine has {count} GPU(s), "
+                f"numbered from 0; set device=cuda:0 or device=auto."
+            )
+    return device
 
 
 def seed_everything(seed: int) -> None:
