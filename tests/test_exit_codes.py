@@ -174,3 +174,12 @@ def test_ctrl_c_of_train_says_one_line_and_leaves_no_file(tmp_path):
     assert "results written" not in printed and not out.exists()
     leftovers = [p for p in cache.rglob("*") if p.is_file() and p.parent.name != ".locks"]
     assert leftovers == []  # no teacher artifact, whole or partial
+
+
+def test_debug_shows_the_traceback_behind_the_sentence(capsys):
+    assert main(["train", "--set", "module3.epochs=true", "--debug"]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.splitlines()[-1] == (
+        "error: config key 'module3.epochs': must be a number, not true/false (got True)"
+    )
