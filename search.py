@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 
@@ -19,11 +18,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="digits", help="search-space YAML (or a packaged name)")
     parser.add_argument(
-        "--storage", default=os.environ.get("AUGKD_STORAGE", "augkd_runs"),
-        help="results, checkpoints and stage artifacts: a path or s3://bucket/prefix",
+        "--storage", default=None,
+        help="results, checkpoints and stage artifacts: a path or s3://bucket/prefix "
+        "(default: $AUGKD_STORAGE, else augkd_runs in the working directory)",
     )  # fmt: skip
     parser.add_argument("--name", help="search name (default: SPACE-TIMESTAMP; --resume: latest)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $AUGKD_TRACKING_URI, else mlflow.db in the "
+        "working directory)",
+    )
     parser.add_argument("--num-samples", type=positive_int, help="number of trials")
     parser.add_argument(
         "--time-budget", type=positive_float, help="stop starting trials after N seconds"

@@ -95,12 +95,23 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _search_folder(args: argparse.Namespace) -> str:
+    """--search as a search folder; a storage root stands for its latest search."""
+    from augkd.locations import resolve_search
+
+    return resolve_search(args.search, echo=_tell)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from augkd.outputs import check_folder_writable
     from augkd.search.results import export_best
 
     check_folder_writable(args.out, "--out")
-    for path in export_best(args.search, args.top_k, args.out):
+    for path in export_best(_search_folder(args), args.top_k, args.out):
         print(path)
     return 0
 
@@ -108,16 +119,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from augkd.search.results import format_leaderboard, load_results
 
-    print(format_leaderboard(load_results(args.search), limit=args.top_k))
+    print(format_leaderboard(load_results(_search_folder(args)), limit=args.top_k))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from augkd.report import write_report
 
-    index = write_report(args.search, args.out, tracking_uri=args.tracking_uri)
+    index = write_report(args.search, args.out, tracking_uri=args.tracking_uri, echo=_tell)
     print(f"report written to {index}")
     return 0
+
+
+SEARCH_HELP = (
+    "a search folder (augkd_runs/digits-20261126-130721) or a storage root such as "
+    "augkd_runs or s3://bucket/prefix, which means its latest search; default: "
+    "$AUGKD_SEARCH_PATH, else $AUGKD_STORAGE, else augkd_runs in the working directory"
+)
+
+
+def _add_search_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,16 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("compare", cmd_compare, "print a search's leaderboard"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--search", required=True, help="the search's storage path")
+        _add_search_arg(sub)
         sub.add_argument("--top-k", type=positive_int, default=3 if name == "export" else 20)
         if name == "export":
             sub.add_argument("--out", default="best_configs")
         sub.set_defaults(handler=handler)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
-    report.add_argument("--search", required=True, help="the search's storage path")
+    _add_search_arg(report)
     report.add_argument("--out", default=None, help="folder (default: SEARCH/report)")
-    report.add_argument("--tracking-uri", default=None)
+    report.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: $AUGKD_TRACKING_URI, else mlflow.db in the working "
+        "directory, as python search.py)",
+    )
     report.set_defaults(handler=cmd_report)
     for command in commands.choices.values():
         add_debug_flag(command)

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from augkd.dotted import set_dotted
 from augkd.errors import ConfigError
 
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
@@ -251,17 +252,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"Override '{text}' must look like key=value, e.g. module3.epochs=10.")
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"config key '{key}': '{part}' is a value, not a section.")
-        node = child
-    node[parts[-1]] = value
 
 
 def with_overrides(config: Config, values: dict[str, Any]) -> Config:

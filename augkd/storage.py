@@ -12,6 +12,10 @@ import uuid
 from pyarrow import fs as pafs
 
 
+def join_uri(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
 def resolve_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and the path inside it, for a local path or a URI."""
     if "://" not in uri:

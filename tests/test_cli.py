@@ -24,5 +24,7 @@ def test_bad_key_exits_2_with_one_sentence(capsys):
 
 
 def test_export_of_missing_search_names_the_path(tmp_path, capsys):
-    assert main(["export", "--search", str(tmp_path / "nothing")]) == 2
-    assert "No results table" in capsys.readouterr().err
+    missing = tmp_path / "nothing"
+    assert main(["export", "--search", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"'{missing}' does not exist" in err and "storage root" in err

@@ -8,11 +8,12 @@ The space file itself (parse errors, unknown keys, bounds) is checked by
 from __future__ import annotations
 
 from augkd.errors import ConfigError
+from augkd.locations import RESULTS_FILE
 from augkd.outputs import check_folder_writable
-from augkd.search.results import RESULTS_FILE, join_uri, load_results
+from augkd.search.results import load_results
 from augkd.search.space import SearchSpace
 from augkd.search.tracking import check_tracking_uri
-from augkd.storage import uri_is_file
+from augkd.storage import join_uri, uri_is_file
 
 
 def check_before_ray(space: SearchSpace, storage: str, tracking_uri: str) -> None:

@@ -14,15 +14,11 @@ import pyarrow.parquet as pq
 import yaml
 
 from augkd.errors import ConfigError, DataError
-from augkd.storage import read_bytes, uri_is_file, write_bytes
+from augkd.locations import RESULTS_FILE
+from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
-RESULTS_FILE = "results.parquet"
 PARAM_PREFIX = "param:"
 LEADERBOARD_COLUMNS = ("best_val_acc1", "test_acc1", "epochs_run", "status")
-
-
-def join_uri(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts])
 
 
 class ResultsTable:

@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from augkd.config import parse_override
+from augkd.dotted import set_dotted
 from augkd.entry import quiet_libraries
 from augkd.errors import ConfigError, Interrupted
+from augkd.locations import (
+    SPACE_FILE,
+    default_storage,
+    default_tracking_uri,
+    latest_search,
+    local_folder,
+    stage_cache_root,
+    storage_root,
+)
 from augkd.search.checks import check_before_ray, check_resumable
 from augkd.search.ending import (
     FAILED,
@@ -34,7 +44,6 @@ from augkd.search.results import (
     rank,
 )
 from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
-from augkd.search.tracking import default_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +59,13 @@ SMOKE_TEST = {
     "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
 }
 SPACE_KEYS = set(SearchSpace.model_fields)
-SPACE_FILE = "search_space.json"
 
 
 @dataclass
 class SearchOptions:
     space: str = "digits"
-    storage: str = "augkd_runs"
+    storage: str | None = None
+    """None: $AUGKD_STORAGE, else augkd_runs in the working directory."""
     name: str | None = None
     tracking_uri: str | None = None
     num_samples: int | None = None
@@ -83,11 +92,7 @@ def _split_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, An
     for text in overrides:
         key, value = parse_override(text)
         target = space_values if key.split(".")[0] in SPACE_KEYS else config_values
-        node = target
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        set_dotted(target, key, value)
     return space_values, config_values
 
 
@@ -116,26 +121,6 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
         extra["num_samples"] = options.num_samples
     merged = _merge(raw, extra)
     return load_space(path, {k: merged[k] for k in merged}, set(space_values))
-
-
-def _storage_root(storage: str) -> str:
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
-
-
-def latest_search(storage: str, prefix: str) -> str | None:
-    """The newest '<prefix>-<timestamp>' search under ``storage`` (for --resume)."""
-    from pyarrow import fs as pafs
-
-    from augkd.storage import resolve_filesystem
-
-    filesystem, path = resolve_filesystem(_storage_root(storage))
-    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    names = sorted(
-        i.base_name
-        for i in infos
-        if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix + "-")
-    )
-    return names[-1] if names else None
 
 
 def init_ray(address: str | None) -> None:
@@ -171,14 +156,13 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     # objective, so that it is not retried; Tune must accept that result.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     space = prepare_space(options)
-    tracking_uri = (
-        options.tracking_uri or os.environ.get("AUGKD_TRACKING_URI") or default_tracking_uri()
-    )
-    storage = _storage_root(options.storage)
+    tracking_uri = options.tracking_uri or default_tracking_uri()
+    storage = storage_root(options.storage or default_storage())
     check_before_ray(space, storage, tracking_uri)
     name = options.name
     if options.resume and name is None:
-        name = latest_search(storage, space.name)
+        latest = latest_search(storage, space.name)
+        name = latest.rsplit("/", 1)[-1] if latest else None
         if name is None:
             raise ConfigError(
                 f"--resume found no earlier '{space.name}' search under {storage}; "
@@ -245,7 +229,7 @@ class _SearchRun:
             exported = export_best(
                 search_path,
                 self.options.export_top_k,
-                os.path.join(_local(search_path), "best_configs"),
+                os.path.join(local_folder(search_path), "best_configs"),
             )
             echo(f"\n[search] best config: {exported[0]}  "
                  f"(re-run: augkd train --config {exported[0]})")  # fmt: skip
@@ -263,14 +247,6 @@ def _rows(search_path: str) -> list[dict[str, Any]]:
         return []
 
 
-def _local(search_path: str) -> str:
-    return (
-        search_path
-        if "://" not in search_path
-        else os.path.join("augkd_exports", Path(search_path).name)
-    )
-
-
 def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -282,7 +258,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
 
-    cache_root = join_uri(storage, "stage_cache")
+    cache_root = stage_cache_root(storage)
     trainable = tune.with_resources(
         tune.with_parameters(
             run_tune_trial, base_config=space.base_resolved, cache_root=cache_root

@@ -3,6 +3,7 @@ the objective, the sampler, ASHA and the resources. Validated before any trial s
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from augkd.config import (
     load_config,
     with_overrides,
 )
+from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
 
 PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -61,6 +63,22 @@ class Param(_Strict):
     def grid_values(self) -> list[Any] | None:
         return self.grid or (self.choices if self.type == "categorical" else None)
 
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        """The Optuna distribution this param samples from (the one home of that mapping)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.type == "categorical":
+            return CategoricalDistribution(list(self.choices or []))
+        if self.type == "int":
+            return IntDistribution(int(self.low), int(self.high), step=int(self.step or 1))
+        return FloatDistribution(
+            float(self.low), float(self.high), log=self.type == "log_float", step=self.step
+        )
+
 
 class Objective(_Strict):
     metric: str = "best_val_acc1"
@@ -80,6 +98,14 @@ class SchedulerSettings(_Strict):
     reduction_factor: float = Field(3.0, gt=1)
     max_epochs: int | None = Field(None, ge=1)
     """Defaults to the base config's module3.epochs."""
+
+    def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
+        """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""
+        if self.name != "asha":
+            return []
+        factor = self.reduction_factor
+        count = int(math.log(max_epochs / self.grace_period) / math.log(factor) - bracket + 1)
+        return [float(self.grace_period * factor ** (k + bracket)) for k in range(max(count, 0))]
 
 
 class Resources(_Strict):
@@ -168,7 +194,7 @@ def load_space(
             _format(error, f"Search space '{path}'", from_command_line or set())
         ) from None
     base = load_config(path.parent / space.base_config if space.base_config else None)
-    base = with_overrides(base, _flatten(space.base))
+    base = with_overrides(base, flatten_dotted(space.base))
     space.base_resolved = base.to_dict()
     validate_params(space, base)
     return space
@@ -185,16 +211,6 @@ def resolve_space_path(path: str | Path) -> Path:
     if candidate.is_dir():
         raise ConfigError(f"Search space '{path}' is a folder; pass --space a YAML file.")
     raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key != "split":
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def validate_params(space: SearchSpace, base: Config) -> None:
@@ -233,14 +249,21 @@ def suggest(space: SearchSpace, trial: optuna.Trial) -> None:
     for key, param in space.params.items():
         if param.when and any(trial.params.get(k) != v for k, v in param.when.items()):
             continue
-        if param.type == "categorical":
-            trial.suggest_categorical(key, param.choices)
-        elif param.type == "int":
-            trial.suggest_int(key, int(param.low), int(param.high), step=int(param.step or 1))
-        else:
-            trial.suggest_float(
-                key, param.low, param.high, log=param.type == "log_float", step=param.step
-            )
+        distribution = param.distribution()
+        SUGGEST[type(distribution)](trial, key, distribution)
+
+
+SUGGEST = {
+    optuna.distributions.CategoricalDistribution: lambda trial, key, d: trial.suggest_categorical(
+        key, d.choices
+    ),
+    optuna.distributions.IntDistribution: lambda trial, key, d: trial.suggest_int(
+        key, d.low, d.high, step=d.step, log=d.log
+    ),
+    optuna.distributions.FloatDistribution: lambda trial, key, d: trial.suggest_float(
+        key, d.low, d.high, step=d.step, log=d.log
+    ),
+}
 
 
 def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:

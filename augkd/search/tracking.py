@@ -41,10 +41,6 @@ MLFLOW_STATUS = {
 }
 
 
-def default_tracking_uri() -> str:
-    return f"sqlite:///{Path('mlflow.db').resolve()}"
-
-
 def check_tracking_uri(uri: str) -> None:
     """Refuse a tracking store that cannot be reached, before any trial starts."""
     if uri.startswith(("http://", "https://")):

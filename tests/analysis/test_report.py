@@ -219,12 +219,17 @@ def test_asha_rungs_fall_back_to_module3_epochs():
 def test_search_and_store_are_found_without_arguments(tmp_path, clean_env):
     for name in ("digits-20261126-120000", "office31-20261127-080000", "stage_cache", "notes"):
         (tmp_path / name).mkdir()
-    assert report.latest_search_path(tmp_path) == str(tmp_path / "office31-20261127-080000")
+    for name in ("digits-20261126-120000", "office31-20261127-080000"):
+        (tmp_path / name / report.SPACE_FILE).write_text("{}")
+    latest = str(tmp_path / "office31-20261127-080000")
     clean_env.setenv("AUGKD_STORAGE", str(tmp_path))
-    assert report.resolve_search_path() == str(tmp_path / "office31-20261127-080000")
+    assert report.resolve_search_path() == latest
+    assert report.resolve_search_path(str(tmp_path)) == latest  # a storage root
     clean_env.setenv("AUGKD_SEARCH_PATH", "elsewhere")
     assert report.resolve_search_path() == "elsewhere"
-    assert report.default_tracking_uri() == f"sqlite:///{REPO / 'mlflow.db'}"
+    clean_env.chdir(tmp_path)
+    assert report.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert report.default_tracking_uri(workdir=REPO) == f"sqlite:///{REPO / 'mlflow.db'}"
     clean_env.setenv("AUGKD_TRACKING_URI", "sqlite:////x/y.db")
     assert report.default_tracking_uri() == "sqlite:////x/y.db"
 
@@ -342,3 +347,35 @@ def test_a_missing_search_is_an_error_in_the_cli_and_a_note_in_the_notebook(tmp_
     data = report.load_search(missing)
     assert data.rows == [] and "does not exist" in data.notes[0]
     assert all(s.figure is None and s.note for s in report.sections(data))
+
+
+def test_every_command_takes_a_storage_root_for_its_latest_search(search, tmp_path, capsys):
+    root, latest = str(search["root"]), search["path"]
+    out = tmp_path / "exported"
+    assert cli_main(["export", "--search", root, "--top-k", "1", "--out", str(out)]) == 0
+    assert f"# exported from {latest}," in (out / "rank1.yaml").read_text()
+    assert cli_main(["compare", "--search", root]) == 0
+    assert cli_main(["report", "--search", root, "--out", str(tmp_path / "r")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count(f"using the latest search under {root}: {latest}") == 3
+    assert search["rows"][0]["trial_id"] in captured.out
+
+
+def test_report_refuses_what_is_not_a_search_and_writes_nothing(search, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a search")
+    corrupt = tmp_path / "digits-20990101-000000"
+    corrupt.mkdir()
+    shutil.copy(Path(search["path"]) / report.SPACE_FILE, corrupt / report.SPACE_FILE)
+    (corrupt / "results.parquet").write_bytes(b"PAR1 truncated")
+    expected = {empty: "neither a search folder", foreign: "neither a search folder",
+                corrupt: "results table of"}  # fmt: skip
+    for folder, phrase in expected.items():
+        assert cli_main(["report", "--search", str(folder), "--out", str(folder / "r")]) == 2
+        err = capsys.readouterr().err
+        assert phrase in err and str(folder) in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+        assert not (folder / "r").exists()

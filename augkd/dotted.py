@@ -1,0 +1,52 @@
+"""Dotted config keys (``module2.temperature``) over nested dicts: the one home of
+reading, writing and flattening them, for configs, search spaces, overrides and reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augkd.errors import ConfigError
+
+LEAF_SECTIONS = ("split",)
+"""Keys whose value is a structure of its own, kept whole when flattening."""
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Write ``value`` at ``key``, creating sections on the way."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{key}': '{part}' is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
+    """The value at ``key``, or ``default`` when any part is missing."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def flatten_dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"module3": {"a": 0.6}} -> {"module3.a": 0.6}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in LEAF_SECTIONS:
+            flat.update(flatten_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def unflatten_dotted(flat: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of flatten_dotted."""
+    data: dict[str, Any] = {}
+    for key, value in flat.items():
+        set_dotted(data, key, value)
+    return data

@@ -1,0 +1,241 @@
+"""Finding and reading a search: its results table, its space and its tracking store,
+and the small helpers every figure shares."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augkd.dotted import get_dotted
+from augkd.errors import ConfigError
+from augkd.locations import (
+    SEARCH_NAME,
+    SPACE_FILE,
+    default_storage,
+    default_tracking_uri,
+    latest_search,
+    resolve_search,
+)
+
+OBJECTIVE = "best_val_acc1"
+TOP_K = 3
+FINISHED = ("completed", "pruned")
+NO_SEARCH = "(no search)"
+
+
+def resolve_search_path(
+    search_path: str | None = None, workdir: str | Path | None = None
+) -> str | None:
+    """The argument, else $AUGKD_SEARCH_PATH, else the latest search in the default storage.
+
+    A storage root stands for its latest search; what is not found stays as given,
+    for the caller's note.
+    """
+    import os
+
+    given = search_path or os.environ.get("AUGKD_SEARCH_PATH")
+    if given is None:
+        return latest_search(default_storage(workdir))
+    try:
+        return resolve_search(given)
+    except ConfigError:
+        return given
+
+
+@dataclass
+class SearchData:
+    """Everything the sections draw from: the results table, the space, the store."""
+
+    search_path: str
+    tracking_uri: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    space: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.search_path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def space_name(self) -> str:
+        if self.space and self.space.get("name"):
+            return str(self.space["name"])
+        match = SEARCH_NAME.match(self.name)
+        return match["space"] if match else self.name
+
+    @property
+    def param_keys(self) -> list[str]:
+        """The searched hyperparameters (dotted config keys), in the space's order."""
+        keys = list((self.space or {}).get("params") or {})
+        from_rows = sorted(
+            {k.removeprefix("param:") for r in self.rows for k in r if k.startswith("param:")}
+        )
+        return keys + [k for k in from_rows if k not in keys]
+
+    def param_spec(self, key: str) -> dict[str, Any]:
+        return ((self.space or {}).get("params") or {}).get(key) or {}
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return (self.space or {}).get("base_resolved") or {}
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            status = str(row.get("status") or "unknown")
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def summary(self) -> str:
+        if not self.rows:
+            return f"{self.name}: no trials recorded."
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.status_counts().items()))
+        return f"{self.name}: {len(self.rows)} trials ({counts})."
+
+
+def _exists(uri: str) -> tuple[bool, bool]:
+    """(exists, is a folder) for a local path or a pyarrow-filesystem URI."""
+    from pyarrow import fs as pafs
+
+    from augkd.storage import resolve_filesystem
+
+    filesystem, path = resolve_filesystem(uri)
+    kind = filesystem.get_file_info(path).type
+    return kind != pafs.FileType.NotFound, kind == pafs.FileType.Directory
+
+
+def load_search(
+    search_path: str | None = None,
+    tracking_uri: str | None = None,
+    strict: bool = False,
+    workdir: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> SearchData:
+    """Read a search's results table and space; what is missing becomes a note.
+
+    ``search_path`` may be a search folder or a storage root (its latest search).
+    ``strict`` (the CLI) raises ConfigError for a path that is not a search, an empty
+    folder or an unreadable results table; without it the notebook still renders,
+    with notes. ``workdir`` is where ``python search.py`` ran (default: here).
+    """
+    from augkd.search.results import load_results
+    from augkd.storage import join_uri, read_bytes
+
+    uri = tracking_uri or default_tracking_uri(workdir)
+    if strict:
+        resolved: str | None = resolve_search(search_path, echo)
+    else:
+        resolved = resolve_search_path(search_path, workdir)
+    if resolved is None:
+        data = SearchData(NO_SEARCH, uri)
+        data.notes.append(
+            f"No search found: set AUGKD_SEARCH_PATH to a search folder or storage root, or "
+            f"run `python search.py` in the working directory (it writes {default_storage(workdir)})."
+        )
+        return data
+    data = SearchData(resolved, uri)
+    exists, is_folder = _exists(resolved)
+    if not (exists and is_folder):
+        data.notes.append(f"Search folder '{resolved}' does not exist.")
+        return data
+    try:
+        data.rows = load_results(resolved)
+    except ConfigError as error:
+        data.notes.append(str(error))
+    except Exception as error:  # a half-written or foreign file
+        if strict:
+            raise ConfigError(
+                f"The results table of '{resolved}' cannot be read ({type(error).__name__}); "
+                "it may be truncated: re-run the search with --resume to rewrite it."
+            ) from None
+        data.notes.append(f"The results table of '{resolved}' cannot be read ({error}).")
+    try:
+        data.space = json.loads(read_bytes(join_uri(resolved, SPACE_FILE)))
+    except Exception:
+        data.notes.append(
+            f"No readable {SPACE_FILE} in '{resolved}': param ranges come from the trials, "
+            "and fANOVA importance and ASHA's rungs are left out."
+        )
+    return data
+
+
+def num(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        history = json.loads(row.get("history_json") or "[]")
+    except (TypeError, ValueError):
+        return []
+    return [h for h in history if isinstance(h, dict) and num(h.get("epoch")) is not None]
+
+
+def ranked(data: SearchData) -> list[dict[str, Any]]:
+    from augkd.search.results import rank
+
+    return rank(data.rows)
+
+
+def with_status(data: SearchData, *statuses: str) -> list[dict[str, Any]]:
+    return [r for r in ranked(data) if r.get("status") in statuses]
+
+
+def finished(data: SearchData) -> list[dict[str, Any]]:
+    """Completed and pruned trials that reported a best val Acc@1."""
+    return [r for r in with_status(data, *FINISHED) if num(r.get(OBJECTIVE)) is not None]
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """module3.a -> a, unless two keys share their last part."""
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
+
+
+def error_line(value: Any, width: int = 120) -> str | None:
+    if not value:
+        return None
+    lines = [line.strip() for line in str(value).strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def config_value(data: SearchData, row: dict[str, Any], key: str) -> Any:
+    """A trial's value for a dotted config key: its sampled param, else the base config."""
+    if row.get(f"param:{key}") is not None:
+        return row[f"param:{key}"]
+    return get_dotted(data.base, key)
+
+
+def scheduler_settings(data: SearchData):
+    """The space's ASHA settings, validated (None when the space is missing or foreign)."""
+    from augkd.search.space import SchedulerSettings
+
+    try:
+        return SchedulerSettings.model_validate((data.space or {}).get("scheduler") or {})
+    except ValueError:
+        return None
+
+
+def max_epochs(data: SearchData) -> int | None:
+    settings = scheduler_settings(data)
+    value = (settings.max_epochs if settings else None) or get_dotted(data.base, "module3.epochs")
+    return int(value) if num(value) else None
+
+
+def asha_rungs(data: SearchData) -> list[float]:
+    """ASHA's milestones in epochs (first bracket), as the search placed them."""
+    settings, top = scheduler_settings(data), max_epochs(data)
+    if settings is None or not top or data.space is None:
+        return []
+    return settings.milestones(top)

@@ -1,0 +1,225 @@
+"""Figures over the searched hyperparameters: parallel coordinates and fANOVA importance."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from matplotlib.figure import Figure
+
+from augkd.locations import SPACE_FILE
+from augkd.report.loading import (
+    OBJECTIVE,
+    SearchData,
+    finished,
+    num,
+    short_names,
+)
+from augkd.report.section import Section
+
+
+def plot_parallel_coordinates(data: SearchData) -> Section:
+    """One line per trial over the searched params, coloured by best val Acc@1."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    key = "parallel_coordinates"
+    title = "Parallel coordinates of the searched hyperparameters, coloured by best val Acc@1"
+    keys = data.param_keys
+    if not keys:
+        return Section(key, title, note="No searched hyperparameters recorded.")
+    rows = [r for r in data.rows if any(r.get(f"param:{k}") is not None for k in keys)]
+    scored = [r for r in rows if num(r.get(OBJECTIVE)) is not None]
+    if not scored:
+        return Section(key, title, note="No trial reported a val accuracy yet: nothing to colour.")
+
+    names = short_names(keys)
+    axes_info = []  # (label, function value -> [0, 1], tick labels [(pos, text)])
+    for k in keys:
+        spec = data.param_spec(k)
+        values = [r.get(f"param:{k}") for r in rows if r.get(f"param:{k}") is not None]
+        if spec.get("type") == "categorical" or any(isinstance(v, str | bool) for v in values):
+            choices = list(spec.get("choices") or [])
+            choices += [v for v in dict.fromkeys(values) if v not in choices]
+            span = max(len(choices) - 1, 1)
+            position = {
+                repr(c): i / span if len(choices) > 1 else 0.5 for i, c in enumerate(choices)
+            }
+            ticks = [(position[repr(c)], str(c)) for c in choices]
+            axes_info.append((names[k], lambda v, p=position: p.get(repr(v), np.nan), ticks))
+            continue
+        numbers = [n for n in map(num, values) if n is not None]
+        low = num(spec.get("low"))
+        high = num(spec.get("high"))
+        low = low if low is not None else min(numbers, default=0.0)
+        high = high if high is not None else max(numbers, default=1.0)
+        log = spec.get("type") == "log_float" and low > 0
+        f_low, f_high = (math.log10(low), math.log10(high)) if log else (low, high)
+        width = (f_high - f_low) or 1.0
+
+        def scale(v, log=log, f_low=f_low, width=width):
+            n = num(v)
+            if n is None or (log and n <= 0):
+                return np.nan
+            return ((math.log10(n) if log else n) - f_low) / width
+
+        ticks = [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
+        label = f"{names[k]}\n(log)" if log else names[k]
+        axes_info.append((label, scale, ticks))
+
+    objective = [num(r.get(OBJECTIVE)) for r in scored]
+    o_low, o_high = min(objective), max(objective)
+    if o_high - o_low < 1e-9:
+        o_low, o_high = o_low - 1.0, o_high + 1.0
+    norm = Normalize(o_low, o_high)
+    cmap = colormaps["viridis"]
+
+    figure = Figure(figsize=(max(6.0, 1.5 * (len(keys) + 1)), 4.5))
+    ax = figure.subplots()
+    n_axes = len(axes_info) + 1
+    xs = np.arange(n_axes)
+    for row in sorted(rows, key=lambda r: num(r.get(OBJECTIVE)) or -math.inf):
+        value = num(row.get(OBJECTIVE))
+        ys = [f(row.get(f"param:{k}")) for k, (_, f, _) in zip(keys, axes_info, strict=True)]
+        ys.append(norm(value) if value is not None else np.nan)
+        status = row.get("status")
+        if value is None:
+            ax.plot(xs[:-1], ys[:-1], color="0.6", linestyle=":", linewidth=1.2)
+        else:
+            ax.plot(
+                xs,
+                ys,
+                color=cmap(norm(value)),
+                linewidth=2.0 if status == "completed" else 1.2,
+                linestyle="-" if status == "completed" else "--",
+                alpha=0.9,
+            )
+    for i, (_, _, ticks) in enumerate(axes_info):
+        ax.axvline(i, color="0.3", linewidth=0.8)
+        for pos, text in ticks:
+            ax.annotate(
+                text,
+                (i, pos),
+                xytext=(3, 0),
+                textcoords="offset points",
+                fontsize=7,
+                va="center",
+                color="0.2",
+            )
+    ax.axvline(n_axes - 1, color="0.3", linewidth=0.8)
+    for pos, text in ((0.0, f"{o_low:.3g}"), (1.0, f"{o_high:.3g}")):
+        ax.annotate(
+            text,
+            (n_axes - 1, pos),
+            xytext=(3, 0),
+            textcoords="offset points",
+            fontsize=7,
+            va="center",
+        )
+    ax.set_xticks(xs, [label for label, _, _ in axes_info] + ["best val acc1"], fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.08, 1.08)
+    ax.set_xlim(-0.2, n_axes - 0.6)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="best val Acc@1", pad=0.02)
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(data.status_counts().items()))
+    ax.set_title(
+        f"{data.name}: {statuses}\n(solid: completed, dashed: pruned, grey dotted: no val acc)",
+        fontsize=9,
+    )
+    return Section(key, title, figure=figure)
+
+
+def _optuna():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm's "IProgress not found" inside Jupyter
+        import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def importance_study(data: SearchData):
+    """An Optuna study rebuilt from the table: completed and pruned trials, each with its
+    best val Acc@1. Returns (study, completed, pruned, skipped)."""
+    optuna = _optuna()
+    from augkd.search.space import Param
+
+    distributions = {}
+    for k in data.param_keys:
+        spec = data.param_spec(k)
+        if spec:
+            distributions[k] = Param.model_validate(spec).distribution()
+    study = optuna.create_study(direction="maximize")
+    counts = {"completed": 0, "pruned": 0}
+    skipped = 0
+    for row in finished(data):
+        params = {k: row[f"param:{k}"] for k in distributions if row.get(f"param:{k}") is not None}
+        try:
+            trial = optuna.trial.create_trial(
+                params=params,
+                distributions={k: distributions[k] for k in params},
+                value=num(row[OBJECTIVE]),
+                state=optuna.trial.TrialState.COMPLETE,
+            )
+        except ValueError:
+            skipped += 1  # a value outside its distribution (a space edited since)
+            continue
+        study.add_trial(trial)
+        counts[row["status"]] += 1
+    return study, counts["completed"], counts["pruned"], skipped
+
+
+def plot_importance(data: SearchData) -> Section:
+    """fANOVA importance of the params for best val Acc@1."""
+    optuna = _optuna()
+    key = "importance"
+    title = "Hyperparameter importance (fANOVA)"
+    if data.space is None or not (data.space.get("params") or {}):
+        return Section(key, title, note=f"No {SPACE_FILE} with the params' distributions.")
+    study, completed, pruned, skipped = importance_study(data)
+    finished = completed + pruned
+    if finished < 2:
+        return Section(
+            key,
+            title,
+            note=f"fANOVA needs at least 2 finished (completed or pruned) trials with a val "
+            f"accuracy; this search has {finished}.",
+        )
+    if len({t.value for t in study.trials}) < 2:
+        return Section(
+            key,
+            title,
+            note="Every finished trial scored the same best val Acc@1: "
+            "there is no variance to attribute.",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+            )
+    except Exception as error:
+        return Section(key, title, note=f"fANOVA could not be computed ({error}).")
+    if not importances:
+        return Section(key, title, note="No param was sampled in every finished trial.")
+    names = list(importances)[::-1]
+    figure = Figure(figsize=(6.5, 0.45 * len(names) + 1.6))
+    ax = figure.subplots()
+    ax.barh(range(len(names)), [importances[n] for n in names], color="tab:blue")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("importance for best val Acc@1 (fANOVA, sums to 1)")
+    extra = f"; {skipped} skipped (outside the space)" if skipped else ""
+    if finished < 10:
+        extra += f"; rough with {finished} trials"
+    ax.set_title(
+        f"fANOVA over {completed} completed + {pruned} pruned trials\n(pruned ones at "
+        f"their best val Acc@1 before ASHA stopped them{extra})",
+        fontsize=9,
+    )
+    return Section(
+        key, f"{title} over {completed} completed + {pruned} pruned trials", figure=figure
+    )

@@ -1,0 +1,111 @@
+"""The report's tables: the leaderboard from the results table, the child runs from MLflow."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from augkd.report.loading import (
+    OBJECTIVE,
+    SearchData,
+    error_line,
+    num,
+    ranked,
+    short_names,
+)
+from augkd.report.section import Section
+
+
+def leaderboard(data: SearchData, limit: int | None = None) -> Section:
+    """Completed trials first, by best val Acc@1; test Acc@1 is shown, never used to rank."""
+    title = "Leaderboard (ranked by best val Acc@1; test Acc@1 shown, never used to choose)"
+    if not data.rows:
+        return Section("leaderboard", title, note="No trials to rank. " + " ".join(data.notes))
+    keys = data.param_keys
+    names = short_names(keys)
+    records = []
+    for place, row in enumerate(ranked(data)[:limit], start=1):
+        record: dict[str, Any] = {
+            "rank": place,
+            "trial": row.get("trial_id"),
+            "status": row.get("status"),
+            "best val acc1": num(row.get(OBJECTIVE)),
+            "test acc1": num(row.get("test_acc1")),
+            "epochs": num(row.get("epochs_run")),
+            "best epoch": num(row.get("best_epoch")),
+        }
+        for key in keys:
+            value = row.get(f"param:{key}")
+            record[names[key]] = round(value, 4) if isinstance(value, float) else value
+        record["wall s"] = num(row.get("wall_seconds"))
+        record["error"] = error_line(row.get("error"))
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    if table["error"].isna().all():
+        table = table.drop(columns="error")
+    return Section("leaderboard", title, table=table, note=data.summary())
+
+
+MLFLOW_COLUMNS = {
+    "tags.augkd.trial_id": "trial",
+    "tags.augkd.status": "augkd.status",
+    "status": "mlflow status",
+    "metrics.best_val_acc1": "best_val_acc1",
+    "metrics.val_acc1": "val_acc1",
+    "metrics.test_acc1": "test_acc1",
+    "metrics.epoch": "epoch",
+    "metrics.mixup_share": "mixup_share",
+    "run_id": "run_id",
+}
+
+
+def mlflow_runs(data: SearchData) -> Section:
+    """The search's child runs as MLflow holds them (status tags, last metric values)."""
+    key = "mlflow_runs"
+    uri = data.tracking_uri
+    title = f"Child runs in MLflow ({uri})"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return Section(
+            key,
+            title,
+            note=f"The tracking store {uri} does not exist; set "
+            "AUGKD_TRACKING_URI (or --tracking-uri) to the search's store.",
+        )
+    experiment = f"augkd-{data.space_name}"
+    try:
+        import mlflow
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                runs = mlflow.search_runs(
+                    experiment_names=[experiment],
+                    filter_string=f"tags.`augkd.trial_id` != 'parent' and "
+                    f"tags.`augkd.search` = '{data.name}'",
+                    output_format="pandas",
+                )
+        finally:
+            mlflow.set_tracking_uri(previous)
+    except Exception as error:
+        return Section(
+            key,
+            title,
+            note=f"The tracking store {uri} cannot be read "
+            f"({type(error).__name__}: {error_line(error)}).",
+        )
+    if runs is None or len(runs) == 0:
+        return Section(
+            key, title, note=f"No child runs of {data.name} in experiment '{experiment}' at {uri}."
+        )
+    columns = [c for c in MLFLOW_COLUMNS if c in runs.columns]
+    table = runs[columns].rename(columns=MLFLOW_COLUMNS)
+    if "best_val_acc1" in table.columns:
+        table = table.sort_values("best_val_acc1", ascending=False, na_position="last")
+    return Section(
+        key, title, table=table.reset_index(drop=True), note=f"experiment '{experiment}'"
+    )
