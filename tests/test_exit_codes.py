@@ -66,13 +66,26 @@ def test_malformed_device_is_refused_by_the_schema(tiny_args, capsys):
     assert line.startswith("error: config key 'device':") and "'cuda:abc'" in line
 
 
-def test_unwritable_out_is_refused_before_training(tmp_path, tiny_args, capsys):
+@pytest.mark.parametrize("command", ["train", "teacher"])
+def test_unwritable_out_is_refused_before_training(command, tmp_path, tiny_args, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    out = blocker / "results.json"
-    line, printed = _refused(["train", *tiny_args, "--out", str(out)], capsys)
+    out = blocker / "out.json"
+    line, printed = _refused([command, *tiny_args, "--out", str(out)], capsys)
     assert f"--out '{out}'" in line and f"'{blocker}' is a file" in line
     assert "epoch" not in printed
+    line, _ = _refused([command, *tiny_args, "--out", str(tmp_path)], capsys)
+    assert line.startswith(f"error: --out '{tmp_path}' is a folder; pass a file path")
+
+
+def test_export_into_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "best").write_text("")
+    line, _ = _refused(
+        ["export", "--search", str(tmp_path), "--out", str(tmp_path / "best")], capsys
+    )
+    assert (
+        line == f"error: --out '{tmp_path / 'best'}' is a file, not a folder; pass a folder path."
+    )
 
 
 def test_damaged_results_table_is_named(tmp_path, capsys):
