@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 from augkd.errors import AugkdError, ExitCode
@@ -27,6 +28,12 @@ LIBRARY_NOTICES = {
 }
 """Single warnings that are notices, dropped by their exact start; the logger's other
 warnings (e.g. that token auth is off) still show."""
+LIBRARY_WARNINGS = (
+    # A resumed trial re-runs the epochs after its last checkpoint (exactly: the same
+    # values) and reports them again; Optuna keeps the first and says so each time.
+    r"The reported value is ignored because this `step=\d+` is already reported",
+)
+"""Python warnings (regexes of their start) that describe intended behaviour."""
 
 
 def run_command(
@@ -103,6 +110,8 @@ def quiet_libraries() -> None:
     """Drop the libraries' chatter from a command's first lines (real warnings stay)."""
     for name, level in LIBRARY_LOG_LEVELS.items():
         logging.getLogger(name).setLevel(level)
+    for pattern in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
     for name, starts in LIBRARY_NOTICES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNotices) for f in logger.filters):
