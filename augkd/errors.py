@@ -46,6 +46,14 @@ class DivergedError(AugkdError, RuntimeError):
     """Training produced a non-finite loss."""
 
 
+class CacheError(AugkdError, RuntimeError):
+    """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
+
+
+class PreflightError(AugkdError, RuntimeError):
+    """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""
+
+
 class AllTrialsFailedError(AugkdError, RuntimeError):
     """A search in which no trial succeeded did not do what was asked."""
 

@@ -57,7 +57,10 @@ def test_gpu_asked_for_on_a_cpu_machine_is_refused_before_training(tmp_path, tin
     line, printed = _refused(
         ["train", *tiny_args, "--set", "device=cuda", "--out", str(out)], capsys
     )
-    assert line.startswith("error: config key 'device' is 'cuda'") and "no usable CUDA GPU" in line
+    assert (
+        line.startswith("error: config key 'device' is 'cuda'")
+        and "no CUDA GPU is visible here" in line
+    )
     assert "epoch" not in printed and not out.exists()
 
 

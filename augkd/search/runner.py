@@ -83,6 +83,8 @@ class SearchOutcome:
     tracking_uri: str
     rows: list[dict[str, Any]]
     exported: list[Path]
+    shared: Any = None
+    """What the preflight found and which shared stages were produced (prestage.SharedStages)."""
 
 
 def _split_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -123,25 +125,26 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     return load_space(path, {k: merged[k] for k in merged}, set(space_values))
 
 
-def init_ray(address: str | None) -> None:
-    """Join a running cluster when there is one; otherwise start a local one."""
+def init_ray(address: str | None) -> bool:
+    """Join a running cluster when there is one; otherwise start a local one (returns True)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     target = address or os.environ.get("RAY_ADDRESS")
     if target and target != "local":
         ray.init(address=target, **quiet)
-        return
+        return False
     if not target:
         try:
             ray.init(address="auto", **quiet)
             log.info("joined the running Ray cluster")
-            return
+            return False
         except (ConnectionError, RuntimeError, ValueError):
             pass
     ray.init(include_dashboard=False, **quiet)
+    return True
 
 
 def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
@@ -173,8 +176,10 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     if options.resume:
         check_resumable(search_path)
 
-    init_ray(options.address)
-    run = _SearchRun(options, space, storage, name, search_path, tracking_uri, echo)
+    started_locally = init_ray(options.address)
+    run = _SearchRun(
+        options, space, storage, name, search_path, tracking_uri, echo, started_locally
+    )
     try:
         return run.fit_and_record()
     except BaseException as error:  # whatever ended it, nothing of it stays RUNNING
@@ -191,6 +196,7 @@ class _SearchRun:
     search_path: str
     tracking_uri: str
     echo: Any
+    started_locally: bool
 
     @property
     def experiment(self) -> str:
@@ -198,17 +204,28 @@ class _SearchRun:
 
     def fit_and_record(self) -> SearchOutcome:
         space, name, search_path, echo = self.space, self.name, self.search_path, self.echo
-        started = time.time()
+        from augkd.search.prestage import prepare_search
+
+        tuner, started = None, time.time()
         try:
             with CtrlC(echo) as ctrl_c:
+                shared = prepare_search(
+                    space, stage_cache_root(self.storage), echo, self.started_locally
+                )
                 tuner = _build_or_restore_tuner(
                     space, self.storage, name, search_path, self.tracking_uri, self.options
                 )
                 echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
                      f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
+                started = time.time()  # the search's own time, after the shared stages
                 tuner.fit()
             interrupted = ctrl_c.requested
         except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over
+            if tuner is None:
+                raise Interrupted(
+                    f"search '{name}' stopped before any trial started (finished stages stay "
+                    "cached); run the same command again to start it"
+                ) from None
             interrupted = True
         if interrupted:
             close_open_trials(self.tracking_uri, self.experiment, name, search_path, INTERRUPTED)
@@ -237,7 +254,7 @@ class _SearchRun:
             echo(f"\n[search] nothing exported: {error}")
         echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
         echo(f"[search] open MLflow: mlflow ui --backend-store-uri {self.tracking_uri}")
-        return SearchOutcome(search_path, self.tracking_uri, rows, exported)
+        return SearchOutcome(search_path, self.tracking_uri, rows, exported, shared)
 
 
 def _rows(search_path: str) -> list[dict[str, Any]]:
@@ -252,19 +269,24 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from ray.tune.search import ConcurrencyLimiter
 
     from augkd.search.asha import ResumableASHA
+    from augkd.search.checkpointing import judged_epochs
     from augkd.search.optuna_bridge import PruningAwareOptunaSearch
     from augkd.search.progress import ProgressView
     from augkd.search.space import build_sampler, suggest
+    from augkd.search.stopping import SameFailureStopper
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
 
     cache_root = stage_cache_root(storage)
+    rungs = tuple(judged_epochs(space.scheduler.milestones(space.max_epochs())))
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_tune_trial, base_config=space.base_resolved, cache_root=cache_root
+            run_tune_trial, base_config=space.base_resolved, cache_root=cache_root,
+            gpu_share=space.resources.gpu, checkpoint_epochs=rungs,
+            checkpoint_minutes=space.checkpoint_minutes,
         ),
         {"cpu": space.resources.cpu, "gpu": space.resources.gpu},
-    )
+    )  # fmt: skip
     experiment = f"augkd-{space.name}"
     if options.resume:
         if not tune.Tuner.can_restore(search_path):
@@ -316,6 +338,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
                 ProgressView(list(space.params), objective.metric),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop=SameFailureStopper(space.stop_after_same_failures),
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             verbose=0,
         ),
