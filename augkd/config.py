@@ -8,21 +8,65 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from augkd.dotted import set_dotted
 from augkd.errors import ConfigError
 
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
 Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-class _Section(BaseModel):
+def _wants_number(annotation: Any) -> bool:
+    """int or float, alone, optional, or as the items of a tuple or list."""
+    if annotation in (int, float):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, tuple, list):
+        return any(_wants_number(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+class StrictNumbers(BaseModel):
+    """A schema whose numbers refuse booleans: pydantic reads `true` as 1 otherwise,
+    so `module3.epochs=true` would quietly train one epoch."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, bool) for item in items) and _wants_number(
+            cls.model_fields[info.field_name].annotation
+        ):
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+class _Section(StrictNumbers):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _known_architecture(arch: str) -> str:
+    from augkd.models import CLASSIFIERS  # torch loads only once a config is built
+
+    if arch not in CLASSIFIERS:
+        raise ValueError(f"unknown architecture; choose one of: {', '.join(sorted(CLASSIFIERS))}")
+    return arch
 
 
 class DataConfig(_Section):
@@ -68,12 +112,16 @@ class TeacherConfig(_Section):
     cache_dir: str | None = None
     """Where built-in teachers are cached (default ~/.cache/augkd)."""
 
+    _arch_is_known = field_validator("arch")(_known_architecture)
+
 
 class StudentConfig(_Section):
     arch: str = "tiny_cnn"
     pretrained: bool = False
     small_input: bool = True
     """Adapt torchvision stems (first conv stride, max-pool) to small images."""
+
+    _arch_is_known = field_validator("arch")(_known_architecture)
 
 
 class Module1Config(_Section):
@@ -171,11 +219,12 @@ class Config(_Section):
     module3: Module3Config = Field(default_factory=Module3Config)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
-    @model_validator(mode="after")
-    def _device_is_known(self) -> Config:
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        return self
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, device: str) -> str:
+        if not DEVICE.fullmatch(device):
+            raise ValueError("must be 'auto', 'cpu', 'cuda' or 'cuda:N' with N a GPU number")
+        return device
 
     # ---- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -219,6 +268,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"Config file '{path}' is a folder; pass --config a YAML file.")
         if not path.is_file():
             raise ConfigError(f"Config file '{path}' does not exist; check the --config path.")
         try:

@@ -32,7 +32,13 @@ def resolve_device(
                 f"config key 'device' is '{name}' but no CUDA GPU is visible here; "
                 "set device=auto (or cpu)."
             )
-        return torch.device(name)
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"config key 'device' is '{name}' but this machine has "
+                f"{torch.cuda.device_count()} GPU(s), numbered from 0; set device=cuda:0 or auto."
+            )
+        return device
     if name.startswith("cuda:"):
         raise ConfigError(
             f"config key 'device' is '{name}', but inside a Ray trial the GPU is the one Ray "

@@ -43,10 +43,15 @@ def write_file(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     local = isinstance(filesystem, pafs.LocalFileSystem)
     target = f"{path}.{uuid.uuid4().hex}.tmp" if local else path
-    with filesystem.open_output_stream(target) as stream:
-        stream.write(data)
-    if local:
-        filesystem.move(target, path)
+    try:
+        with filesystem.open_output_stream(target) as stream:
+            stream.write(data)
+        if local:
+            filesystem.move(target, path)
+    except BaseException:  # also Ctrl-C: no half-written temporary file stays behind
+        if local and is_file(filesystem, target):
+            filesystem.delete_file(target)
+        raise
 
 
 def read_bytes(uri: str) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from augkd.errors import DataError, ModelError
 from augkd.metrics import evaluate
 from augkd.models import build_classifier
 from augkd.runtime import Normalize
-from augkd.storage import read_bytes
+from augkd.storage import read_bytes, write_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
 BUILT_IN_SOURCES = ("digits", "fonts")
@@ -99,8 +100,10 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
 
 
 def save_teacher(checkpoint: dict[str, Any], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, path)
+    """Written whole or not at all (Ctrl-C leaves no truncated checkpoint)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(str(path), buffer.getvalue())
 
 
 def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) -> Teacher:
@@ -151,8 +154,8 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
             checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as error:
             raise ModelError(
-                f"Teacher checkpoint '{source}' could not be loaded safely ({error}); "
-                "save it with `augkd teacher` (plain tensors and metadata only)."
+                f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
+                "with `augkd teacher` (plain tensors and metadata only)."
             ) from None
         if _is_state_dict(checkpoint):
             checkpoint = _with_sidecar(checkpoint, source)
@@ -168,6 +171,15 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
     return teacher_from_checkpoint(
         checkpoint, f"built-in {config.data.source} teacher {key}", device
     )
+
+
+def why_unloadable(error: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, without torch's advice to
+    load it unsafely."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return f"holds Python objects ({found.group(1)}), which augkd does not unpickle"
+    return "is not a PyTorch checkpoint, or is damaged"
 
 
 def _digits_teacher_key(config: Config) -> str:

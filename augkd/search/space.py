@@ -10,9 +10,16 @@ from typing import Any, Literal
 
 import optuna
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from augkd.config import Config, config_from_dict, config_keys, load_config, with_overrides
+from augkd.config import (
+    Config,
+    StrictNumbers,
+    config_from_dict,
+    config_keys,
+    load_config,
+    with_overrides,
+)
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
 
@@ -31,7 +38,7 @@ def _installed_space(stem: str) -> Path | None:
     return Path(str(found)) if found.is_file() else None
 
 
-class _Strict(BaseModel):
+class _Strict(StrictNumbers):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -149,11 +156,13 @@ class SearchSpace(_Strict):
         return self.scheduler.max_epochs or self.base_config_object().module3.epochs
 
 
-def _format(error: ValidationError, source: str) -> str:
+def _format(error: ValidationError, source: str, from_command_line: set[str]) -> str:
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        if item["type"] == "extra_forbidden":
+        if key.split(".")[0] in from_command_line:
+            problems.append(f"--set {key}: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "extra_forbidden":
             problems.append(f"unknown search-space key '{key}'")
         else:
             problems.append(
@@ -162,18 +171,45 @@ def _format(error: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(problems) + "."
 
 
-def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
-    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work)."""
-    path = resolve_space_path(path)
+def read_space_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a space file, or one sentence on why it is not one."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"Search space '{path}' is not valid YAML: {error}") from None
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"Search space '{path}' is not valid YAML{line} "
+            f"({getattr(error, 'problem', None) or 'parse error'}); fix the file."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"Search space '{path}' cannot be read ({error}); check --space."
+        ) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"Search space '{path}' holds a YAML {type(raw).__name__}, not a mapping of "
+            "search-space keys (params, sampler, ...); see search_spaces/digits.yaml."
+        )
+    return raw or {}
+
+
+def load_space(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    from_command_line: set[str] | None = None,
+) -> SearchSpace:
+    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work).
+    Errors in the top-level keys of ``from_command_line`` blame --set, not the file."""
+    path = resolve_space_path(path)
+    raw = read_space_file(path)
     raw.update(overrides or {})
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format(error, f"Search space '{path}'")) from None
+        raise ConfigError(
+            _format(error, f"Search space '{path}'", from_command_line or set())
+        ) from None
     base = load_config(path.parent / space.base_config if space.base_config else None)
     base = with_overrides(base, flatten_dotted(space.base))
     space.base_resolved = base.to_dict()
@@ -192,6 +228,8 @@ def resolve_space_path(path: str | Path) -> Path:
     installed = _installed_space(candidate.stem)
     if installed is not None:
         return installed
+    if candidate.is_dir():
+        raise ConfigError(f"Search space '{path}' is a folder; pass --space a YAML file.")
     raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
 
 

@@ -11,8 +11,10 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from augkd.errors import ConfigError
+from augkd.search.interrupt import interrupt_requested
 from augkd.search.optuna_bridge import trial_outcome
 from augkd.search.results import PARAM_PREFIX, ResultsTable
 from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR
@@ -30,7 +33,12 @@ log = logging.getLogger(__name__)
 TRIAL_TAG = "augkd.trial_id"
 SEARCH_TAG = "augkd.search"
 HISTORY_KEYS = ("epoch", "val_acc1", "best_val_acc1", "mixup_share", "train_loss")
-MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+MLFLOW_STATUS = {
+    "completed": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",  # Ctrl-C: resumable, see augkd.search.ending
+}
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -47,20 +55,40 @@ def check_tracking_uri(uri: str) -> None:
             ) from None
         return
     if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ConfigError(
-                f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
-                "create it or choose another --tracking-uri."
-            )
+        _check_sqlite_store(uri, Path(uri.removeprefix("sqlite:///")))
         return
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as error:
         raise ConfigError(
-            f"Tracking URI {uri} cannot be used ({type(error).__name__}: {error}); "
+            f"Tracking URI {uri} cannot be used ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else ''}); "
             "pass --tracking-uri sqlite:///mlflow.db or an http:// server."
         ) from None
+
+
+def _check_sqlite_store(uri: str, database: Path) -> None:
+    """Checked directly: MLflow itself retries a bad SQLite path for minutes."""
+    if database.is_dir():
+        raise ConfigError(
+            f"Tracking URI {uri} names a folder, not a database file; "
+            f"pass e.g. --tracking-uri sqlite:///{database / 'mlflow.db'}."
+        )
+    folder = database.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
+            "create it or choose another --tracking-uri."
+        )
+    if database.exists():
+        try:
+            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+                connection.execute("PRAGMA schema_version")
+        except sqlite3.Error as error:
+            raise ConfigError(
+                f"Tracking URI {uri}: '{database}' is not a usable SQLite database ({error}); "
+                "move it aside or choose another --tracking-uri."
+            ) from None
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -182,6 +210,8 @@ class SearchRecorder(Callback):
             self.logged_epoch[trial_id] = run.data.metrics.get("epoch", 0.0)
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
+            if "augkd.status" in run.data.tags:  # e.g. interrupted: it runs again now
+                self.client.delete_tag(run_id, "augkd.status")
         else:
             run_id = self.client.create_run(
                 self.tracker.experiment_id,
@@ -291,6 +321,9 @@ class SearchRecorder(Callback):
                 self.client.log_artifacts(run_id, str(pictures), DIAGNOSTICS_DIR)
 
     def on_experiment_end(self, trials, **info) -> None:
+        if interrupt_requested():  # Tune stopped the running trials; they are not over
+            self.table.write()  # the driver records them as interrupted, not pruned/failed
+            return
         for trial in trials:
             if trial.trial_id in self.run_ids and trial.status in ("TERMINATED", "ERROR"):
                 run = self.client.get_run(self.run_ids[trial.trial_id])

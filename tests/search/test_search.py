@@ -7,7 +7,6 @@ import time
 
 import mlflow
 import pytest
-import ray
 import torch
 import yaml
 from optuna.trial import TrialState
@@ -19,13 +18,6 @@ from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
 
 SMALL = ["module3.epochs=4", "scheduler.max_epochs=4", "scheduler.grace_period=1"]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -79,3 +79,9 @@ def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
 def test_missing_space_file_points_at_the_flag(tmp_path):
     with pytest.raises(ConfigError, match="does not exist; pass --space"):
         prepare_space(SearchOptions(space=str(tmp_path / "nowhere" / "space.yaml")))
+
+
+def test_booleans_are_not_numbers_in_a_space(tmp_path):
+    path = _space_file(tmp_path, num_samples=True)
+    with pytest.raises(ConfigError, match="search-space key 'num_samples': must be a number"):
+        prepare_space(SearchOptions(space=path))
