@@ -29,6 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.method:
         config = with_overrides(config, {"method": args.method})
+    if args.cache:
+        config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
     for offset in range(args.seeds):
         seeded = with_overrides(config, {"seed": config.seed + offset})
@@ -136,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--method", choices=METHODS)
     train.add_argument("--seeds", type=int, default=1, help="evaluate N seeds: mean ± std")
     train.add_argument("--out", default="results.json", help="results JSON path")
+    train.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="stage cache to read and fill, e.g. a search's <storage>/stage_cache "
+        "(default: the config's teacher.cache_dir, which an exported config sets to its "
+        "search's cache; else ~/.cache/augkd/stages)",
+    )
     train.set_defaults(handler=cmd_train)
 
     teacher = commands.add_parser("teacher", help="train a teacher on the teacher domains")

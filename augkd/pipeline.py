@@ -25,7 +25,7 @@ from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
-from augkd.runtime import resolve_device, seed_everything
+from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
 EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
@@ -70,6 +70,7 @@ def run_trial(
     cache: StageCache | None = None,
     log: Callable[[str], None] = print,
 ) -> TrialResult:
+    configure_torch(config.threads)
     device = resolve_device(config.device)
     cache = cache or StageCache(default_cache_root(config))
     seed_everything(config.seed)

@@ -16,6 +16,7 @@ from augkd.cache import StageCache
 from augkd.config import config_from_dict, with_overrides
 from augkd.errors import AugkdError
 from augkd.pipeline import run_trial
+from augkd.reproduce import pin_run_settings
 
 log = logging.getLogger("augkd.trial")
 
@@ -27,7 +28,7 @@ CONFIG_FILE = "config.yaml"
 def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_root: str) -> None:
     """Tune entry point; ``params`` maps dotted config keys to sampled values."""
     try:
-        config = with_overrides(config_from_dict(base_config), params)
+        config = pin_run_settings(with_overrides(config_from_dict(base_config), params), cache_root)
     except AugkdError as error:
         tune.report({"failed": 1.0, "error": str(error)})
         return
