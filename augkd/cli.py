@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from augkd.errors import AugkdError
+from augkd.errors import AugkdError, ConfigError
 from augkd.metrics import mean_std
 
 REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
@@ -96,8 +96,22 @@ def _search_folder(args: argparse.Namespace) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from augkd.search.results import export_best
 
-    for path in export_best(_search_folder(args), args.top_k, args.out):
+    search = _search_folder(args)
+    for path in export_best(search, args.top_k, args.out):
         print(path)
+    if args.register:
+        from augkd.locations import default_tracking_uri
+        from augkd.search.model_logging import register_model
+        from augkd.search.results import best_completed
+
+        best = best_completed(search)
+        if not best.get("model_uri"):
+            raise ConfigError(
+                f"The best trial of '{search}' ({best['trial_id']}) has no logged model to "
+                "register; it predates model logging: re-run its config with augkd train."
+            )
+        uri = args.tracking_uri or default_tracking_uri()
+        print(f"registered {register_model(uri, best['model_uri'], args.register)}")
     return 0
 
 
@@ -161,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--top-k", type=int, default=3 if name == "export" else 20)
         if name == "export":
             sub.add_argument("--out", default="best_configs")
+            sub.add_argument(
+                "--register",
+                metavar="NAME",
+                help="also register the best trial's model in MLflow's model registry",
+            )
+            sub.add_argument(
+                "--tracking-uri",
+                help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else "
+                "mlflow.db in the working directory)",
+            )
         sub.set_defaults(handler=handler)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")

@@ -25,6 +25,7 @@ from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
+from augkd.models.deployable import student_meta
 from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
@@ -168,6 +169,9 @@ def _train_student(
         first_epoch = int(resume_state["epoch"])
         log(f"resuming module 3 after epoch {first_epoch}")
 
+    meta = student_meta(
+        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
+    )
     schedule = plan.schedule or settings.schedule
     ce_share = 1.0 if plan.loss == "ce" else settings.ce_share
     constant = {
@@ -208,7 +212,8 @@ def _train_student(
             f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
         )
         if on_epoch is not None:
-            on_epoch(metrics, _state_builder(epoch + 1, student, optimizer, rng, history, best))
+            state = _state_builder(epoch + 1, student, optimizer, rng, history, best, meta)
+            on_epoch(metrics, state)
     return TrialResult(history[-1], history, best["student"], list(cache.events))
 
 
@@ -232,7 +237,9 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _state_builder(epoch, student, optimizer, rng, history, best) -> Callable[[], dict[str, Any]]:
+def _state_builder(
+    epoch, student, optimizer, rng, history, best, meta
+) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         return {
             "epoch": epoch,
@@ -244,6 +251,7 @@ def _state_builder(epoch, student, optimizer, rng, history, best) -> Callable[[]
             "best_val_acc1": best["val_acc1"],
             "best_epoch": best["epoch"],
             "best_student": best["student"],
+            "student_meta": meta,
         }
 
     return build

@@ -31,7 +31,8 @@ from augkd.search.results import (
     load_results,
     rank,
 )
-from augkd.search.space import SearchSpace, load_space, resolve_space_path
+from augkd.search.space import SearchSpace, load_space, resolve_space_path, sampler_warnings
+from augkd.search.study import open_commands, publish
 from augkd.search.tracking import check_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
 
     init_ray(options.address)
     tuner = _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options)
+    for warning in sampler_warnings(space):
+        echo(f"[search] note: {warning}")
     echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
          f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
     started = time.time()
@@ -177,6 +180,10 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
         echo(f"\n[search] nothing exported: {error}")
     echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
     echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
+    publish(search_path)
+    dashboard, load = open_commands(search_path)
+    echo(f"[search] open the Optuna study: {dashboard}")
+    echo(f"[search]   or in Python: {load}")
     return SearchOutcome(search_path, tracking_uri, rows, exported)
 
 
@@ -188,6 +195,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from augkd.search.optuna_bridge import PruningAwareOptunaSearch
     from augkd.search.progress import ProgressView
     from augkd.search.space import build_sampler, suggest
+    from augkd.search.study import default_point, open_storage
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
 
@@ -202,6 +210,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     if options.resume:
         if not tune.Tuner.can_restore(search_path):
             raise ConfigError(f"--resume: '{search_path}' holds no Tune experiment to restore.")
+        open_storage(search_path)  # the restored searcher re-opens this journal
         return tune.Tuner.restore(search_path, trainable=trainable, resume_errored=True)
 
     objective = space.objective
@@ -214,9 +223,12 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     # metric/mode go on TuneConfig and (OptunaSearch with a define-by-run space
     # ignores TuneConfig's) on the searcher; with several objectives the searcher
     # takes the lists and ASHA the first objective.
+    point = default_point(space)
     searcher = PruningAwareOptunaSearch(
-        space=partial(suggest, space), sampler=build_sampler(space), metric=metric, mode=mode
-    )
+        space=partial(suggest, space), sampler=build_sampler(space), metric=metric, mode=mode,
+        storage=open_storage(search_path), study_name=name,
+        points_to_evaluate=[point] if point else None,
+    )  # fmt: skip
     if space.scheduler.name == "asha":
         scheduler = ResumableASHA(
             time_attr="epoch",
@@ -245,7 +257,9 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
             name=name,
             storage_path=storage,
             callbacks=[
-                SearchRecorder(tracking_uri, experiment, name, search_path),
+                SearchRecorder(
+                    tracking_uri, experiment, name, search_path, space.base_resolved, cache_root
+                ),
                 ProgressView(list(space.params), objective.metric),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),

@@ -244,8 +244,11 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "gp": lambda: optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=settings.n_startup_trials
         ),
+        # Under ASHA most trials end PRUNED: CMA-ES learns from them at their last value.
         "cmaes": lambda: optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=settings.n_startup_trials
+            seed=seed,
+            n_startup_trials=settings.n_startup_trials,
+            consider_pruned_trials=space.scheduler.name == "asha",
         ),
         "grid": lambda: optuna.samplers.GridSampler(
             {key: param.grid_values() for key, param in space.params.items()}, seed=seed
@@ -253,3 +256,14 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
     }
     return builders[settings.name]()
+
+
+def sampler_warnings(space: SearchSpace) -> list[str]:
+    """Sampler and scheduler pairings that work, but worse than the user may expect."""
+    if space.sampler.name == "gp" and space.scheduler.name == "asha":
+        return [
+            "the GP sampler learns from COMPLETE trials only, and ASHA stops most trials "
+            "early, so GP proposes from few points (close to random search); use "
+            "sampler.name=tpe (which learns from pruned trials) or scheduler.name=fifo"
+        ]
+    return []

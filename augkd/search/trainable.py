@@ -21,6 +21,7 @@ from augkd.reproduce import pin_run_settings
 log = logging.getLogger("augkd.trial")
 
 STATE_FILE = "trial_state.pt"
+STUDENT_META_FILE = "student_meta.pt"
 BEST_STUDENT_FILE = "best_student.pt"
 CONFIG_FILE = "config.yaml"
 
@@ -43,13 +44,16 @@ def run_tune_trial(params: dict[str, Any], base_config: dict[str, Any], cache_ro
     # (Asked only inside Ray: get_runtime_context() would start a local Ray otherwise.)
     node = {"node_id": ray.get_runtime_context().get_node_id()} if ray.is_initialized() else {}
 
+    run_settings = {"threads": config.threads, "device": config.device}  # logged as params
+
     def on_epoch(metrics: dict[str, float], make_state) -> None:
-        metrics = {**metrics, **node}
+        metrics = {**metrics, **node, **run_settings}
         with tempfile.TemporaryDirectory() as folder:
             state = make_state()
             torch.save(state, Path(folder) / STATE_FILE)
             if metrics["epoch"] == metrics["epochs"]:
                 torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
+                torch.save(state["student_meta"], Path(folder) / STUDENT_META_FILE)
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
