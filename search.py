@@ -32,6 +32,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
     parser.add_argument("--address", help="Ray cluster address (default: join one, else local)")
     parser.add_argument(
+        "--evaluate", type=int, default=0, metavar="K",
+        help="after the search, re-run its top K configs and the baselines over fresh seeds "
+        "(as `augkd evaluate`)",
+    )  # fmt: skip
+    parser.add_argument("--eval-seeds", type=int, default=5, help="fresh seeds for --evaluate")
+    parser.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="baselines for --evaluate (comma-separated)"
+    )
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a search-space key (sampler.name=random) or a config key "
         "(module3.epochs=10); repeatable",
@@ -54,7 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         smoke_test=args.smoke_test, overrides=args.overrides, address=args.address,
     )  # fmt: skip
     try:
-        run_search(options)
+        if args.evaluate:
+            from augkd.search.evaluate import parse_baselines, run_evaluation
+
+            baselines = parse_baselines(args.baselines)  # refused before the search starts
+        outcome = run_search(options)
+        if args.evaluate:
+            evaluation = run_evaluation(
+                outcome.search_path, args.evaluate, args.eval_seeds, baselines,
+                outcome.tracking_uri,
+            )  # fmt: skip
+            print(evaluation.table())
     except AugkdError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""`augkd` command line: train, teacher, export, compare, report."""
+"""`augkd` command line: train, teacher, export, compare, evaluate, report."""
 
 from __future__ import annotations
 
@@ -141,6 +141,20 @@ def _add_search_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from augkd.search.evaluate import parse_baselines, run_evaluation
+    from augkd.search.runner import init_ray
+
+    search = _search_folder(args)
+    baselines = parse_baselines(args.baselines)
+    init_ray(args.address)
+    evaluation = run_evaluation(
+        search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
+    )
+    print(evaluation.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from augkd.config import METHODS
 
@@ -186,6 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
                 "mlflow.db in the working directory)",
             )
         sub.set_defaults(handler=handler)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="re-run a search's top-k configs and the baselines over fresh seeds (Ray)",
+    )
+    _add_search_arg(evaluate)
+    evaluate.add_argument("--top-k", type=int, default=3, help="configs to re-run, by val")
+    evaluate.add_argument("--seeds", type=int, default=5, help="fresh seeds per method")
+    evaluate.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
+    )
+    evaluate.add_argument(
+        "--tracking-uri",
+        help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
+        "the working directory)",
+    )
+    evaluate.add_argument("--address", help="Ray cluster (default: join one, else local)")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
     _add_search_arg(report)
