@@ -220,6 +220,12 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
         metric = [objective.metric, space.second_objective.metric]
         mode = [objective.mode, space.second_objective.mode]
     single = space.second_objective is None
+    rung_metric = space.scheduler.rung_metric
+    # ASHA gets its own metric with several objectives or a rung metric of its own; Tune
+    # then refuses one on TuneConfig.
+    own_metric = space.scheduler.name == "asha" and (
+        not single or rung_metric not in (None, objective.metric)
+    )
     # metric/mode go on TuneConfig and (OptunaSearch with a define-by-run space
     # ignores TuneConfig's) on the searcher; with several objectives the searcher
     # takes the lists and ASHA the first objective.
@@ -232,11 +238,11 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     if space.scheduler.name == "asha":
         scheduler = ResumableASHA(
             time_attr="epoch",
-            metric=None if single else objective.metric,
-            mode=None if single else objective.mode,
+            metric=(rung_metric or objective.metric) if own_metric else None,
+            mode=objective.mode if own_metric else None,
             max_t=space.max_epochs(), grace_period=space.scheduler.grace_period,
-            reduction_factor=space.scheduler.reduction_factor, brackets=1,
-            search_path=search_path,
+            reduction_factor=space.scheduler.reduction_factor,
+            brackets=space.scheduler.brackets, search_path=search_path,
         )  # fmt: skip
     else:
         scheduler = tune.schedulers.FIFOScheduler()
@@ -249,8 +255,8 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=space.max_concurrent),
             scheduler=scheduler,
             num_samples=space.num_samples,
-            metric=objective.metric if single else None,
-            mode=objective.mode if single else None,
+            metric=None if own_metric or not single else objective.metric,
+            mode=None if own_metric or not single else objective.mode,
             time_budget_s=options.time_budget,
         ),
         run_config=tune.RunConfig(

@@ -91,6 +91,12 @@ class SchedulerSettings(_Strict):
     reduction_factor: float = Field(3.0, gt=1)
     max_epochs: int | None = Field(None, ge=1)
     """Defaults to the base config's module3.epochs."""
+    brackets: int = Field(1, ge=1)
+    """ASHA brackets; bracket s places its first rung at grace_period * factor**s, so more
+    brackets hedge against a grace period that cuts too early."""
+    rung_metric: Literal["best_val_acc1", "val_acc1", "val_acc3", "val_acc5"] | None = None
+    """The result key ASHA compares at its rungs (default: the objective). Measured with
+    benchmarks/rung_correlation.py, which prints each candidate's rank correlation."""
 
     def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
         """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""

@@ -290,7 +290,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     # the Optuna study, reopened from its journal by the resumed driver: every trial once
     study = load_study(search_path)
     told = Counter(t.user_attrs["tune_trial_id"] for t in study.trials)
-    assert told == Counter(after), told
+    assert told == Counter(list(after)), told
     states = {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
     assert states == {k: OPTUNA_STATE[row["status"]] for k, row in after.items()}
 
