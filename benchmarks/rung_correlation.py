@@ -152,7 +152,14 @@ def main() -> None:
             indent=2,
         )
     )
-    print(f"{len(trials)} full-budget trials of {max_t} epochs from {search_path}\n")
+    before = [t[0]["time_total_s"] - t[0].get("epoch_seconds", 0.0) for t in trials]
+    total = [t[-1]["time_total_s"] for t in trials]
+    print(f"{len(trials)} full-budget trials of {max_t} epochs from {search_path}")
+    print(
+        f"before the first epoch a trial spends {np.mean(before):.1f} s of its "
+        f"{np.mean(total):.1f} s mean ({np.mean(before) / np.mean(total):.0%}; teacher, "
+        "data, Module 1 and Module 2, cached or produced)\n"
+    )
     print("| epoch | " + " | ".join(f"rho({m}@e, final)" for m in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
     for e in range(max_t):
