@@ -49,6 +49,7 @@ def test_the_logged_model_classifies_raw_images_as_the_trial_did(tiny_search, ru
         (r for r in tiny_search["rows"] if r["status"] == "completed"),
         key=lambda r: r["best_val_acc1"],
     )
+    mlflow.set_tracking_uri(tiny_search["uri"])  # a models:/ URI is read from this store
     model = mlflow.pytorch.load_model(row["model_uri"], map_location="cpu")
     config = config_from_dict(yaml.safe_load(row["config_yaml"]))
     splits = load_student_splits(config.data, config.seed, torch.device("cpu"))
@@ -86,6 +87,7 @@ def test_export_registers_the_winner(tiny_search, runs, tmp_path, capsys):
         key=lambda r: r["best_val_acc1"],
     )
     assert version.run_id == best["mlflow_run_id"]
+    mlflow.set_tracking_uri(tiny_search["uri"])
     loaded = mlflow.pytorch.load_model("models:/digits-student/1", map_location="cpu")
     buffer = io.BytesIO()
     torch.save(loaded.state_dict(), buffer)
