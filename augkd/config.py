@@ -55,7 +55,12 @@ class TeacherConfig(_Section):
     """The teacher: a checkpoint, or one trained and cached for the built-in benchmark."""
 
     checkpoint: str | None = None
+    """An `augkd teacher` checkpoint, or a torchvision state dict with a YAML beside it (same
+    name, .yaml: arch, class_names, image_size, mean, std); a path or a URI such as s3://."""
     arch: str = "small_cnn"
+    pretrained: bool = False
+    """`augkd teacher` starts from the ImageNet weights already in torchvision's local cache
+    (TORCH_HOME/hub/checkpoints); nothing is downloaded."""
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     cache_dir: str | None = None
@@ -130,10 +135,17 @@ class Config(_Section):
     method: Method = "augkd"
     seed: int = 0
     device: str = "auto"
-    """auto: CUDA when present, else CPU; a search records the device its trial ran on."""
+    """auto: CUDA when present; inside a Ray trial, the GPU Ray assigned (CPU when none).
+    A search records the device type its trial ran on."""
     threads: int | None = Field(None, ge=1)
     """torch's intra-op threads. None: what the process has (Ray sets OMP_NUM_THREADS to a
     trial's CPUs); a search records the trial's count so that a re-run matches it exactly."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast for Module 3 and every teacher forward (fp16 with loss scaling); Module 1's
+    BatchNorm-statistics term stays fp32. Part of the stage keys when not fp32."""
+    stage_checkpoint_minutes: float = Field(10.0, ge=0)
+    """How often a running Module 1 or 2 saves its progress into the stage cache, so that a
+    lost node resumes it instead of starting over (0: every epoch)."""
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

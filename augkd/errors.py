@@ -19,3 +19,11 @@ class ModelError(AugkdError, ValueError):
 
 class DivergedError(AugkdError, RuntimeError):
     """Training produced a non-finite loss."""
+
+
+class CacheError(AugkdError, RuntimeError):
+    """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
+
+
+class PreflightError(AugkdError, RuntimeError):
+    """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""

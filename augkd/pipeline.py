@@ -7,6 +7,7 @@ picks the best epoch; test is computed once, at that epoch, after the last one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
 from augkd.models.deployable import student_meta
+from augkd.precision import AutocastModule, MixedPrecision
 from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
@@ -57,7 +59,8 @@ def build_student(config: Config, num_classes: int, pretrained: bool | None = No
 
 
 def stage1_key(config: Config, teacher: Teacher) -> str:
-    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}"
+    precision = "" if config.precision == "fp32" else f"-{config.precision}"
+    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}{precision}"
 
 
 def stage2_key(config: Config, teacher: Teacher) -> str:
@@ -70,19 +73,49 @@ def run_trial(
     resume_state: dict[str, Any] | None = None,
     cache: StageCache | None = None,
     log: Callable[[str], None] = print,
+    device: torch.device | None = None,
 ) -> TrialResult:
+    """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
+    config key ``device`` decides."""
     configure_torch(config.threads)
-    device = resolve_device(config.device)
+    device = device or resolve_device(config.device)
     cache = cache or StageCache(default_cache_root(config))
-    seed_everything(config.seed)
-    teacher = load_teacher(config, device, cache)
-    splits = load_student_splits(config.data, config.seed, device)
-    check_classes_match(teacher, splits.class_names, config.data.image_size)
+    precision = MixedPrecision(config.precision, device)
+    teacher, splits = load_inputs(config, cache, device, precision)
     plan = METHOD_PLANS[config.method]
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
     return _train_student(
-        config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache
-    )
+        config, plan, teacher, splits, stages, device, on_epoch, resume_state, log, cache,
+        precision,
+    )  # fmt: skip
+
+
+def load_inputs(
+    config: Config, cache: StageCache, device: torch.device, precision: MixedPrecision
+) -> tuple[Teacher, StudentSplits]:
+    """The teacher (forwards under the configured precision) and the student splits, checked
+    against each other: all a trial needs before its stages, and all a preflight checks."""
+    seed_everything(config.seed)
+    teacher = load_teacher(config, device, cache)
+    if precision.dtype is not None:
+        teacher = dataclasses.replace(teacher, model=AutocastModule(teacher.model, precision))
+    splits = load_student_splits(config.data, config.seed, device, cache)
+    check_classes_match(teacher, splits.class_names, config.data.image_size)
+    return teacher, splits
+
+
+def produce_shared_stages(
+    config: Config,
+    cache: StageCache,
+    device: torch.device,
+    with_module2: bool,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Produce (or find) the decoded data, the teacher, Module 1 and optionally Module 2 in
+    the cache: what a search does before its first trial, so that trials only read them."""
+    teacher, splits = load_inputs(config, cache, device, MixedPrecision(config.precision, device))
+    plan = MethodPlan(module1=True, module2=with_module2, batches="student", loss="ce")
+    return _prepare_stages(config, plan, teacher, splits, cache, device, log).timings
 
 
 def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, log) -> _Stages:
@@ -91,16 +124,21 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     if not plan.module1:
         return _Stages(None, None, timings)
 
+    every_s = config.stage_checkpoint_minutes * 60
+    key1 = stage1_key(config, teacher)
+
     def produce_stage1() -> dict[str, Any]:
         seed_everything(config.seed * 1000 + 1)
         student = build_student(config, num_classes)
+        progress = cache.progress("module1", key1, every_s)
         return train_datafree(
             teacher.model, student, teacher.normalize, num_classes,
             config.data.image_size, config.module1, device, log,
+            resume_state=progress.load(), on_epoch_end=progress.save,
         )  # fmt: skip
 
     start = time.perf_counter()
-    stage1 = cache.get_or_create("module1", stage1_key(config, teacher), produce_stage1)
+    stage1 = cache.get_or_create("module1", key1, produce_stage1)
     timings["module1_seconds"] = time.perf_counter() - start
     latent = config.module1.latent_size
     generator = Generator(latent, config.data.image_size).to(device)
@@ -112,17 +150,20 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
 
     anchor_net = None
     if plan.module2:
+        key2 = stage2_key(config, teacher)
 
         def produce_stage2() -> dict[str, Any]:
             rng = torch.Generator().manual_seed(config.seed * 1000 + 2)
             seed_everything(config.seed * 1000 + 2)
+            progress = cache.progress("module2", key2, every_s)
             return train_anchor(
                 encoder, generator, teacher.model, teacher.normalize, splits,
                 num_classes, latent, config.module2, rng, log,
+                resume_state=progress.load(), on_epoch_end=progress.save,
             )  # fmt: skip
 
         start = time.perf_counter()
-        stage2 = cache.get_or_create("module2", stage2_key(config, teacher), produce_stage2)
+        stage2 = cache.get_or_create("module2", key2, produce_stage2)
         timings["module2_seconds"] = time.perf_counter() - start
         anchor_net = AnchorNet(latent, num_classes).to(device)
         anchor_net.load_state_dict(stage2["anchor_net"])
@@ -142,6 +183,7 @@ def _train_student(
     resume_state: dict[str, Any] | None,
     log,
     cache: StageCache,
+    precision: MixedPrecision,
 ) -> TrialResult:
     settings = config.module3
     seed_everything(config.seed * 1000 + 3)
@@ -160,6 +202,9 @@ def _train_student(
         optimizer.load_state_dict(resume_state["optimizer"])
         rng.set_state(resume_state["rng"])
         torch.set_rng_state(resume_state["torch_rng"])
+        if device.type == "cuda" and resume_state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume_state["cuda_rng"], device)
+        precision.load_state_dict(resume_state.get("grad_scaler") or {})
         history = list(resume_state["history"])
         best = {
             "val_acc1": resume_state["best_val_acc1"],
@@ -187,7 +232,7 @@ def _train_student(
         )
         train_loss = train_epoch(
             student, teacher.model, teacher.normalize, optimizer, splits.train_x,
-            splits.train_y, epoch_settings, rng, stages.mixup_nets,
+            splits.train_y, epoch_settings, rng, stages.mixup_nets, precision,
         )  # fmt: skip
         check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
         val = evaluate(student, splits.val_x, splits.val_y, teacher.normalize)
@@ -212,7 +257,9 @@ def _train_student(
             f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
         )
         if on_epoch is not None:
-            state = _state_builder(epoch + 1, student, optimizer, rng, history, best, meta)
+            state = _state_builder(
+                epoch + 1, student, optimizer, rng, history, best, precision, meta
+            )
             on_epoch(metrics, state)
     return TrialResult(history[-1], history, best["student"], list(cache.events))
 
@@ -238,10 +285,13 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _state_builder(
-    epoch, student, optimizer, rng, history, best, meta
+    epoch, student, optimizer, rng, history, best, precision: MixedPrecision, meta
 ) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
+        device = next(student.parameters()).device
         return {
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "grad_scaler": precision.state_dict(),
             "epoch": epoch,
             "student": _cpu_copy(student),
             "optimizer": copy.deepcopy(optimizer.state_dict()),

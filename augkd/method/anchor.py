@@ -54,8 +54,13 @@ def train_anchor(
     config: Module2Config,
     generator_rng: torch.Generator,
     log=print,
+    resume_state: dict[str, Any] | None = None,
+    on_epoch_end=None,
 ) -> dict[str, Any]:
-    """Returns the AnchorNet state with the lowest L_A on the val split."""
+    """Returns the AnchorNet state with the lowest L_A on the val split.
+
+    Resume hook as in Module 1: ``on_epoch_end(epoch, make_state)`` after every epoch, and
+    ``resume_state`` (a dict ``make_state()`` built) continues after its epoch exactly."""
     device = splits.train_x.device
     anchor_net = AnchorNet(latent_size, num_classes).to(device)
     for frozen in (encoder, generator, teacher):
@@ -64,7 +69,15 @@ def train_anchor(
     optimizer = torch.optim.Adam(anchor_net.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
     best: dict[str, Any] = {"val_loss": float("inf")}
-    for epoch in range(config.epochs):
+    first_epoch = 0
+    if resume_state is not None:
+        anchor_net.load_state_dict(resume_state["anchor_net"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        generator_rng.set_state(resume_state["generator_rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        best, first_epoch = copy.deepcopy(resume_state["best"]), int(resume_state["epoch"])
+    for epoch in range(first_epoch, config.epochs):
         anchor_net.train()
         for images, labels in iterate_batches(
             splits.train_x, splits.train_y, config.batch_size, generator_rng
@@ -87,6 +100,19 @@ def train_anchor(
                 "epoch": epoch + 1,
                 "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
             }
+        if on_epoch_end is not None:
+            on_epoch_end(
+                epoch + 1,
+                lambda e=epoch + 1, b=best: {
+                    "epoch": e,
+                    "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
+                    "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "scheduler": scheduler.state_dict(),
+                    "generator_rng": generator_rng.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "best": copy.deepcopy(b),
+                },
+            )
     return copy.deepcopy(best)
 
 

@@ -34,7 +34,7 @@ class BatchNormStatistics:
     def _hook(
         self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor
     ) -> None:
-        x = inputs[0]
+        x = inputs[0].float()  # kept in fp32 under autocast: small differences matter here
         dims = [0, *range(2, x.ndim)]
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)

@@ -120,16 +120,20 @@ def _resources(search_path: str) -> dict[str, float]:
 
 def _run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
     """A Ray task: one full run; bad input comes back as an error, not an exception."""
+    import ray
+
     from augkd.cache import StageCache
     from augkd.errors import AugkdError
     from augkd.pipeline import run_trial
     from augkd.reproduce import pin_run_settings
+    from augkd.runtime import resolve_device
 
     config = config_from_dict(config_dict)
     cache_root = config.teacher.cache_dir or ""
-    config = pin_run_settings(config, cache_root)
     try:
-        result = run_trial(config, cache=StageCache(cache_root), log=lambda _: None)
+        device = resolve_device(config.device, ray.get_gpu_ids())
+        config = pin_run_settings(config, cache_root, device)
+        result = run_trial(config, cache=StageCache(cache_root), log=lambda _: None, device=device)
     except AugkdError as error:
         return {"error": str(error)}
     return {

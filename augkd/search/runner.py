@@ -73,6 +73,8 @@ class SearchOutcome:
     tracking_uri: str
     rows: list[dict[str, Any]]
     exported: list[Path]
+    shared: Any = None
+    """What the preflight found and which shared stages were produced (prestage.SharedStages)."""
 
 
 def _split_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -115,21 +117,23 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     return load_space(path, {k: merged[k] for k in merged})
 
 
-def init_ray(address: str | None) -> None:
-    """Join a running cluster when there is one; otherwise start a local one."""
+def init_ray(address: str | None) -> bool:
+    """Join a running cluster when there is one; otherwise start a local one (returns True)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     target = address or os.environ.get("RAY_ADDRESS")
     if target:
         ray.init(address=target, log_to_driver=False)
-        return
+        return False
     try:
         ray.init(address="auto", log_to_driver=False)
         log.info("joined the running Ray cluster")
+        return False
     except (ConnectionError, RuntimeError, ValueError):
         ray.init(include_dashboard=False, log_to_driver=False)
+        return True
 
 
 def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
@@ -153,7 +157,10 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     search_path = join_uri(storage, name)
 
-    init_ray(options.address)
+    started_locally = init_ray(options.address)
+    from augkd.search.prestage import prepare_search
+
+    shared = prepare_search(space, stage_cache_root(storage), echo, started_locally)
     tuner = _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options)
     for warning in sampler_warnings(space):
         echo(f"[search] note: {warning}")
@@ -184,7 +191,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     dashboard, load = open_commands(search_path)
     echo(f"[search] open the Optuna study: {dashboard}")
     echo(f"[search]   or in Python: {load}")
-    return SearchOutcome(search_path, tracking_uri, rows, exported)
+    return SearchOutcome(search_path, tracking_uri, rows, exported, shared)
 
 
 def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options):
@@ -192,20 +199,25 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from ray.tune.search import ConcurrencyLimiter
 
     from augkd.search.asha import ResumableASHA
+    from augkd.search.checkpointing import judged_epochs
     from augkd.search.optuna_bridge import PruningAwareOptunaSearch
     from augkd.search.progress import ProgressView
     from augkd.search.space import build_sampler, suggest
+    from augkd.search.stopping import SameFailureStopper
     from augkd.search.study import default_point, open_storage
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
 
     cache_root = stage_cache_root(storage)
+    rungs = tuple(judged_epochs(space.scheduler.milestones(space.max_epochs())))
     trainable = tune.with_resources(
         tune.with_parameters(
-            run_tune_trial, base_config=space.base_resolved, cache_root=cache_root
+            run_tune_trial, base_config=space.base_resolved, cache_root=cache_root,
+            gpu_share=space.resources.gpu, checkpoint_epochs=rungs,
+            checkpoint_minutes=space.checkpoint_minutes,
         ),
         {"cpu": space.resources.cpu, "gpu": space.resources.gpu},
-    )
+    )  # fmt: skip
     experiment = f"augkd-{space.name}"
     if options.resume:
         if not tune.Tuner.can_restore(search_path):
@@ -269,6 +281,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
                 ProgressView(list(space.params), objective.metric),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            stop=SameFailureStopper(space.stop_after_same_failures),
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             verbose=0,
         ),

@@ -20,6 +20,17 @@ PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 """The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
 
 
+def _installed_space(stem: str) -> Path | None:
+    """A space shipped as package data (augkd.search_spaces) by a non-editable install."""
+    from importlib import resources
+
+    try:
+        found = resources.files("augkd.search_spaces").joinpath(f"{stem}.yaml")
+    except ModuleNotFoundError:
+        return None
+    return Path(str(found)) if found.is_file() else None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,6 +138,12 @@ class SearchSpace(_Strict):
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Field(default_factory=Resources)
     max_failures: int = Field(2, ge=0)
+    checkpoint_minutes: float = Field(10.0, ge=0)
+    """A trial checkpoints at ASHA's rungs, at its last epoch, and at most this often
+    otherwise (0: every epoch). A lost node repeats at most this much of a trial."""
+    stop_after_same_failures: int = Field(3, ge=0)
+    """Stop the search when its first this-many finished trials all failed with the same
+    error (a shared cause such as unreadable data); 0 never stops."""
 
     # Filled in by load_space, not by the YAML.
     base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)
@@ -178,6 +195,9 @@ def resolve_space_path(path: str | Path) -> Path:
         named = folder / f"{candidate.stem}.yaml"
         if named.is_file():
             return named
+    installed = _installed_space(candidate.stem)
+    if installed is not None:
+        return installed
     raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
 
 
