@@ -36,6 +36,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
     parser.add_argument("--address", help="Ray cluster address (default: join one, else local)")
     parser.add_argument(
+        "--evaluate", type=positive_int, default=None, metavar="K",
+        help="after the search, re-run its top K configs and the baselines over fresh seeds "
+        "(as `augkd evaluate`)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eval-seeds", type=positive_int, default=5, help="fresh seeds for --evaluate"
+    )
+    parser.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="baselines for --evaluate (comma-separated)"
+    )
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a search-space key (sampler.name=random) or a config key "
         "(module3.epochs=10); repeatable",
@@ -65,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
 
     def search() -> None:
-        run_search(options)
+        if args.evaluate:
+            from augkd.search.evaluate import parse_baselines, run_evaluation
+
+            baselines = parse_baselines(args.baselines)  # refused before the search starts
+        outcome = run_search(options)
+        if args.evaluate:
+            evaluation = run_evaluation(
+                outcome.search_path, args.evaluate, args.eval_seeds, baselines,
+                outcome.tracking_uri,
+            )  # fmt: skip
+            print(evaluation.table())
 
     return run_command(search, debug=args.debug)
 

@@ -1,4 +1,4 @@
-"""`augkd` command line: train, diagnose, teacher, export, compare, report."""
+"""`augkd` command line: train, diagnose, teacher, export, compare, evaluate, report."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from augkd.entry import ArgumentParser, add_debug_flag, positive_int, run_command
+from augkd.errors import ConfigError
 from augkd.metrics import mean_std
 
 REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
     "teacher": "interrupted; nothing written",
+    "evaluate": "interrupted; the runs finished so far are in MLflow, no evaluation.parquet",
 }
 """What Ctrl-C leaves behind, per command (each writes its output once, at the end)."""
 
@@ -38,6 +41,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = with_overrides(config, {"method": args.method})
     resolve_device(config.device)
     check_file_writable(args.out, "--out")
+    if args.cache:
+        config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
     for offset in range(args.seeds):
         seeded = with_overrides(config, {"seed": config.seed + offset})
@@ -134,8 +139,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from augkd.search.results import export_best
 
     check_folder_writable(args.out, "--out")
-    for path in export_best(_search_folder(args), args.top_k, args.out):
+    search = _search_folder(args)
+    for path in export_best(search, args.top_k, args.out):
         print(path)
+    if args.register:
+        from augkd.locations import default_tracking_uri
+        from augkd.search.model_logging import register_model
+        from augkd.search.results import best_completed
+
+        best = best_completed(search)
+        if not best.get("model_uri"):
+            raise ConfigError(
+                f"The best trial of '{search}' ({best['trial_id']}) has no logged model to "
+                "register; it predates model logging: re-run its config with augkd train."
+            )
+        uri = args.tracking_uri or default_tracking_uri()
+        print(f"registered {register_model(uri, best['model_uri'], args.register)}")
     return 0
 
 
@@ -165,6 +184,20 @@ def _add_search_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from augkd.search.evaluate import parse_baselines, run_evaluation
+    from augkd.search.runner import init_ray
+
+    search = _search_folder(args)
+    baselines = parse_baselines(args.baselines)
+    init_ray(args.address)
+    evaluation = run_evaluation(
+        search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
+    )
+    print(evaluation.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from augkd.config import METHODS
 
@@ -176,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--method", choices=METHODS)
     train.add_argument("--seeds", type=positive_int, default=1, help="evaluate N seeds: mean ± std")
     train.add_argument("--out", default="results.json", help="results JSON path")
+    train.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="stage cache to read and fill, e.g. a search's <storage>/stage_cache "
+        "(default: the config's teacher.cache_dir, which an exported config sets to its "
+        "search's cache; else ~/.cache/augkd/stages)",
+    )
     train.set_defaults(handler=cmd_train)
 
     diagnose = commands.add_parser(
@@ -200,7 +240,35 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--top-k", type=positive_int, default=3 if name == "export" else 20)
         if name == "export":
             sub.add_argument("--out", default="best_configs")
+            sub.add_argument(
+                "--register",
+                metavar="NAME",
+                help="also register the best trial's model in MLflow's model registry",
+            )
+            sub.add_argument(
+                "--tracking-uri",
+                help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else "
+                "mlflow.db in the working directory)",
+            )
         sub.set_defaults(handler=handler)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="re-run a search's top-k configs and the baselines over fresh seeds (Ray)",
+    )
+    _add_search_arg(evaluate)
+    evaluate.add_argument("--top-k", type=positive_int, default=3, help="configs to re-run, by val")
+    evaluate.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds per method")
+    evaluate.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
+    )
+    evaluate.add_argument(
+        "--tracking-uri",
+        help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
+        "the working directory)",
+    )
+    evaluate.add_argument("--address", help="Ray cluster (default: join one, else local)")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
     _add_search_arg(report)

@@ -27,6 +27,8 @@ from pydantic import (
 from augkd.dotted import set_dotted
 from augkd.errors import ConfigError
 
+LOCATION_KEYS = ("teacher.cache_dir",)
+"""Keys that say where things are kept, not what they are (left out of digests)."""
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
 Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -110,7 +112,10 @@ class TeacherConfig(_Section):
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     cache_dir: str | None = None
-    """Where built-in teachers are cached (default ~/.cache/augkd)."""
+    """Where stage artifacts (the built-in teacher, Modules 1 and 2) are cached: a path or
+    URI (default $AUGKD_CACHE/stages, else ~/.cache/augkd/stages). A search records its
+    <storage>/stage_cache here, so that an exported config re-uses the search's stages.
+    A location only: never part of a cache key."""
 
     _arch_is_known = field_validator("arch")(_known_architecture)
 
@@ -204,7 +209,11 @@ class Config(_Section):
     method: Method = "augkd"
     seed: int = 0
     device: str = "auto"
-    """auto: CUDA when present; inside a Ray trial, the GPU Ray assigned (CPU when none)."""
+    """auto: CUDA when present; inside a Ray trial, the GPU Ray assigned (CPU when none).
+    A search records the device type its trial ran on."""
+    threads: int | None = Field(None, ge=1)
+    """torch's intra-op threads. None: what the process has (Ray sets OMP_NUM_THREADS to a
+    trial's CPUs); a search records the trial's count so that a re-run matches it exactly."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Autocast for Module 3 and every teacher forward (fp16 with loss scaling); Module 1's
     BatchNorm-statistics term stays fp32. Part of the stage keys when not fp32."""
@@ -237,8 +246,14 @@ class Config(_Section):
         Path(path).write_text(self.to_yaml())
 
     def digest(self, *sections: str) -> str:
-        """Content hash of the named sections (all when none): the stage-cache key."""
+        """Content hash of the named sections (all when none): the stage-cache key.
+
+        Location keys (LOCATION_KEYS) are left out: where a cache lives must not change
+        what is in it."""
         data = self.to_dict()
+        for key in LOCATION_KEYS:
+            section, _, name = key.rpartition(".")
+            data.get(section, {}).pop(name, None)
         chosen = {name: data[name] for name in sections} if sections else data
         blob = json.dumps(chosen, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

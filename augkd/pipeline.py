@@ -28,8 +28,9 @@ from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
+from augkd.models.deployable import student_meta
 from augkd.precision import AutocastModule, MixedPrecision
-from augkd.runtime import resolve_device, seed_everything
+from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
 EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
@@ -99,6 +100,8 @@ def run_trial(
     config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
     1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
     report as ``diag_*``."""
+    configure_torch(config.threads)
+    device = device or resolve_device(config.device)
     cache = cache or StageCache(default_cache_root(config))
     trial = prepare_trial(config, cache, log, device)
     diagnostics = None
@@ -304,6 +307,9 @@ def _train_student(
         first_epoch = int(resume_state["epoch"])
         log(f"resuming module 3 after epoch {first_epoch}")
 
+    meta = student_meta(
+        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
+    )
     schedule = plan.schedule or settings.schedule
     constant = {
         "student_params": float(count_parameters(student)),
@@ -347,10 +353,10 @@ def _train_student(
             f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
         )
         if on_epoch is not None:
-            on_epoch(
-                metrics,
-                _state_builder(epoch + 1, student, optimizer, rng, history, best, precision),
+            state = _state_builder(
+                epoch + 1, student, optimizer, rng, history, best, precision, meta
             )
+            on_epoch(metrics, state)
     return TrialResult(history[-1], history, best["student"], list(cache.events))
 
 
@@ -375,7 +381,7 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _state_builder(
-    epoch, student, optimizer, rng, history, best, precision: MixedPrecision
+    epoch, student, optimizer, rng, history, best, precision: MixedPrecision, meta
 ) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         device = next(student.parameters()).device
@@ -391,6 +397,7 @@ def _state_builder(
             "best_val_acc1": best["val_acc1"],
             "best_epoch": best["epoch"],
             "best_student": best["student"],
+            "student_meta": meta,
         }
 
     return build

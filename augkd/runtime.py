@@ -86,6 +86,15 @@ def cpu_share() -> int:
     return max(1, min(int(share), allowed or 1) if share.isdigit() else (allowed or 1))
 
 
+def configure_torch(threads: int | None) -> None:
+    """Pin torch's intra-op threads (results depend on them) and pick deterministic
+    kernels where that costs little (cuDNN; warnings, not errors, elsewhere)."""
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

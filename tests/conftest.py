@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny but real configuration and a session-wide stage cache."""
+"""Shared fixtures: a tiny but real configuration, a session-wide stage cache, and one
+tiny real search (Ray Tune + Optuna + ASHA + MLflow) that several modules read."""
 
 from __future__ import annotations
 
@@ -37,6 +38,43 @@ def search_main():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+TINY_SEARCH = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3", "scheduler.max_epochs=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real smoke-size search (3 trials of up to 3 epochs, ASHA rungs at 1 and 2), in
+    a Ray of its own that is shut down again. Tests read it; none may change it."""
+    import ray
+
+    from augkd.search.results import load_results
+    from augkd.search.runner import SearchOptions, run_search
+
+    root = tmp_path_factory.mktemp("tiny_search")
+    # address="local": never join another process's Ray (runner.init_ray tries "auto").
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = run_search(
+            SearchOptions(
+                space="digits",
+                storage=str(root),
+                tracking_uri=f"sqlite:///{root}/mlflow.db",
+                smoke_test=True,
+                num_samples=3,
+                overrides=TINY_SEARCH,
+            ),
+            echo=lambda *_: None,
+        )
+    finally:
+        ray.shutdown()
+    return {
+        "path": outcome.search_path,
+        "uri": outcome.tracking_uri,
+        "rows": load_results(outcome.search_path),
+        "root": root,
+    }
 
 
 class S3Server:

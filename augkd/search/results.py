@@ -108,14 +108,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
-    """Write the top-k completed trials' full configs; they re-run unchanged."""
+def ranked_completed(search_path: str) -> list[dict[str, Any]]:
+    """Completed trials by best val Acc@1; a ConfigError when there is none."""
     ranked = [r for r in rank(load_results(search_path)) if r.get("status") == "completed"]
     if not ranked:
         raise ConfigError(
             f"Search '{search_path}' has no completed trial to export; let it run longer "
             "or resume it with --resume."
         )
+    return ranked
+
+
+def best_completed(search_path: str) -> dict[str, Any]:
+    return ranked_completed(search_path)[0]
+
+
+def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
+    """Write the top-k completed trials' full configs; they re-run unchanged."""
+    ranked = ranked_completed(search_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

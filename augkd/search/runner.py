@@ -43,7 +43,14 @@ from augkd.search.results import (
     load_results,
     rank,
 )
-from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
+from augkd.search.space import (
+    SearchSpace,
+    load_space,
+    read_space_file,
+    resolve_space_path,
+    sampler_warnings,
+)
+from augkd.search.study import open_commands, publish
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +222,8 @@ class _SearchRun:
                 tuner = _build_or_restore_tuner(
                     space, self.storage, name, search_path, self.tracking_uri, self.options
                 )
+                for warning in sampler_warnings(space):
+                    echo(f"[search] note: {warning}")
                 echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
                      f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
                 started = time.time()  # the search's own time, after the shared stages
@@ -229,6 +238,7 @@ class _SearchRun:
             interrupted = True
         if interrupted:
             close_open_trials(self.tracking_uri, self.experiment, name, search_path, INTERRUPTED)
+        publish(search_path)  # before any exit: a resumed or failed search keeps its study
         rows = _rows(search_path)
         outcome = search_outcome(rows, interrupted)
         _finish_parent(space, self.tracking_uri, name, rows, time.time() - started, outcome)
@@ -254,6 +264,9 @@ class _SearchRun:
             echo(f"\n[search] nothing exported: {error}")
         echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
         echo(f"[search] open MLflow: mlflow ui --backend-store-uri {self.tracking_uri}")
+        dashboard, load = open_commands(search_path)
+        echo(f"[search] open the Optuna study: {dashboard}")
+        echo(f"[search]   or in Python: {load}")
         return SearchOutcome(search_path, self.tracking_uri, rows, exported, shared)
 
 
@@ -274,6 +287,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     from augkd.search.progress import ProgressView
     from augkd.search.space import build_sampler, suggest
     from augkd.search.stopping import SameFailureStopper
+    from augkd.search.study import default_point, open_storage
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
 
@@ -291,6 +305,7 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
     if options.resume:
         if not tune.Tuner.can_restore(search_path):
             raise ConfigError(f"--resume: '{search_path}' holds no Tune experiment to restore.")
+        open_storage(search_path)  # the restored searcher re-opens this journal
         return tune.Tuner.restore(search_path, trainable=trainable, resume_errored=True)
 
     objective = space.objective
@@ -300,20 +315,29 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
         metric = [objective.metric, space.second_objective.metric]
         mode = [objective.mode, space.second_objective.mode]
     single = space.second_objective is None
+    rung_metric = space.scheduler.rung_metric
+    # ASHA gets its own metric with several objectives or a rung metric of its own; Tune
+    # then refuses one on TuneConfig.
+    own_metric = space.scheduler.name == "asha" and (
+        not single or rung_metric not in (None, objective.metric)
+    )
     # metric/mode go on TuneConfig and (OptunaSearch with a define-by-run space
     # ignores TuneConfig's) on the searcher; with several objectives the searcher
     # takes the lists and ASHA the first objective.
+    point = default_point(space)
     searcher = PruningAwareOptunaSearch(
-        space=partial(suggest, space), sampler=build_sampler(space), metric=metric, mode=mode
-    )
+        space=partial(suggest, space), sampler=build_sampler(space), metric=metric, mode=mode,
+        storage=open_storage(search_path), study_name=name,
+        points_to_evaluate=[point] if point else None,
+    )  # fmt: skip
     if space.scheduler.name == "asha":
         scheduler = ResumableASHA(
             time_attr="epoch",
-            metric=None if single else objective.metric,
-            mode=None if single else objective.mode,
+            metric=(rung_metric or objective.metric) if own_metric else None,
+            mode=objective.mode if own_metric else None,
             max_t=space.max_epochs(), grace_period=space.scheduler.grace_period,
-            reduction_factor=space.scheduler.reduction_factor, brackets=1,
-            search_path=search_path,
+            reduction_factor=space.scheduler.reduction_factor,
+            brackets=space.scheduler.brackets, search_path=search_path,
         )  # fmt: skip
     else:
         scheduler = tune.schedulers.FIFOScheduler()
@@ -326,15 +350,17 @@ def _build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opt
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=space.max_concurrent),
             scheduler=scheduler,
             num_samples=space.num_samples,
-            metric=objective.metric if single else None,
-            mode=objective.mode if single else None,
+            metric=None if own_metric or not single else objective.metric,
+            mode=None if own_metric or not single else objective.mode,
             time_budget_s=options.time_budget,
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage,
             callbacks=[
-                SearchRecorder(tracking_uri, experiment, name, search_path),
+                SearchRecorder(
+                    tracking_uri, experiment, name, search_path, space.base_resolved, cache_root
+                ),
                 ProgressView(list(space.params), objective.metric),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),

@@ -109,6 +109,12 @@ class SchedulerSettings(_Strict):
     reduction_factor: float = Field(3.0, gt=1)
     max_epochs: int | None = Field(None, ge=1)
     """Defaults to the base config's module3.epochs."""
+    brackets: int = Field(1, ge=1)
+    """ASHA brackets; bracket s places its first rung at grace_period * factor**s, so more
+    brackets hedge against a grace period that cuts too early."""
+    rung_metric: Literal["best_val_acc1", "val_acc1", "val_acc3", "val_acc5"] | None = None
+    """The result key ASHA compares at its rungs (default: the objective). Measured with
+    benchmarks/rung_correlation.py, which prints each candidate's rank correlation."""
 
     def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
         """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""
@@ -302,8 +308,11 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "gp": lambda: optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=settings.n_startup_trials
         ),
+        # Under ASHA most trials end PRUNED: CMA-ES learns from them at their last value.
         "cmaes": lambda: optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=settings.n_startup_trials
+            seed=seed,
+            n_startup_trials=settings.n_startup_trials,
+            consider_pruned_trials=space.scheduler.name == "asha",
         ),
         "grid": lambda: optuna.samplers.GridSampler(
             {key: param.grid_values() for key, param in space.params.items()}, seed=seed
@@ -311,3 +320,14 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
     }
     return builders[settings.name]()
+
+
+def sampler_warnings(space: SearchSpace) -> list[str]:
+    """Sampler and scheduler pairings that work, but worse than the user may expect."""
+    if space.sampler.name == "gp" and space.scheduler.name == "asha":
+        return [
+            "the GP sampler learns from COMPLETE trials only, and ASHA stops most trials "
+            "early, so GP proposes from few points (close to random search); use "
+            "sampler.name=tpe (which learns from pruned trials) or scheduler.name=fifo"
+        ]
+    return []

@@ -17,12 +17,14 @@ from augkd.cache import StageCache
 from augkd.config import config_from_dict, with_overrides
 from augkd.errors import AugkdError
 from augkd.pipeline import run_trial
+from augkd.reproduce import pin_run_settings
 from augkd.runtime import limit_gpu_memory, resolve_device
 from augkd.search.checkpointing import CheckpointCadence
 
 log = logging.getLogger("augkd.trial")
 
 STATE_FILE = "trial_state.pt"
+STUDENT_META_FILE = "student_meta.pt"
 BEST_STUDENT_FILE = "best_student.pt"
 CONFIG_FILE = "config.yaml"
 DIAGNOSTICS_DIR = "diagnostics"
@@ -46,6 +48,7 @@ def run_tune_trial(
     try:
         config = with_overrides(config_from_dict(base_config), params)
         device = resolve_device(config.device, ray_gpu_ids())
+        config = pin_run_settings(config, cache_root, device)
     except AugkdError as error:
         tune.report({"failed": 1.0, "error": str(error)})
         return
@@ -66,9 +69,10 @@ def run_tune_trial(
     cadence = CheckpointCadence(list(checkpoint_epochs), checkpoint_minutes)
 
     pictures: dict[str, bytes] = {}
+    run_settings = {"threads": config.threads, "device": config.device}  # logged as params
 
     def on_epoch(metrics: dict[str, float], make_state) -> None:
-        metrics = {**metrics, **node}
+        metrics = {**metrics, **node, **run_settings}
         if not cadence.due(int(metrics["epoch"]), int(metrics["epochs"])):
             tune.report(metrics)
             return
@@ -81,6 +85,7 @@ def run_tune_trial(
                     (Path(folder) / DIAGNOSTICS_DIR / name).write_bytes(png)
             if metrics["epoch"] == metrics["epochs"]:
                 torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
+                torch.save(state["student_meta"], Path(folder) / STUDENT_META_FILE)
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 

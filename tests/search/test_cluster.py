@@ -29,11 +29,13 @@ from ray.tune import ExperimentAnalysis
 from augkd.errors import ConfigError
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
+from augkd.search.study import load_study
 from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "augkd-digits"
 ENDED = {"completed", "pruned"}
+OPTUNA_STATE = {"completed": "COMPLETE", "pruned": "PRUNED"}
 EPOCHS = 4
 SMALL = [
     "resources.cpu=0.5",
@@ -286,6 +288,12 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     for row in before:
         assert row["trial_id"] in after
         assert after[row["trial_id"]]["mlflow_run_id"] == row["mlflow_run_id"]
+    # the Optuna study, reopened from its journal by the resumed driver: every trial once
+    study = load_study(search_path)
+    told = Counter(t.user_attrs["tune_trial_id"] for t in study.trials)
+    assert told == Counter(list(after)), told
+    states = {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
+    assert states == {k: OPTUNA_STATE[row["status"]] for k, row in after.items()}
 
 
 def _dataset_and_teacher_on_s3(root: str) -> tuple[str, str]:
