@@ -13,7 +13,9 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from augkd.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="digits", help="search-space YAML (or a packaged name)")
     parser.add_argument(
         "--storage", default=None,
@@ -26,39 +28,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="MLflow tracking URI (default: $AUGKD_TRACKING_URI, else mlflow.db in the "
         "working directory)",
     )
-    parser.add_argument("--num-samples", type=int, help="number of trials")
-    parser.add_argument("--time-budget", type=float, help="stop starting trials after N seconds")
+    parser.add_argument("--num-samples", type=positive_int, help="number of trials")
+    parser.add_argument(
+        "--time-budget", type=positive_float, help="stop starting trials after N seconds"
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted search")
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
     parser.add_argument("--address", help="Ray cluster address (default: join one, else local)")
+    parser.add_argument(
+        "--evaluate", type=positive_int, default=None, metavar="K",
+        help="after the search, re-run its top K configs and the baselines over fresh seeds "
+        "(as `augkd evaluate`)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eval-seeds", type=positive_int, default=5, help="fresh seeds for --evaluate"
+    )
+    parser.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="baselines for --evaluate (comma-separated)"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a search-space key (sampler.name=random) or a config key "
         "(module3.epochs=10); repeatable",
     )  # fmt: skip
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """Exit codes follow augkd's failure policy: 0 done, 2 bad input, 3 every trial
+    failed, 130 Ctrl-C (the search is saved; the resume command is printed)."""
     try:
-        from augkd.errors import AugkdError
+        from augkd.entry import run_command
         from augkd.search.runner import SearchOptions, run_search
     except ImportError as error:
-        print(f"error: the augkd package is not installed ({error}); run `pip install -e .`")
+        print(
+            f"error: the augkd package is not installed ({error}); run `pip install -e .`",
+            file=sys.stderr,
+        )
         return 2
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = SearchOptions(
         space=args.space, storage=args.storage, name=args.name, tracking_uri=args.tracking_uri,
         num_samples=args.num_samples, time_budget=args.time_budget, resume=args.resume,
         smoke_test=args.smoke_test, overrides=args.overrides, address=args.address,
     )  # fmt: skip
-    try:
-        run_search(options)
-    except AugkdError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    def search() -> None:
+        if args.evaluate:
+            from augkd.search.evaluate import parse_baselines, run_evaluation
+
+            baselines = parse_baselines(args.baselines)  # refused before the search starts
+        outcome = run_search(options)
+        if args.evaluate:
+            evaluation = run_evaluation(
+                outcome.search_path, args.evaluate, args.eval_seeds, baselines,
+                outcome.tracking_uri,
+            )  # fmt: skip
+            print(evaluation.table())
+
+    return run_command(search, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
-"""Content-addressed stage artifacts, shared by every trial that needs the same one.
+"""Content-addressed stage artifacts, shared by every trial and node that needs the same one.
 
-An artifact (the built-in teacher, Module 1's G/E/S0, Module 2's AnchorNet) is keyed
-by a hash of exactly the settings it depends on and stored under ``root`` (a local
-path or any URI pyarrow.fs understands, such as s3://). Writes are atomic (write a
-temporary object, then move it; an S3 put is atomic by itself). Concurrent trials
-that need the same missing artifact elect one producer (an OS file lock on local or
-shared storage, a lease object on object stores); the others wait for its file.
+An artifact (a decoded data domain, the built-in teacher, Module 1's G/E/S0, Module 2's
+AnchorNet) is keyed by a hash of exactly what it depends on and stored under ``root`` (a
+local path or any URI pyarrow.fs opens, such as s3://). Writes are atomic.
+
+Concurrent callers that need the same missing artifact elect one producer: an OS file lock
+on local or shared storage, a lease object on object stores, renewed by a heartbeat thread
+while the producer works. The others wait as long as the producer is alive, however long the
+stage takes; if it dies, one of them takes over (resuming from the progress a long stage
+saved); if it fails, it leaves a failure marker and every waiter stops at once with its error.
+A corrupt (e.g. truncated) artifact is moved aside and produced again once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,9 +29,12 @@ from typing import Any
 import torch
 from pyarrow import fs as pafs
 
+from augkd.errors import AugkdError, CacheError
 from augkd.storage import is_file, read_file, resolve_filesystem, write_file
 
 log = logging.getLogger(__name__)
+
+_CORRUPT = object()
 
 
 @dataclass
@@ -37,107 +47,300 @@ class CacheEvent:
 
 
 class StageCache:
-    def __init__(self, root: str, wait_timeout_s: float = 3600.0, poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        root: str,
+        poll_s: float = 0.5,
+        lease_s: float = 120.0,
+        settle_s: float = 2.0,
+        wait_timeout_s: float | None = None,
+    ) -> None:
+        """``lease_s``: how long an unrenewed S3 lease keeps waiters waiting (the heartbeat
+        renews it every quarter of that); ``wait_timeout_s``: an optional cap on any wait,
+        None to wait as long as a live producer works."""
         self.root = root.rstrip("/")
         self.filesystem, self.path = resolve_filesystem(self.root)
-        self.wait_timeout_s = wait_timeout_s
         self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.settle_s = settle_s
+        self.wait_timeout_s = wait_timeout_s
         self.events: list[CacheEvent] = []
 
-    def _artifact_path(self, stage: str, key: str) -> str:
+    # ---- paths -----------------------------------------------------------
+    def artifact_path(self, stage: str, key: str) -> str:
         return f"{self.path}/{stage}/{key}.pt"
 
-    def _exists(self, path: str) -> bool:
-        return is_file(self.filesystem, path)
+    def _marker_path(self, stage: str, key: str) -> str:
+        return f"{self.path}/{stage}/{key}.failed"
 
-    def _load(self, path: str) -> Any:
-        data = read_file(self.filesystem, path)
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    def _progress_path(self, stage: str, key: str) -> str:
+        return f"{self.path}/{stage}/.progress/{key}.pt"
+
+    def contains(self, stage: str, key: str) -> bool:
+        return is_file(self.filesystem, self.artifact_path(stage, key))
+
+    # ---- bytes -----------------------------------------------------------
+    def _read_text(self, path: str) -> str | None:
+        try:
+            return read_file(self.filesystem, path).decode()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def _delete(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            self.filesystem.delete_file(path)
 
     def _store(self, path: str, artifact: Any) -> None:
         buffer = io.BytesIO()
         torch.save(artifact, buffer)
         write_file(self.filesystem, path, buffer.getvalue())
 
+    def _try_load(self, path: str) -> Any:
+        """The artifact, or ``_CORRUPT`` when the file cannot be read back as one."""
+        try:
+            data = read_file(self.filesystem, path)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            return _CORRUPT
+        try:
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:
+            return _CORRUPT
+
+    def _move_aside(self, path: str) -> str:
+        aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        with contextlib.suppress(OSError):  # another reader moved it first
+            self.filesystem.move(path, aside)
+        return aside
+
+    # ---- the one entry point --------------------------------------------
     def get_or_create(self, stage: str, key: str, produce: Callable[[], Any]) -> Any:
         """The artifact for (stage, key): loaded when stored, else produced once and stored."""
-        path = self._artifact_path(stage, key)
+        path = self.artifact_path(stage, key)
         start = time.perf_counter()
-        if self._exists(path):
-            return self._hit(stage, key, path, start)
-        with _producer_election(self, f"{stage}/{key}") as is_producer:
-            if not is_producer or self._exists(path):
-                self._wait_for(path)
-                return self._hit(stage, key, path, start)
-            log.info("stage cache miss: computing %s %s", stage, key)
-            artifact = produce()
-            self._store(path, artifact)
+        moved_aside = False
+        while True:
+            if is_file(self.filesystem, path):
+                try:
+                    artifact = self._try_load(path)
+                except FileNotFoundError:
+                    continue  # moved aside by another reader meanwhile
+                if artifact is not _CORRUPT:
+                    return self._record(stage, key, True, start, artifact)
+                if moved_aside:
+                    raise _corrupt_again(path)
+                aside = self._move_aside(path)
+                moved_aside = True
+                log.warning(
+                    "Stage artifact '%s' is corrupt; moved it aside to '%s' and producing it "
+                    "again.",
+                    path,
+                    aside,
+                )
+            produced, artifact = self._produce_or_wait(stage, key, path, produce, moved_aside)
+            if produced:
+                return self._record(stage, key, False, start, artifact)
+
+    def _record(self, stage: str, key: str, hit: bool, start: float, artifact: Any) -> Any:
         seconds = time.perf_counter() - start
-        self.events.append(CacheEvent(stage, key, False, seconds))
+        if hit:
+            log.info("stage cache hit: %s %s (%.1fs)", stage, key, seconds)
+        self.events.append(CacheEvent(stage, key, hit, seconds))
         return artifact
 
-    def _hit(self, stage: str, key: str, path: str, start: float) -> Any:
-        artifact = self._load(path)
-        seconds = time.perf_counter() - start
-        log.info("stage cache hit: %s %s (%.1fs)", stage, key, seconds)
-        self.events.append(CacheEvent(stage, key, True, seconds))
-        return artifact
-
-    def _wait_for(self, path: str) -> None:
-        deadline = time.monotonic() + self.wait_timeout_s
-        while not self._exists(path):
-            if time.monotonic() > deadline:
+    def _produce_or_wait(
+        self, stage: str, key: str, path: str, produce: Callable[[], Any], verify: bool
+    ) -> tuple[bool, Any]:
+        """(True, artifact) when this caller produced it; (False, None) once another has.
+        ``verify``: read the stored artifact back (it replaces a corrupt one)."""
+        marker = self._marker_path(stage, key)
+        seen_marker = self._read_text(marker)  # an older failure: this caller tries again
+        deadline = None if self.wait_timeout_s is None else time.monotonic() + self.wait_timeout_s
+        election = _election_for(self, f"{stage}/{key}")
+        while True:
+            if is_file(self.filesystem, path):
+                return False, None
+            _raise_if_failed(self._read_text(marker), seen_marker, f"{stage}/{key}")
+            if election.try_acquire():
+                break
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"Waited {self.wait_timeout_s:.0f}s for stage artifact {path}; its producer "
-                    "may have died. Delete stale locks under the cache root and retry."
+                    f"Waited {self.wait_timeout_s:.0f}s for stage artifact {path} while its "
+                    "producer was still alive; raise the wait or check that producer."
                 )
             time.sleep(self.poll_s)
+        try:
+            _raise_if_failed(self._read_text(marker), seen_marker, f"{stage}/{key}")
+            if is_file(self.filesystem, path):
+                return False, None
+            log.info("stage cache miss: computing %s %s", stage, key)
+            try:
+                artifact = produce()
+                self._store(path, artifact)
+                if verify and self._try_load(path) is _CORRUPT:
+                    raise _corrupt_again(path)
+            except Exception as error:
+                self._write_marker(marker, error)
+                raise
+            self._delete(marker)
+            self._delete(self._progress_path(stage, key))
+            return True, artifact
+        finally:
+            election.release()
+
+    def _write_marker(self, marker: str, error: Exception) -> None:
+        payload = {
+            "error": str(error) or type(error).__name__,
+            "type": type(error).__name__,
+            "bad_input": isinstance(error, AugkdError),
+            "id": uuid.uuid4().hex,
+        }
+        try:
+            write_file(self.filesystem, marker, json.dumps(payload).encode())
+        except OSError:
+            log.warning("could not write the failure marker %s", marker)
+
+    # ---- progress of long stages ----------------------------------------
+    def progress(self, stage: str, key: str, every_s: float) -> StageProgress:
+        return StageProgress(self, stage, key, every_s)
 
 
-class _producer_election:
-    """Yields True to one concurrent caller per artifact; the others wait for its file.
+def _corrupt_again(path: str) -> CacheError:
+    return CacheError(
+        f"Stage artifact '{path}' is corrupt again after it was produced anew; check the "
+        "storage (disk full, quota, a partial upload) and delete the file."
+    )
 
-    Local storage (also shared by nodes on one host or an NFS mount): an OS file
-    lock. Object stores: a lease object, last writer wins, read back after a settle
-    delay (S3 reads after writes are strongly consistent); a stale lease expires.
-    """
 
-    def __init__(self, cache: StageCache, name: str, lease_s: float = 1800.0) -> None:
+def _raise_if_failed(current: str | None, seen: str | None, name: str) -> None:
+    """Stop a waiter at once when the producer it waited for left a failure marker."""
+    if current is None or current == seen:
+        return
+    try:
+        failure = json.loads(current)
+    except ValueError:
+        failure = {"error": current, "bad_input": False}
+    message = f"The producer of stage artifact '{name}' failed: {failure.get('error')}"
+    if failure.get("bad_input"):
+        raise CacheError(message)
+    raise RuntimeError(message)
+
+
+class StageProgress:
+    """A long stage's own checkpoint in the cache, so a lost node costs minutes, not hours.
+
+    ``save`` is the per-epoch hook of Module 1 and 2: it builds and writes the state at most
+    every ``every_s`` seconds; ``load`` returns the last one (None if none or unreadable)."""
+
+    def __init__(self, cache: StageCache, stage: str, key: str, every_s: float) -> None:
         self.cache = cache
-        self.name = name.replace("/", "_")
-        self.lease_s = lease_s
+        self.path = cache._progress_path(stage, key)
+        self.every_s = every_s
+        self.last_save = time.monotonic()
+        self.resumed_epoch = 0
+
+    def load(self) -> dict[str, Any] | None:
+        if not is_file(self.cache.filesystem, self.path):
+            return None
+        state = self.cache._try_load(self.path)
+        if state is _CORRUPT or not isinstance(state, dict):
+            log.warning("Stage progress '%s' is unreadable; starting the stage over.", self.path)
+            return None
+        self.resumed_epoch = int(state.get("epoch", 0))
+        log.info("resuming %s from its progress after epoch %d", self.path, self.resumed_epoch)
+        return state
+
+    def save(self, epoch: int, make_state: Callable[[], dict[str, Any]]) -> None:
+        if time.monotonic() - self.last_save < self.every_s:
+            return
+        self.cache._store(self.path, make_state())
+        self.last_save = time.monotonic()
+
+
+# --------------------------------------------------------------------------- elections
+
+
+class _FileLockElection:
+    """Local or shared-disk storage: an OS file lock, released by the OS if its holder dies."""
+
+    def __init__(self, cache: StageCache, name: str) -> None:
+        from filelock import FileLock, Timeout
+
+        lock_dir = os.path.join(cache.path, ".locks")
+        os.makedirs(lock_dir, exist_ok=True)
+        self.lock = FileLock(os.path.join(lock_dir, name + ".lock"))
+        self.timeout_error = Timeout
+
+    def try_acquire(self) -> bool:
+        try:
+            self.lock.acquire(timeout=0)
+        except self.timeout_error:
+            return False
+        return True
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+class _LeaseElection:
+    """Object stores: a lease object that its holder's heartbeat rewrites every lease_s/4.
+
+    A waiter judges staleness by its own clock: a lease whose content has not changed for
+    lease_s (no heartbeat) belongs to a dead producer and may be taken over. Candidates write
+    their token, wait ``settle_s`` and read back: the last writer wins (S3 reads after writes
+    are strongly consistent)."""
+
+    def __init__(self, cache: StageCache, name: str) -> None:
+        self.cache = cache
+        self.path = f"{cache.path}/.locks/{name}.lease"
         self.token = uuid.uuid4().hex
-        self.file_lock = None
-        self.lease_path: str | None = None
+        self.seen: str | None = None
+        self.seen_since = time.monotonic()
+        self.stop = threading.Event()
+        self.heartbeat: threading.Thread | None = None
 
-    def __enter__(self) -> bool:
-        filesystem = self.cache.filesystem
-        if isinstance(filesystem, pafs.LocalFileSystem):
-            from filelock import FileLock
-
-            lock_dir = os.path.join(self.cache.path, ".locks")
-            os.makedirs(lock_dir, exist_ok=True)
-            self.file_lock = FileLock(os.path.join(lock_dir, self.name + ".lock"))
-            self.file_lock.acquire(timeout=self.cache.wait_timeout_s)
-            return True
-        lease = f"{self.cache.path}/.locks/{self.name}.lease"
-        info = filesystem.get_file_info(lease)
-        if info.type == pafs.FileType.File and info.mtime is not None:
-            age = time.time() - info.mtime.timestamp()
-            if age < self.lease_s:
+    def try_acquire(self) -> bool:
+        current = self.cache._read_text(self.path)
+        if current is not None:
+            if current != self.seen:
+                self.seen, self.seen_since = current, time.monotonic()
                 return False
-        filesystem.create_dir(lease.rsplit("/", 1)[0], recursive=True)
-        with filesystem.open_output_stream(lease) as stream:
-            stream.write(self.token.encode())
-        time.sleep(2.0)
-        with filesystem.open_input_stream(lease) as stream:
-            won = stream.read().decode() == self.token
-        if won:
-            self.lease_path = lease
-        return won
+            if time.monotonic() - self.seen_since < self.cache.lease_s:
+                return False
+            log.warning("lease %s was not renewed for %.0fs; taking over", self.path,
+                        self.cache.lease_s)  # fmt: skip
+        self._write(0)
+        time.sleep(self.cache.settle_s)
+        if self.cache._read_text(self.path) != f"{self.token}:0":
+            return False
+        self.heartbeat = threading.Thread(target=self._renew, daemon=True)
+        self.heartbeat.start()
+        return True
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.file_lock is not None:
-            self.file_lock.release()
-        if self.lease_path is not None:
-            self.cache.filesystem.delete_file(self.lease_path)
+    def _write(self, beat: int) -> None:
+        write_file(self.cache.filesystem, self.path, f"{self.token}:{beat}".encode())
+
+    def _renew(self) -> None:
+        beat = 0
+        while not self.stop.wait(self.cache.lease_s / 4):
+            beat += 1
+            try:
+                self._write(beat)
+            except OSError as error:  # a transient storage error: try again next beat
+                log.warning("could not renew lease %s (%s)", self.path, error)
+
+    def release(self) -> None:
+        self.stop.set()
+        if self.heartbeat is not None:
+            self.heartbeat.join()
+            current = self.cache._read_text(self.path) or ""
+            if current.startswith(self.token):
+                self.cache._delete(self.path)
+
+
+def _election_for(cache: StageCache, name: str) -> _FileLockElection | _LeaseElection:
+    name = name.replace("/", "_")
+    if isinstance(cache.filesystem, pafs.LocalFileSystem):
+        return _FileLockElection(cache, name)
+    return _LeaseElection(cache, name)

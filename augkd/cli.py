@@ -1,4 +1,4 @@
-"""`augkd` command line: train, diagnose, teacher, export, compare, report."""
+"""`augkd` command line: train, diagnose, teacher, export, compare, evaluate, report."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from augkd.errors import AugkdError
+from augkd.entry import ArgumentParser, add_debug_flag, positive_int, run_command
+from augkd.errors import ConfigError
 from augkd.metrics import mean_std
 
 REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
+ON_INTERRUPT = {
+    "train": "interrupted; nothing written",
+    "teacher": "interrupted; nothing written",
+    "evaluate": "interrupted; the runs finished so far are in MLflow, no evaluation.parquet",
+}
+"""What Ctrl-C leaves behind, per command (each writes its output once, at the end)."""
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +31,18 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from augkd.config import load_config, with_overrides
+    from augkd.outputs import check_file_writable
     from augkd.pipeline import run_trial
+    from augkd.runtime import resolve_device
+    from augkd.storage import write_bytes
 
     config = load_config(args.config, args.overrides)
     if args.method:
         config = with_overrides(config, {"method": args.method})
+    resolve_device(config.device)
+    check_file_writable(args.out, "--out")
+    if args.cache:
+        config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
     for offset in range(args.seeds):
         seeded = with_overrides(config, {"seed": config.seed + offset})
@@ -37,16 +51,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         rows.append({"seed": seeded.seed, **result.metrics})
     summary = summarise(rows)
     print(format_results_table(config.method, summary, len(rows)))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "method": config.method,
         "config": config.to_dict(),
         "runs": rows,
         "summary": summary,
     }
-    out.write_text(json.dumps(payload, indent=2))
-    print(f"results written to {out}")
+    write_bytes(args.out, json.dumps(payload, indent=2).encode())
+    print(f"results written to {args.out}")
     return 0
 
 
@@ -61,8 +73,13 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def format_results_table(method: str, summary: dict[str, dict[str, float]], runs: int) -> str:
-    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>16}" for key in summary)
-    cells = " ".join(f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" for stats in summary.values())
+    """Mean ± std over seeds; a single run has no spread to show."""
+    width = 16 if runs > 1 else 13
+    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>{width}}" for key in summary)
+    cells = " ".join(
+        f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" if runs > 1 else f"{stats['mean']:>13.2f}"
+        for stats in summary.values()
+    )
     return f"{header}\n{method:<10} {runs:>4} {cells}"
 
 
@@ -91,11 +108,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     from augkd.config import load_config
+    from augkd.outputs import check_file_writable
     from augkd.runtime import resolve_device
     from augkd.teacher import save_teacher, train_teacher
 
     config = load_config(args.config, args.overrides)
-    checkpoint = train_teacher(config, resolve_device(config.device))
+    device = resolve_device(config.device)
+    check_file_writable(args.out, "--out")
+    checkpoint = train_teacher(config, device)
     save_teacher(checkpoint, args.out)
     print(
         f"teacher ({checkpoint['arch']}, held-out acc1 {checkpoint['held_out_acc1']:.1f}) -> {args.out}"
@@ -115,10 +135,26 @@ def _search_folder(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from augkd.outputs import check_folder_writable
     from augkd.search.results import export_best
 
-    for path in export_best(_search_folder(args), args.top_k, args.out):
+    check_folder_writable(args.out, "--out")
+    search = _search_folder(args)
+    for path in export_best(search, args.top_k, args.out):
         print(path)
+    if args.register:
+        from augkd.locations import default_tracking_uri
+        from augkd.search.model_logging import register_model
+        from augkd.search.results import best_completed
+
+        best = best_completed(search)
+        if not best.get("model_uri"):
+            raise ConfigError(
+                f"The best trial of '{search}' ({best['trial_id']}) has no logged model to "
+                "register; it predates model logging: re-run its config with augkd train."
+            )
+        uri = args.tracking_uri or default_tracking_uri()
+        print(f"registered {register_model(uri, best['model_uri'], args.register)}")
     return 0
 
 
@@ -148,17 +184,38 @@ def _add_search_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from augkd.search.evaluate import parse_baselines, run_evaluation
+    from augkd.search.runner import init_ray
+
+    search = _search_folder(args)
+    baselines = parse_baselines(args.baselines)
+    init_ray(args.address)
+    evaluation = run_evaluation(
+        search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
+    )
+    print(evaluation.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from augkd.config import METHODS
 
-    parser = argparse.ArgumentParser(prog="augkd", description=__doc__)
+    parser = ArgumentParser(prog="augkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train one AuG-KD trial (or a baseline)")
     _add_config_args(train)
     train.add_argument("--method", choices=METHODS)
-    train.add_argument("--seeds", type=int, default=1, help="evaluate N seeds: mean ± std")
+    train.add_argument("--seeds", type=positive_int, default=1, help="evaluate N seeds: mean ± std")
     train.add_argument("--out", default="results.json", help="results JSON path")
+    train.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="stage cache to read and fill, e.g. a search's <storage>/stage_cache "
+        "(default: the config's teacher.cache_dir, which an exported config sets to its "
+        "search's cache; else ~/.cache/augkd/stages)",
+    )
     train.set_defaults(handler=cmd_train)
 
     diagnose = commands.add_parser(
@@ -180,10 +237,38 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         _add_search_arg(sub)
-        sub.add_argument("--top-k", type=int, default=3 if name == "export" else 20)
+        sub.add_argument("--top-k", type=positive_int, default=3 if name == "export" else 20)
         if name == "export":
             sub.add_argument("--out", default="best_configs")
+            sub.add_argument(
+                "--register",
+                metavar="NAME",
+                help="also register the best trial's model in MLflow's model registry",
+            )
+            sub.add_argument(
+                "--tracking-uri",
+                help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else "
+                "mlflow.db in the working directory)",
+            )
         sub.set_defaults(handler=handler)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="re-run a search's top-k configs and the baselines over fresh seeds (Ray)",
+    )
+    _add_search_arg(evaluate)
+    evaluate.add_argument("--top-k", type=positive_int, default=3, help="configs to re-run, by val")
+    evaluate.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds per method")
+    evaluate.add_argument(
+        "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
+    )
+    evaluate.add_argument(
+        "--tracking-uri",
+        help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
+        "the working directory)",
+    )
+    evaluate.add_argument("--address", help="Ray cluster (default: join one, else local)")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
     _add_search_arg(report)
@@ -195,17 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
         "directory, as python search.py)",
     )
     report.set_defaults(handler=cmd_report)
+    for command in commands.choices.values():
+        add_debug_flag(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every command ends under one failure policy (augkd.entry.run_command)."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except AugkdError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(
+        lambda: handler(args),
+        debug=args.debug,
+        on_interrupt=ON_INTERRUPT.get(args.command, "interrupted"),
+    )
 
 
 if __name__ == "__main__":

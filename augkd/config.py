@@ -8,21 +8,67 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from augkd.dotted import set_dotted
 from augkd.errors import ConfigError
 
+LOCATION_KEYS = ("teacher.cache_dir",)
+"""Keys that say where things are kept, not what they are (left out of digests)."""
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
 Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-class _Section(BaseModel):
+def _wants_number(annotation: Any) -> bool:
+    """int or float, alone, optional, or as the items of a tuple or list."""
+    if annotation in (int, float):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, tuple, list):
+        return any(_wants_number(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+class StrictNumbers(BaseModel):
+    """A schema whose numbers refuse booleans: pydantic reads `true` as 1 otherwise,
+    so `module3.epochs=true` would quietly train one epoch."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, bool) for item in items) and _wants_number(
+            cls.model_fields[info.field_name].annotation
+        ):
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+class _Section(StrictNumbers):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _known_architecture(arch: str) -> str:
+    from augkd.models import CLASSIFIERS  # torch loads only once a config is built
+
+    if arch not in CLASSIFIERS:
+        raise ValueError(f"unknown architecture; choose one of: {', '.join(sorted(CLASSIFIERS))}")
+    return arch
 
 
 class DataConfig(_Section):
@@ -57,11 +103,21 @@ class TeacherConfig(_Section):
     """The teacher: a checkpoint, or one trained and cached for the built-in benchmark."""
 
     checkpoint: str | None = None
+    """An `augkd teacher` checkpoint, or a torchvision state dict with a YAML beside it (same
+    name, .yaml: arch, class_names, image_size, mean, std); a path or a URI such as s3://."""
     arch: str = "small_cnn"
+    pretrained: bool = False
+    """`augkd teacher` starts from the ImageNet weights already in torchvision's local cache
+    (TORCH_HOME/hub/checkpoints); nothing is downloaded."""
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     cache_dir: str | None = None
-    """Where built-in teachers are cached (default ~/.cache/augkd)."""
+    """Where stage artifacts (the built-in teacher, Modules 1 and 2) are cached: a path or
+    URI (default $AUGKD_CACHE/stages, else ~/.cache/augkd/stages). A search records its
+    <storage>/stage_cache here, so that an exported config re-uses the search's stages.
+    A location only: never part of a cache key."""
+
+    _arch_is_known = field_validator("arch")(_known_architecture)
 
 
 class StudentConfig(_Section):
@@ -69,6 +125,8 @@ class StudentConfig(_Section):
     pretrained: bool = False
     small_input: bool = True
     """Adapt torchvision stems (first conv stride, max-pool) to small images."""
+
+    _arch_is_known = field_validator("arch")(_known_architecture)
 
 
 class Module1Config(_Section):
@@ -88,10 +146,17 @@ class Module1Config(_Section):
     bn_weight: float = Field(1.0, ge=0)
     """beta: weight of the BatchNorm statistics term."""
     encoder_kl_weight: float = Field(2.5e-4, ge=0)
-    input_stats_weight: float = Field(0.0, ge=0)
-    """Weight of matching G's per-channel pixel mean and variance to the teacher's
-    normalisation (the teacher domain's statistics): a BatchNorm term for the input."""
     generator_width: int = Field(64, ge=4)
+    """Channels of G's last hidden layer (the first has 2x); 32 costs about 40 % less."""
+
+
+class EncoderAdaptConfig(_Section):
+    """Fit E to invert the frozen G on student train images (not in the paper; see
+    augkd/method/encoder_adapt.py). 0 epochs: E stays as Module 1 left it."""
+
+    epochs: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=2)
 
 
 class Module2Config(_Section):
@@ -108,10 +173,6 @@ class Module2Config(_Section):
     mask_weight: float = Field(1.0, ge=0)
     invariant: float = Field(0.25, ge=0, le=1)
     """rho: share of latent dimensions the anchor must leave unchanged."""
-    encoder_adapt_epochs: int = Field(0, ge=0)
-    """Epochs of fitting E to invert G on student-domain train images before anchors are
-    learned (0: E stays as Module 1 left it, as in the paper)."""
-    encoder_adapt_lr: float = Field(1e-3, gt=0)
 
 
 class Module3Config(_Section):
@@ -159,19 +220,32 @@ class Config(_Section):
     method: Method = "augkd"
     seed: int = 0
     device: str = "auto"
+    """auto: CUDA when present; inside a Ray trial, the GPU Ray assigned (CPU when none).
+    A search records the device type its trial ran on."""
+    threads: int | None = Field(None, ge=1)
+    """torch's intra-op threads. None: what the process has (Ray sets OMP_NUM_THREADS to a
+    trial's CPUs); a search records the trial's count so that a re-run matches it exactly."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast for Module 3 and every teacher forward (fp16 with loss scaling); Module 1's
+    BatchNorm-statistics term stays fp32. Part of the stage keys when not fp32."""
+    stage_checkpoint_minutes: float = Field(10.0, ge=0)
+    """How often a running Module 1 or 2 saves its progress into the stage cache, so that a
+    lost node resumes it instead of starting over (0: every epoch)."""
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     module1: Module1Config = Field(default_factory=Module1Config)
+    encoder_adapt: EncoderAdaptConfig = Field(default_factory=EncoderAdaptConfig)
     module2: Module2Config = Field(default_factory=Module2Config)
     module3: Module3Config = Field(default_factory=Module3Config)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
-    @model_validator(mode="after")
-    def _device_is_known(self) -> Config:
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-        return self
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, device: str) -> str:
+        if not DEVICE.fullmatch(device):
+            raise ValueError("must be 'auto', 'cpu', 'cuda' or 'cuda:N' with N a GPU number")
+        return device
 
     # ---- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -184,8 +258,14 @@ class Config(_Section):
         Path(path).write_text(self.to_yaml())
 
     def digest(self, *sections: str) -> str:
-        """Content hash of the named sections (all when none): the stage-cache key."""
+        """Content hash of the named sections (all when none): the stage-cache key.
+
+        Location keys (LOCATION_KEYS) are left out: where a cache lives must not change
+        what is in it."""
         data = self.to_dict()
+        for key in LOCATION_KEYS:
+            section, _, name = key.rpartition(".")
+            data.get(section, {}).pop(name, None)
         chosen = {name: data[name] for name in sections} if sections else data
         blob = json.dumps(chosen, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -215,6 +295,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"Config file '{path}' is a folder; pass --config a YAML file.")
         if not path.is_file():
             raise ConfigError(f"Config file '{path}' does not exist; check the --config path.")
         try:

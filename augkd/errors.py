@@ -1,8 +1,33 @@
-"""Errors a user can fix. Each message is one plain sentence that names the fix."""
+"""Errors a user can fix, and the exit code each one ends a command with.
+
+Each message is one plain sentence that names the key or file and the fix. This
+module imports nothing heavy: `search.py` reads it before Ray or torch load.
+"""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The failure policy of every entry point (README, "Errors and exit codes")."""
+
+    OK = 0
+    """The command did what was asked."""
+    BUG = 1
+    """An unexpected exception: a defect in augkd or a library; the traceback is shown."""
+    BAD_INPUT = 2
+    """A config, flag, file or storage the user can fix; one sentence names it."""
+    ALL_TRIALS_FAILED = 3
+    """A search ran, but every trial failed; the sentence names their error."""
+    INTERRUPTED = 130
+    """Ctrl-C (SIGINT), as shells report 128 + 2."""
 
 
 class AugkdError(Exception):
     """Base of every error augkd raises on purpose for bad input."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
+    label = "error"
+    """What the one printed line starts with."""
 
 
 class ConfigError(AugkdError, ValueError):
@@ -19,3 +44,24 @@ class ModelError(AugkdError, ValueError):
 
 class DivergedError(AugkdError, RuntimeError):
     """Training produced a non-finite loss."""
+
+
+class CacheError(AugkdError, RuntimeError):
+    """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
+
+
+class PreflightError(AugkdError, RuntimeError):
+    """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""
+
+
+class AllTrialsFailedError(AugkdError, RuntimeError):
+    """A search in which no trial succeeded did not do what was asked."""
+
+    exit_code = ExitCode.ALL_TRIALS_FAILED
+
+
+class Interrupted(AugkdError):
+    """Ctrl-C stopped the command; the message says what was kept and how to go on."""
+
+    exit_code = ExitCode.INTERRUPTED
+    label = "interrupted"

@@ -7,6 +7,7 @@ picks the best epoch; test is computed once, at that epoch, after the last one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,13 +22,16 @@ from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagn
 from augkd.errors import ConfigError
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
+from augkd.method.encoder_adapt import adapt_encoder
 from augkd.method.guards import check_finite
 from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
 from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
-from augkd.runtime import resolve_device, seed_everything
+from augkd.models.deployable import student_meta
+from augkd.precision import AutocastModule, MixedPrecision
+from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
 EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
@@ -64,6 +68,7 @@ class PreparedTrial:
     splits: StudentSplits
     stages: _Stages
     device: torch.device
+    precision: MixedPrecision
 
 
 def build_student(config: Config, num_classes: int, pretrained: bool | None = None):
@@ -75,10 +80,18 @@ def build_student(config: Config, num_classes: int, pretrained: bool | None = No
 
 
 def stage1_key(config: Config, teacher: Teacher) -> str:
-    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}"
+    precision = "" if config.precision == "fp32" else f"-{config.precision}"
+    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}{precision}"
+
+
+def encoder_key(config: Config, teacher: Teacher) -> str:
+    """Module 1's key plus the student data and the adaptation (E fitted on x)."""
+    return f"{stage1_key(config, teacher)}-{config.digest('data', 'encoder_adapt')}"
 
 
 def stage2_key(config: Config, teacher: Teacher) -> str:
+    if config.encoder_adapt.epochs > 0:  # anchors are learned on the adapted E
+        return f"{encoder_key(config, teacher)}-{config.digest('module2')}"
     return f"{stage1_key(config, teacher)}-{config.digest('data', 'module2')}"
 
 
@@ -88,12 +101,17 @@ def run_trial(
     resume_state: dict[str, Any] | None = None,
     cache: StageCache | None = None,
     log: Callable[[str], None] = print,
+    device: torch.device | None = None,
     on_diagnostics: Callable[[Diagnostics], None] | None = None,
 ) -> TrialResult:
-    """``on_diagnostics`` receives the diagnostics of Modules 1-2 (when computed) before
-    Module 3 starts; their metrics also ride on every epoch's report as ``diag_*``."""
+    """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
+    config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
+    1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
+    report as ``diag_*``."""
+    configure_torch(config.threads)
+    device = device or resolve_device(config.device)
     cache = cache or StageCache(default_cache_root(config))
-    trial = prepare_trial(config, cache, log)
+    trial = prepare_trial(config, cache, log, device)
     diagnostics = None
     if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
         start = time.perf_counter()
@@ -104,24 +122,55 @@ def run_trial(
             on_diagnostics(diagnostics)
     result = _train_student(
         config, trial.plan, trial.teacher, trial.splits, trial.stages, trial.device,
-        on_epoch, resume_state, log, cache,
+        on_epoch, resume_state, log, cache, trial.precision,
     )  # fmt: skip
     result.diagnostics = diagnostics
     return result
 
 
 def prepare_trial(
-    config: Config, cache: StageCache, log: Callable[[str], None] = print
+    config: Config,
+    cache: StageCache,
+    log: Callable[[str], None] = print,
+    device: torch.device | None = None,
 ) -> PreparedTrial:
     """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3."""
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
-    teacher = load_teacher(config, device, cache)
-    splits = load_student_splits(config.data, config.seed, device)
-    check_classes_match(teacher, splits.class_names, config.data.image_size)
+    device = device or resolve_device(config.device)
+    precision = MixedPrecision(config.precision, device)
+    teacher, splits = load_inputs(config, cache, device, precision)
     plan = METHOD_PLANS[config.method]
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
-    return PreparedTrial(config, plan, teacher, splits, stages, device)
+    return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
+
+
+def load_inputs(
+    config: Config, cache: StageCache, device: torch.device, precision: MixedPrecision
+) -> tuple[Teacher, StudentSplits]:
+    """The teacher (forwards under the configured precision) and the student splits, checked
+    against each other: all a trial needs before its stages, and all a preflight checks."""
+    seed_everything(config.seed)
+    teacher = load_teacher(config, device, cache)
+    if precision.dtype is not None:
+        teacher = dataclasses.replace(teacher, model=AutocastModule(teacher.model, precision))
+    splits = load_student_splits(config.data, config.seed, device, cache)
+    check_classes_match(teacher, splits.class_names, config.data.image_size)
+    return teacher, splits
+
+
+def produce_shared_stages(
+    config: Config,
+    cache: StageCache,
+    device: torch.device,
+    with_module2: bool,
+    log: Callable[[str], None] = print,
+    with_encoder: bool = True,
+) -> dict[str, float]:
+    """Produce (or find) the decoded data, the teacher, Module 1 and optionally Module 2 in
+    the cache: what a search does before its first trial, so that trials only read them."""
+    teacher, splits = load_inputs(config, cache, device, MixedPrecision(config.precision, device))
+    batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
+    plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
+    return _prepare_stages(config, plan, teacher, splits, cache, device, log).timings
 
 
 def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
@@ -129,7 +178,7 @@ def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
     stages = (
         stage2_key(config, teacher)
         if plan.module2
-        else f"{stage1_key(config, teacher)}-{config.digest('data')}-noanchor"
+        else f"{stage1_key(config, teacher)}-{config.digest('data', 'encoder_adapt')}-noanchor"
     )
     return f"{stages}-{config.digest('diagnostics')}"
 
@@ -177,16 +226,21 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     if not plan.module1:
         return _Stages(None, None, timings)
 
+    every_s = config.stage_checkpoint_minutes * 60
+    key1 = stage1_key(config, teacher)
+
     def produce_stage1() -> dict[str, Any]:
         seed_everything(config.seed * 1000 + 1)
         student = build_student(config, num_classes)
+        progress = cache.progress("module1", key1, every_s)
         return train_datafree(
             teacher.model, student, teacher.normalize, num_classes,
             config.data.image_size, config.module1, device, log,
+            resume_state=progress.load(), on_epoch_end=progress.save,
         )  # fmt: skip
 
     start = time.perf_counter()
-    stage1 = cache.get_or_create("module1", stage1_key(config, teacher), produce_stage1)
+    stage1 = cache.get_or_create("module1", key1, produce_stage1)
     timings["module1_seconds"] = time.perf_counter() - start
     latent = config.module1.latent_size
     generator = Generator(latent, config.data.image_size, config.module1.generator_width).to(device)
@@ -195,27 +249,43 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     encoder.load_state_dict(stage1["encoder"])
     for frozen in (generator, encoder):
         frozen.eval().requires_grad_(False)
+    if config.encoder_adapt.epochs > 0 and (plan.module2 or plan.batches == "mixup"):
+        key_e = encoder_key(config, teacher)
+
+        def produce_encoder() -> dict[str, Any]:
+            rng = torch.Generator().manual_seed(config.seed * 1000 + 5)
+            seed_everything(config.seed * 1000 + 5)
+            return {
+                "encoder": adapt_encoder(
+                    encoder, generator, splits.train_x, splits.train_y, config.encoder_adapt,
+                    config.module1.encoder_kl_weight, rng, log,
+                )
+            }  # fmt: skip
+
+        start = time.perf_counter()
+        encoder.load_state_dict(cache.get_or_create("encoder", key_e, produce_encoder)["encoder"])
+        encoder.eval().requires_grad_(False)
+        timings["encoder_adapt_seconds"] = time.perf_counter() - start
 
     anchor_net = None
     if plan.module2:
+        key2 = stage2_key(config, teacher)
 
         def produce_stage2() -> dict[str, Any]:
             rng = torch.Generator().manual_seed(config.seed * 1000 + 2)
             seed_everything(config.seed * 1000 + 2)
+            progress = cache.progress("module2", key2, every_s)
             return train_anchor(
                 encoder, generator, teacher.model, teacher.normalize, splits,
                 num_classes, latent, config.module2, rng, log,
-                encoder_kl_weight=config.module1.encoder_kl_weight,
+                resume_state=progress.load(), on_epoch_end=progress.save,
             )  # fmt: skip
 
         start = time.perf_counter()
-        stage2 = cache.get_or_create("module2", stage2_key(config, teacher), produce_stage2)
+        stage2 = cache.get_or_create("module2", key2, produce_stage2)
         timings["module2_seconds"] = time.perf_counter() - start
         anchor_net = AnchorNet(latent, num_classes).to(device)
         anchor_net.load_state_dict(stage2["anchor_net"])
-        if "encoder" in stage2:
-            encoder.load_state_dict(stage2["encoder"])
-            encoder.eval().requires_grad_(False)
         anchor_net.eval().requires_grad_(False)
     frozen = MixupNets(encoder, generator, anchor_net)
     nets = frozen if plan.batches == "mixup" else None
@@ -233,6 +303,7 @@ def _train_student(
     resume_state: dict[str, Any] | None,
     log,
     cache: StageCache,
+    precision: MixedPrecision,
 ) -> TrialResult:
     settings = config.module3
     seed_everything(config.seed * 1000 + 3)
@@ -251,6 +322,9 @@ def _train_student(
         optimizer.load_state_dict(resume_state["optimizer"])
         rng.set_state(resume_state["rng"])
         torch.set_rng_state(resume_state["torch_rng"])
+        if device.type == "cuda" and resume_state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume_state["cuda_rng"], device)
+        precision.load_state_dict(resume_state.get("grad_scaler") or {})
         history = list(resume_state["history"])
         best = {
             "val_acc1": resume_state["best_val_acc1"],
@@ -260,6 +334,9 @@ def _train_student(
         first_epoch = int(resume_state["epoch"])
         log(f"resuming module 3 after epoch {first_epoch}")
 
+    meta = student_meta(
+        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
+    )
     schedule = plan.schedule or settings.schedule
     constant = {
         "student_params": float(count_parameters(student)),
@@ -278,7 +355,7 @@ def _train_student(
         )
         train_loss = train_epoch(
             student, teacher.model, teacher.normalize, optimizer, splits.train_x,
-            splits.train_y, epoch_settings, rng, stages.mixup_nets,
+            splits.train_y, epoch_settings, rng, stages.mixup_nets, precision,
         )  # fmt: skip
         check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
         val = evaluate(student, splits.val_x, splits.val_y, teacher.normalize)
@@ -303,7 +380,10 @@ def _train_student(
             f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
         )
         if on_epoch is not None:
-            on_epoch(metrics, _state_builder(epoch + 1, student, optimizer, rng, history, best))
+            state = _state_builder(
+                epoch + 1, student, optimizer, rng, history, best, precision, meta
+            )
+            on_epoch(metrics, state)
     return TrialResult(history[-1], history, best["student"], list(cache.events))
 
 
@@ -327,9 +407,14 @@ def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _state_builder(epoch, student, optimizer, rng, history, best) -> Callable[[], dict[str, Any]]:
+def _state_builder(
+    epoch, student, optimizer, rng, history, best, precision: MixedPrecision, meta
+) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
+        device = next(student.parameters()).device
         return {
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "grad_scaler": precision.state_dict(),
             "epoch": epoch,
             "student": _cpu_copy(student),
             "optimizer": copy.deepcopy(optimizer.state_dict()),
@@ -339,6 +424,7 @@ def _state_builder(epoch, student, optimizer, rng, history, best) -> Callable[[]
             "best_val_acc1": best["val_acc1"],
             "best_epoch": best["epoch"],
             "best_student": best["student"],
+            "student_meta": meta,
         }
 
     return build

@@ -1,7 +1,9 @@
 """Teachers: train on teacher-domain data, save with their metadata, load safely.
 
-A checkpoint is a plain dict (loadable with ``weights_only=True``) that carries the
-architecture, class names, input size and normalisation next to the weights.
+An augkd checkpoint is a plain dict (loadable with ``weights_only=True``) that carries the
+architecture, class names, input size and normalisation next to the weights. A teacher
+trained elsewhere ("bring your own") is a torchvision state dict plus a small YAML beside it
+(same name, ``.yaml``) holding the same metadata. Either may live at a local path or a URI.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,15 @@ from augkd.errors import DataError, ModelError
 from augkd.metrics import evaluate
 from augkd.models import build_classifier
 from augkd.runtime import Normalize
-from augkd.storage import read_bytes
+from augkd.storage import read_bytes, write_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
 BUILT_IN_SOURCES = ("digits", "fonts")
 """Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
 REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")
+SIDECAR_KEYS = ("arch", "class_names", "image_size", "mean", "std")
+SIDECAR_OPTIONAL = {"small_input": False}
+"""A teacher trained elsewhere keeps torchvision's stem unless its YAML says otherwise."""
 
 
 @dataclass
@@ -63,7 +69,9 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
     mean = x.mean(dim=(0, 2, 3)).tolist()
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
     normalize = Normalize(mean, std).to(device)
-    model = build_classifier(config.teacher.arch, len(domain.class_names)).to(device)
+    model = build_classifier(
+        config.teacher.arch, len(domain.class_names), pretrained=config.teacher.pretrained
+    ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.teacher.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.teacher.epochs)
     for epoch in range(config.teacher.epochs):
@@ -84,6 +92,7 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
         "image_size": config.data.image_size,
         "mean": mean,
         "std": std,
+        "small_input": True,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "teacher_domains": list(config.data.teacher_domains),
         "held_out_acc1": held_out["acc1"],
@@ -91,8 +100,10 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
 
 
 def save_teacher(checkpoint: dict[str, Any], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, path)
+    """Written whole or not at all (Ctrl-C leaves no truncated checkpoint)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(str(path), buffer.getvalue())
 
 
 def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) -> Teacher:
@@ -105,13 +116,12 @@ def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) 
         raise ModelError(
             f"Teacher checkpoint '{source}' lacks {missing}; re-save it with `augkd teacher`."
         )
-    model = build_classifier(checkpoint["arch"], len(checkpoint["class_names"]))
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise ModelError(
-            f"Teacher checkpoint '{source}' does not fit its own arch: {error}"
-        ) from None
+    model = build_classifier(
+        checkpoint["arch"],
+        len(checkpoint["class_names"]),
+        small_input=bool(checkpoint.get("small_input", True)),
+    )
+    fit_state_dict(model, checkpoint["state_dict"], source, checkpoint.get("metadata_file"))
     model.to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -144,9 +154,11 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
             checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as error:
             raise ModelError(
-                f"Teacher checkpoint '{source}' could not be loaded safely ({error}); "
-                "save it with `augkd teacher` (plain tensors and metadata only)."
+                f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
+                "with `augkd teacher` (plain tensors and metadata only)."
             ) from None
+        if _is_state_dict(checkpoint):
+            checkpoint = _with_sidecar(checkpoint, source)
         return teacher_from_checkpoint(checkpoint, source, device)
     if config.data.source not in BUILT_IN_SOURCES:
         raise ModelError(
@@ -159,6 +171,15 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
     return teacher_from_checkpoint(
         checkpoint, f"built-in {config.data.source} teacher {key}", device
     )
+
+
+def why_unloadable(error: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, without torch's advice to
+    load it unsafely."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return f"holds Python objects ({found.group(1)}), which augkd does not unpickle"
+    return "is not a PyTorch checkpoint, or is damaged"
 
 
 def _digits_teacher_key(config: Config) -> str:
@@ -186,3 +207,109 @@ def check_classes_match(teacher: Teacher, class_names: list[str], image_size: in
             f"The teacher expects {teacher.image_size}px images but data.image_size is "
             f"{image_size}; set data.image_size={teacher.image_size}."
         )
+
+
+# --------------------------------------------------------------------------- your own teacher
+
+
+def sidecar_path(weights: str) -> str:
+    """``teachers/resnet34.pt`` -> ``teachers/resnet34.yaml`` (also for URIs)."""
+    folder, _, name = weights.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{folder}/{stem}.yaml" if folder else f"{stem}.yaml"
+
+
+def _is_state_dict(checkpoint: Any) -> bool:
+    return (
+        isinstance(checkpoint, dict)
+        and "format" not in checkpoint
+        and bool(checkpoint)
+        and all(isinstance(value, torch.Tensor) for value in checkpoint.values())
+    )
+
+
+def _with_sidecar(state_dict: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """A torchvision state dict and the YAML beside it, as an augkd checkpoint dict."""
+    import yaml
+
+    meta_file = sidecar_path(source)
+    try:
+        text = read_bytes(meta_file).decode()
+    except (FileNotFoundError, OSError):
+        raise ModelError(
+            f"Teacher weights '{source}' are a plain state dict, but '{meta_file}' beside them "
+            f"is missing; write it with the keys {', '.join(SIDECAR_KEYS)}."
+        ) from None
+    try:
+        meta = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ModelError(f"Teacher YAML '{meta_file}' is not valid YAML ({error}).") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"Teacher YAML '{meta_file}' must be a mapping of {SIDECAR_KEYS}.")
+    missing = [key for key in SIDECAR_KEYS if key not in meta]
+    if missing:
+        raise ModelError(
+            f"Teacher YAML '{meta_file}' lacks the key '{missing[0]}'; it needs "
+            f"{', '.join(SIDECAR_KEYS)}."
+        )
+    unknown = sorted(set(meta) - set(SIDECAR_KEYS) - set(SIDECAR_OPTIONAL))
+    if unknown:
+        raise ModelError(
+            f"Teacher YAML '{meta_file}' has the unknown key '{unknown[0]}'; allowed keys are "
+            f"{', '.join([*SIDECAR_KEYS, *SIDECAR_OPTIONAL])}."
+        )
+    names = meta["class_names"]
+    if not isinstance(names, list) or not names:
+        raise ModelError(f"Teacher YAML '{meta_file}': class_names must be a non-empty list.")
+    for key in ("mean", "std"):
+        if not (isinstance(meta[key], list) and len(meta[key]) == 3):
+            raise ModelError(f"Teacher YAML '{meta_file}': {key} must list 3 numbers (R, G, B).")
+    prefix = "module."  # saved from DataParallel / DistributedDataParallel
+    if all(key.startswith(prefix) for key in state_dict):
+        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        **SIDECAR_OPTIONAL,
+        **{key: meta[key] for key in meta},
+        "class_names": [str(name) for name in names],
+        "state_dict": state_dict,
+        "metadata_file": meta_file,
+    }
+
+
+def fit_state_dict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, meta_file: str | None
+) -> None:
+    """Load weights into the architecture, or say in one sentence why they do not fit."""
+    fix = f"check arch in '{meta_file}'" if meta_file else "re-save it with `augkd teacher`"
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        raise ModelError(
+            f"Teacher weights '{source}' do not fit their architecture ({len(missing)} missing "
+            f"keys such as {missing[:1]}, {len(unexpected)} unexpected such as "
+            f"{unexpected[:1]}); {fix}."
+        )
+    wrong = [key for key in expected if state[key].shape != expected[key].shape]
+    head = _head_keys(model)
+    if wrong and set(wrong) <= head:
+        outputs = state[sorted(head)[-1]].shape[0]
+        classes = expected[sorted(head)[-1]].shape[0]
+        raise ModelError(
+            f"Teacher weights '{source}' have {outputs} outputs but {classes} class names are "
+            f"listed for them; list one class name per output, in output order."
+        )
+    if wrong:
+        key = wrong[0]
+        raise ModelError(
+            f"Teacher weights '{source}' do not fit their architecture: '{key}' has shape "
+            f"{list(state[key].shape)} where it expects {list(expected[key].shape)}; {fix}."
+        )
+    model.load_state_dict(state)
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the last Linear layer: the one sized by the number of classes."""
+    last = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1:]
+    return {f"{name}.{p}" for name in last for p in ("weight", "bias")} & set(model.state_dict())

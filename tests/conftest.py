@@ -1,11 +1,16 @@
-"""Shared fixtures: a tiny but real configuration and a session-wide stage cache."""
+"""Shared fixtures: a tiny but real configuration, a session-wide stage cache, and one
+tiny real search (Ray Tune + Optuna + ASHA + MLflow) that several modules read."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
 from augkd.config import Config, load_config
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "teacher.epochs=12",
     "module1.epochs=1",
@@ -24,3 +29,116 @@ def cache_home(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def tiny_config(cache_home: str) -> Config:
     return load_config(None, [*TINY, f"teacher.cache_dir={cache_home}"])
+
+
+@pytest.fixture(scope="session")
+def search_main():
+    """search.py's main(), run in-process: `python search.py` exits with what it returns."""
+    spec = importlib.util.spec_from_file_location("search_script", ROOT / "search.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+TINY_SEARCH = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3", "scheduler.max_epochs=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real smoke-size search (3 trials of up to 3 epochs, ASHA rungs at 1 and 2), in
+    a Ray of its own that is shut down again. Tests read it; none may change it."""
+    import ray
+
+    from augkd.search.results import load_results
+    from augkd.search.runner import SearchOptions, run_search
+
+    root = tmp_path_factory.mktemp("tiny_search")
+    # address="local": never join another process's Ray (runner.init_ray tries "auto").
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = run_search(
+            SearchOptions(
+                space="digits",
+                storage=str(root),
+                tracking_uri=f"sqlite:///{root}/mlflow.db",
+                smoke_test=True,
+                num_samples=3,
+                overrides=TINY_SEARCH,
+            ),
+            echo=lambda *_: None,
+        )
+    finally:
+        ray.shutdown()
+    return {
+        "path": outcome.search_path,
+        "uri": outcome.tracking_uri,
+        "rows": load_results(outcome.search_path),
+        "root": root,
+    }
+
+
+class S3Server:
+    """A real S3-compatible server (moto's) on 127.0.0.1, reached through AWS_ENDPOINT_URL."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def bucket(self, name: str) -> str:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        if name not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """moto's server in a subprocess, with dummy credentials and AWS_ENDPOINT_URL in this
+    process's environment (so Ray nodes started later inherit them)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    settings = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        for _ in range(200):
+            try:
+                requests.get(endpoint, timeout=1)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.1)
+        yield S3Server(endpoint)
+    finally:
+        server.terminate()
+        server.wait()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -67,3 +67,23 @@ def test_invalid_yaml_is_named(tmp_path):
     path.write_text("module2: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(path)
+
+
+def test_unknown_architecture_names_its_key_and_lists_the_zoo(tiny_config):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key 'student.arch': unknown architecture; choose one of: .*resnet18",
+    ):
+        with_overrides(tiny_config, {"student.arch": "resnet1000"})
+
+
+def test_booleans_are_not_numbers_anywhere_in_the_schema():
+    for setting in ("module3.epochs=true", "module2.temperature=false", "seed=true"):
+        with pytest.raises(ConfigError, match="must be a number, not true/false"):
+            load_config(None, [setting])
+    assert load_config(None, ["student.pretrained=true"]).student.pretrained is True
+
+
+def test_folder_given_as_config_is_named_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; pass --config a YAML file"):
+        load_config(tmp_path)

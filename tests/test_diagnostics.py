@@ -14,6 +14,7 @@ import torch
 from augkd.cache import StageCache
 from augkd.cli import main
 from augkd.config import with_overrides
+from augkd.data import as_unit_float
 from augkd.diagnostics import GRID_FILE, ROWS_FILE, teacher_view
 from augkd.method.losses import energy_score
 from augkd.method.mixup import mix_batch
@@ -51,7 +52,8 @@ def test_each_diagnostic_on_a_tiny_run_matches_the_networks(tiny_config, cache_h
     result = trial_diagnostics(trial, cache)
     metrics = result.metrics
     teacher, normalize = trial.teacher.model, trial.teacher.normalize
-    nets, x, y = trial.stages.frozen_nets, trial.splits.val_x, trial.splits.val_y
+    nets, y = trial.stages.frozen_nets, trial.splits.val_y
+    x = as_unit_float(trial.splits.val_x)
 
     def acc(images: torch.Tensor) -> float:
         with torch.no_grad():
@@ -109,6 +111,8 @@ def test_trial_reports_diagnostics_each_epoch_unless_switched_off(tiny_config, c
     off = with_overrides(tiny_config, {"diagnostics.enabled": False})
     quiet = run_trial(off, cache=StageCache(cache_home), log=_quiet)
     assert quiet.diagnostics is None and not any(k.startswith("diag_") for k in quiet.metrics)
+    # Diagnostics draw no random numbers from the trial's streams: training is unchanged.
+    assert [h["val_acc1"] for h in quiet.history] == [m["val_acc1"] for m in reports]
 
 
 def test_diagnose_command_writes_metrics_and_pictures(tmp_path, cache_home):

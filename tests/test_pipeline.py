@@ -120,13 +120,6 @@ def test_teacher_with_other_classes_is_refused(tiny_config, tmp_path):
         run_trial(config, log=_quiet)
 
 
-def test_unknown_architecture_lists_the_zoo(tiny_config):
-    with pytest.raises(
-        ModelError, match=r"Unknown architecture 'resnet1000'; choose one of: .*resnet18"
-    ):
-        run_trial(with_overrides(tiny_config, {"student.arch": "resnet1000"}), log=_quiet)
-
-
 def test_missing_teacher_checkpoint_is_named(tiny_config, tmp_path):
     config = with_overrides(tiny_config, {"teacher.checkpoint": str(tmp_path / "none.pt")})
     with pytest.raises(ModelError, match="cannot be read"):
@@ -137,7 +130,9 @@ def test_pickled_teacher_is_refused_by_safe_loading(tiny_config, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "augkd-teacher-v1", "payload": _Arbitrary()}, path)
     config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
-    with pytest.raises(ModelError, match="could not be loaded safely"):
+    with pytest.raises(
+        ModelError, match=r"holds Python objects \(tests.test_pipeline._Arbitrary\)"
+    ):
         run_trial(config, log=_quiet)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,10 +11,14 @@ from augkd.config import DataConfig
 from augkd.data.types import LabelledImages
 from augkd.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from augkd.cache import StageCache
+
 
 @dataclass
 class StudentSplits:
-    """Student-domain train/val/test as float tensors in [0, 1] on the training device."""
+    """Student-domain train/val/test on the training device: images uint8 [N, 3, S, S]
+    (4x less memory than float; ``as_unit_float`` converts each batch), labels int64."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -37,8 +41,12 @@ def as_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def load_domain(config: DataConfig, domain: str) -> LabelledImages:
-    """Decode one domain of the configured source."""
+def load_domain(config: DataConfig, domain: str, cache: StageCache | None = None) -> LabelledImages:
+    """Decode one domain of the configured source.
+
+    With a stage cache, a folder or list-file domain (local or s3://) is listed, and its
+    decoded uint8 tensor is a "domain" artifact keyed by the listing and the image size:
+    fetched and decoded once, then read by every trial and node."""
     if config.source == "digits":
         from augkd.data.digits import load_digits_domain
 
@@ -51,17 +59,31 @@ def load_domain(config: DataConfig, domain: str) -> LabelledImages:
         raise ConfigError(f"config key 'data.root' must name the {config.source} dataset folder.")
     from augkd.data import real
 
+    if config.source == "torchvision":
+        return real.load_torchvision(
+            domain, config.root, config.image_size, download=config.download
+        )
     if config.source == "folders":
-        return real.load_image_folders(config.root, [domain], config.image_size)
-    if config.source == "listfile":
-        # VisDA lists name images relative to the list's own folder.
-        return real.load_list_file(os.path.join(config.root, domain), config.image_size)
-    return real.load_torchvision(domain, config.root, config.image_size, download=config.download)
+        plan = real.scan_image_folders(config.root, [domain])
+    else:  # VisDA lists name images relative to the list's own folder.
+        plan = real.scan_list_file(config.root.rstrip("/") + "/" + domain)
+    if cache is None:
+        return real.decode_plan(plan, config.image_size)
+    stored = cache.get_or_create(
+        "domain",
+        f"{plan.key}-{config.image_size}px",
+        lambda: _as_artifact(real.decode_plan(plan, config.image_size)),
+    )
+    return LabelledImages(stored["images"], stored["labels"], list(stored["class_names"]))
 
 
-def load_teacher_domain(config: DataConfig) -> LabelledImages:
+def _as_artifact(domain: LabelledImages) -> dict:
+    return {"images": domain.images, "labels": domain.labels, "class_names": domain.class_names}
+
+
+def load_teacher_domain(config: DataConfig, cache: StageCache | None = None) -> LabelledImages:
     """All teacher domains merged (used only to train a teacher, never by the method)."""
-    parts = [load_domain(config, domain) for domain in config.teacher_domains]
+    parts = [load_domain(config, domain, cache) for domain in config.teacher_domains]
     for domain, part in zip(config.teacher_domains[1:], parts[1:], strict=True):
         if part.class_names != parts[0].class_names:
             raise ConfigError(
@@ -110,8 +132,10 @@ def per_class_split_indices(
     return {"train": torch.cat(train), "val": pool[:n_val], "test": pool[n_val:]}
 
 
-def load_student_splits(config: DataConfig, seed: int, device: torch.device) -> StudentSplits:
-    domain = load_domain(config, config.student_domain)
+def load_student_splits(
+    config: DataConfig, seed: int, device: torch.device, cache: StageCache | None = None
+) -> StudentSplits:
+    domain = load_domain(config, config.student_domain, cache)
     if config.train_per_class is None:
         indices = split_indices(len(domain), config.split, seed)
     else:
@@ -124,8 +148,7 @@ def load_student_splits(config: DataConfig, seed: int, device: torch.device) -> 
 
     def take(part: str) -> tuple[torch.Tensor, torch.Tensor]:
         rows = indices[part]
-        images = domain.images[rows].to(device).float().div_(255)
-        return images, domain.labels[rows].to(device)
+        return domain.images[rows].to(device), domain.labels[rows].to(device)
 
     train_x, train_y = take("train")
     val_x, val_y = take("val")

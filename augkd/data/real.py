@@ -2,24 +2,39 @@
 
 Folder layouts (Office-31, Office-Home), VisDA-style list files and the torchvision digit
 sets (MNIST, USPS, SVHN) all end up as one uint8 tensor [N, 3, S, S] resized to
-``image_size``, so the rest of augkd never touches files again.
+``image_size``, so the rest of augkd never touches files again. Folders and list files may
+live at a local path or any URI pyarrow.fs opens (s3://...): they are listed first (a
+``DecodePlan`` whose key hashes the listing), then fetched and decoded.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pyarrow import fs as pafs
 
 from augkd.data.types import LabelledImages
 from augkd.errors import DataError
+from augkd.runtime import cpu_share
+from augkd.storage import (
+    FileEntry,
+    fingerprint,
+    join_path,
+    list_files,
+    read_file,
+    resolve_filesystem,
+)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 _EXT_TEXT = "/".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
@@ -28,22 +43,51 @@ _TENSOR_CHUNK = 2048  # images resized per batch for in-memory datasets, to boun
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass
+class DecodePlan:
+    """The files of one domain (possibly several merged), listed but not yet decoded.
+
+    ``key`` hashes the listing (paths, sizes, mtimes) and the class names: with the image
+    size it keys the decoded domain in the stage cache, so a changed file is decoded anew."""
+
+    filesystem: pafs.FileSystem
+    paths: list[str]
+    """Paths inside ``filesystem``."""
+    shown: list[str]
+    """The same files as the user names them (local path or URI), for error messages."""
+    labels: list[int]
+    class_names: list[str]
+    key: str
+
+
+def _located(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
+    """(filesystem, path inside it, the name the user gave) of a local path or a URI."""
+    shown = str(location).rstrip("/") or "/"
+    filesystem, path = resolve_filesystem(shown)
+    return filesystem, path, shown
+
+
+def _require_path(filesystem: pafs.FileSystem, path: str, shown: str) -> pafs.FileInfo:
+    """Fail early with the path the user gave, rather than deep inside a loader."""
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise DataError(
+            f"Data path '{shown}' does not exist; check data.root (or the list file path) "
+            "points at the dataset folder."
+        )
+    return info
+
+
 # --------------------------------------------------------------------------- decoding
 
 
-def _require_path(path: Path) -> None:
-    """Fail early with the path the user gave, rather than deep inside a loader."""
-    if not path.exists():
-        raise DataError(
-            f"Data path '{path}' does not exist; check data.root (or the list file path) "
-            "points at the dataset folder."
-        )
-
-
-def _decode(path: Path, image_size: int) -> np.ndarray:
+def _decode(data: bytes, shown: str, image_size: int) -> np.ndarray:
     """Decode one file to an RGB uint8 array [S, S, 3], or name the file that failed."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             # JPEG can decode at a reduced scale directly, which is much faster for big photos.
             img.draft("RGB", (image_size, image_size))
             rgb = img.convert("RGB")
@@ -53,19 +97,37 @@ def _decode(path: Path, image_size: int) -> np.ndarray:
             return np.array(rgb, dtype=np.uint8)  # writable copy, safe for torch.from_numpy
     except _DECODE_ERRORS as err:
         raise DataError(
-            f"Image '{path}' could not be decoded ({err}); remove or replace the file."
+            f"Image '{shown}' could not be decoded ({err}); remove or replace the file."
         ) from err
 
 
-def _decode_all(paths: Sequence[Path], image_size: int) -> torch.Tensor:
-    """Decode every path exactly once in a thread pool into one preallocated uint8 tensor."""
-    out = torch.empty((len(paths), 3, image_size, image_size), dtype=torch.uint8)
-    workers = min(32, (os.cpu_count() or 1) + 4)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded = pool.map(functools.partial(_decode, image_size=image_size), paths)
-        for index, array in enumerate(decoded):
-            out[index] = torch.from_numpy(array).permute(2, 0, 1)
-    return out
+def decode_plan(plan: DecodePlan, image_size: int) -> LabelledImages:
+    """Fetch and decode every file of the plan once, into one preallocated uint8 tensor.
+
+    Fetching waits on storage, so it uses a few threads per CPU of this trial's share;
+    decoding itself never runs on more threads than that share (not every host thread)."""
+    count = len(plan.paths)
+    out = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
+    share = cpu_share()
+    decoding = threading.BoundedSemaphore(share)
+
+    def fetch_and_decode(index: int) -> None:
+        try:
+            with plan.filesystem.open_input_stream(plan.paths[index]) as stream:
+                data = stream.read()
+        except OSError as err:
+            raise DataError(
+                f"Image '{plan.shown[index]}' could not be read ({err}); check the file and "
+                "the storage credentials."
+            ) from err
+        with decoding:
+            array = _decode(data, plan.shown[index], image_size)
+        out[index] = torch.from_numpy(array).permute(2, 0, 1)
+
+    with ThreadPoolExecutor(max_workers=min(32, 4 * share)) as pool:
+        for _ in pool.map(fetch_and_decode, range(count)):
+            pass
+    return LabelledImages(out, torch.tensor(plan.labels, dtype=torch.int64), plan.class_names)
 
 
 def _resize_tensor(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -90,57 +152,82 @@ def _resize_tensor(images: torch.Tensor, image_size: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- folders
 
 
-def _is_visible(path: Path) -> bool:
+def _is_visible(name: str) -> bool:
     """Skip hidden entries such as '.DS_Store' or macOS '._x.jpg' forks, which are not images."""
-    return not path.name.startswith(".")
+    return not name.startswith(".")
 
 
-def _class_dirs(domain_dir: Path) -> list[Path]:
-    subdirs = sorted(p for p in domain_dir.iterdir() if p.is_dir() and _is_visible(p))
-    # Office-31 nests its classes one level deeper: <domain>/images/<class>/...
-    if len(subdirs) == 1 and subdirs[0].name == "images":
-        subdirs = sorted(p for p in subdirs[0].iterdir() if p.is_dir() and _is_visible(p))
-    return subdirs
+def _children(folders: set[str], parent: str) -> list[str]:
+    """Visible immediate subfolders of ``parent`` ('' for the listed folder itself)."""
+    prefix = f"{parent}/" if parent else ""
+    names = {
+        folder[len(prefix) :].split("/")[0]
+        for folder in folders
+        if folder.startswith(prefix) and len(folder) > len(prefix)
+    }
+    return sorted(name for name in names if _is_visible(name))
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and _is_visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+def _path_order(relative: str) -> tuple[str, ...]:
+    return tuple(relative.split("/"))  # component by component, as sorted(Path) orders
 
 
-def load_image_folders(root: str | Path, domains: list[str], image_size: int) -> LabelledImages:
-    """Load ``root/<domain>/<class>/<image>`` folders, merging domains under one class list.
-
-    Several domains are merged so a teacher can be trained on e.g. amazon+webcam; every
-    domain must hold the same class folders so that label indices mean the same thing.
-    """
-    root = Path(root)
-    _require_path(root)
+def scan_image_folders(root: str | Path, domains: list[str]) -> DecodePlan:
+    """List ``root/<domain>/<class>/<image>`` folders (local or URI), merging domains under
+    one class list. Every domain must hold the same class folders so that label indices mean
+    the same thing (a teacher is trained on e.g. amazon+webcam)."""
+    filesystem, base, shown_root = _located(root)
+    _require_path(filesystem, base, shown_root)
     if not domains:
-        raise DataError(f"No domains were given for '{root}'; list at least one domain folder.")
+        raise DataError(
+            f"No domains were given for '{shown_root}'; list at least one domain folder."
+        )
 
-    per_domain: list[tuple[str, dict[str, Path]]] = []
+    per_domain: list[tuple[str, str, dict[str, list[FileEntry]]]] = []
     for domain in domains:
-        domain_dir = root / domain
-        if not domain_dir.is_dir():
-            existing = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_visible(p))
+        domain_path = join_path(base, domain)
+        shown_domain = join_path(shown_root, domain)
+        if filesystem.get_file_info(domain_path).type != pafs.FileType.Directory:
+            top = {
+                info.base_name
+                for info in filesystem.get_file_info(pafs.FileSelector(base))
+                if info.type == pafs.FileType.Directory
+            }
+            existing = sorted(name for name in top if _is_visible(name))
             raise DataError(
-                f"Domain folder '{domain_dir}' does not exist; domains found under '{root}' "
-                f"are: {', '.join(existing) or 'none'}."
+                f"Domain folder '{shown_domain}' does not exist; domains found under "
+                f"'{shown_root}' are: {', '.join(existing) or 'none'}."
             )
-        classes = {p.name: p for p in _class_dirs(domain_dir)}
+        files, folders = list_files(filesystem, domain_path)
+        parent = ""
+        classes = _children(folders, parent)
+        # Office-31 nests its classes one level deeper: <domain>/images/<class>/...
+        if classes == ["images"]:
+            parent = "images"
+            classes = _children(folders, parent)
         if not classes:
             raise DataError(
-                f"No images found under '{domain_dir}'; expected class folders "
-                f"'{domain_dir}/<class>/<image>' holding {_EXT_TEXT} files."
+                f"No images found under '{shown_domain}'; expected class folders "
+                f"'{shown_domain}/<class>/<image>' holding {_EXT_TEXT} files."
             )
-        per_domain.append((domain, classes))
+        by_class: dict[str, list[FileEntry]] = {name: [] for name in classes}
+        prefix = f"{parent}/" if parent else ""
+        for entry in files:
+            if not entry.relative.startswith(prefix):
+                continue
+            parts = entry.relative[len(prefix) :].split("/")
+            name = parts[-1]
+            if (
+                len(parts) >= 2
+                and parts[0] in by_class
+                and _is_visible(name)
+                and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+            ):
+                by_class[parts[0]].append(entry)
+        per_domain.append((domain, join_path(shown_domain, parent), by_class))
 
-    first_domain, first_classes = per_domain[0]
-    for domain, classes in per_domain[1:]:
+    first_domain, _, first_classes = per_domain[0]
+    for domain, _, classes in per_domain[1:]:
         if classes.keys() != first_classes.keys():
             missing = sorted(first_classes.keys() - classes.keys())
             extra = sorted(classes.keys() - first_classes.keys())
@@ -151,32 +238,38 @@ def load_image_folders(root: str | Path, domains: list[str], image_size: int) ->
             )
 
     class_names = sorted(first_classes)
-    paths: list[Path] = []
+    paths: list[str] = []
+    shown: list[str] = []
     labels: list[int] = []
-    for _, classes in per_domain:
+    listing: list[tuple[str, int, int]] = []
+    for domain, shown_domain, classes in per_domain:
         for label, name in enumerate(class_names):
-            found = _images_in(classes[name])
+            found = sorted(classes[name], key=lambda entry: _path_order(entry.relative))
             if not found:
                 raise DataError(
-                    f"Class folder '{classes[name]}' holds no {_EXT_TEXT} images; "
-                    "add images or remove the folder from every domain."
+                    f"Class folder '{join_path(shown_domain, name)}' holds no {_EXT_TEXT} "
+                    "images; add images or remove the folder from every domain."
                 )
-            paths.extend(found)
+            domain_path = join_path(base, domain)
+            paths.extend(join_path(domain_path, entry.relative) for entry in found)
+            shown.extend(join_path(join_path(shown_root, domain), e.relative) for e in found)
             labels.extend([label] * len(found))
+            listing.extend((f"{domain}/{e.relative}", e.size, e.mtime_ns) for e in found)
+    key = fingerprint(listing, "folders", shown_root, domains, class_names)
+    return DecodePlan(filesystem, paths, shown, labels, class_names, key)
 
-    images = _decode_all(paths, image_size)
-    return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), class_names)
+
+def load_image_folders(root: str | Path, domains: list[str], image_size: int) -> LabelledImages:
+    """Decode ``root/<domain>/<class>/<image>`` folders (see ``scan_image_folders``)."""
+    return decode_plan(scan_image_folders(root, domains), image_size)
 
 
 # --------------------------------------------------------------------------- list files
 
 
-def _parse_list(list_path: Path, base: Path) -> tuple[list[Path], list[int], list[str | None]]:
-    """Read '<path> <label>' lines; also return each image's folder name for class naming."""
-    paths: list[Path] = []
-    labels: list[int] = []
-    folders: list[str | None] = []
-    text = list_path.read_text(encoding="utf-8", errors="replace")
+def _parse_list(text: str, shown_list: str) -> list[tuple[int, str, int]]:
+    """(line number, path as written, label) of every '<path> <label>' line."""
+    entries: list[tuple[int, str, int]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
@@ -184,23 +277,11 @@ def _parse_list(list_path: Path, base: Path) -> tuple[list[Path], list[int], lis
         parts = stripped.rsplit(None, 1)  # the path itself may contain spaces
         if len(parts) != 2 or not parts[1].isdigit():
             raise DataError(
-                f"List file '{list_path}' line {number} is malformed ({stripped!r}); "
+                f"List file '{shown_list}' line {number} is malformed ({stripped!r}); "
                 "each line must be '<image path> <non-negative integer label>'."
             )
-        given = Path(parts[0])
-        full = given if given.is_absolute() else base / given
-        if not full.is_file():
-            raise DataError(
-                f"Image '{full}' listed in '{list_path}' line {number} does not exist; "
-                "fix the path or the root it is relative to."
-            )
-        if given.is_absolute():
-            folders.append(given.parent.name or None)
-        else:
-            folders.append(given.parts[0] if len(given.parts) > 1 else None)
-        paths.append(full)
-        labels.append(int(parts[1]))
-    return paths, labels, folders
+        entries.append((number, parts[0], int(parts[1])))
+    return entries
 
 
 def _names_from_folders(labels: list[int], folders: list[str | None]) -> list[str]:
@@ -220,41 +301,73 @@ def _names_from_folders(labels: list[int], folders: list[str | None]) -> list[st
     return names if len(set(names)) == count else fallback
 
 
+def scan_list_file(
+    list_path: str | Path,
+    root: str | Path | None = None,
+    class_names: list[str] | None = None,
+) -> DecodePlan:
+    """List a VisDA-2017 style file of '<path> <label>' lines, paths relative to ``root``
+    (default: the list file's folder, where VisDA keeps its lists); local or URI."""
+    filesystem, path, shown_list = _located(list_path)
+    info = _require_path(filesystem, path, shown_list)
+    if info.type != pafs.FileType.File:
+        raise DataError(f"List file '{shown_list}' is a folder; pass the path of the list file.")
+    if root is None:
+        base, shown_base = path.rsplit("/", 1)[0], shown_list.rsplit("/", 1)[0]
+    else:
+        _, base, shown_base = _located(root)
+        _require_path(filesystem, base, shown_base)
+
+    text = read_file(filesystem, path).decode("utf-8", errors="replace")
+    entries = _parse_list(text, shown_list)
+    if not entries:
+        raise DataError(
+            f"No images found in list file '{shown_list}'; "
+            "add lines of the form '<image path> <label>'."
+        )
+    local = isinstance(filesystem, pafs.LocalFileSystem)
+    paths, shown, folders = [], [], []
+    for _, given, _ in entries:
+        absolute = local and os.path.isabs(given)
+        paths.append(given if absolute else join_path(base, given))
+        shown.append(given if absolute else join_path(shown_base, given))
+        parts = given.strip("/").split("/")
+        if absolute:
+            folders.append(parts[-2] if len(parts) > 1 else None)
+        else:
+            folders.append(parts[0] if len(parts) > 1 else None)
+    infos = filesystem.get_file_info(paths)
+    for (number, _, _), file_info, name in zip(entries, infos, shown, strict=True):
+        if file_info.type != pafs.FileType.File:
+            raise DataError(
+                f"Image '{name}' listed in '{shown_list}' line {number} does not exist; "
+                "fix the path or the root it is relative to."
+            )
+    labels = [label for _, _, label in entries]
+    if class_names is not None:
+        if len(class_names) <= max(labels):
+            raise DataError(
+                f"List file '{shown_list}' uses label {max(labels)} but only "
+                f"{len(class_names)} class names were given; pass one name per label."
+            )
+        names = list(class_names)
+    else:
+        names = _names_from_folders(labels, folders)
+    listing = [
+        (p, int(i.size or 0), int(i.mtime_ns or 0)) for p, i in zip(paths, infos, strict=True)
+    ]
+    key = fingerprint(listing, "listfile", shown_list, labels, names)
+    return DecodePlan(filesystem, paths, shown, labels, names, key)
+
+
 def load_list_file(
     list_path: str | Path,
     image_size: int,
     root: str | Path | None = None,
     class_names: list[str] | None = None,
 ) -> LabelledImages:
-    """Load a VisDA-2017 style list of '<path> <label>' lines, paths relative to ``root``.
-
-    ``root`` defaults to the list file's folder, which is where VisDA keeps its lists.
-    """
-    list_path = Path(list_path)
-    _require_path(list_path)
-    if not list_path.is_file():
-        raise DataError(f"List file '{list_path}' is a folder; pass the path of the list file.")
-    base = list_path.parent if root is None else Path(root)
-    _require_path(base)
-
-    paths, labels, folders = _parse_list(list_path, base)
-    if not paths:
-        raise DataError(
-            f"No images found in list file '{list_path}'; "
-            "add lines of the form '<image path> <label>'."
-        )
-    if class_names is not None:
-        if len(class_names) <= max(labels):
-            raise DataError(
-                f"List file '{list_path}' uses label {max(labels)} but only "
-                f"{len(class_names)} class names were given; pass one name per label."
-            )
-        names = list(class_names)
-    else:
-        names = _names_from_folders(labels, folders)
-
-    images = _decode_all(paths, image_size)
-    return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), names)
+    """Decode the images of a VisDA-2017 style list file (see ``scan_list_file``)."""
+    return decode_plan(scan_list_file(list_path, root, class_names), image_size)
 
 
 # --------------------------------------------------------------------------- torchvision
@@ -365,6 +478,11 @@ def load_torchvision(
     if split not in _SPLITS[key]:
         raise DataError(
             f"Unknown split '{split}' for {key}; use one of: {', '.join(_SPLITS[key])}."
+        )
+    if "://" in str(root):
+        raise DataError(
+            f"data.root '{root}' is a URI, but torchvision's {key} format is read from a local "
+            "folder; copy it to each node, or convert it to image folders (data.source=folders)."
         )
     root = Path(root)
     if download:

@@ -12,7 +12,7 @@ from torch import nn
 from augkd.config import Module2Config
 from augkd.data import as_unit_float, iterate_batches
 from augkd.method.guards import check_finite
-from augkd.method.losses import anchor_loss, vae_kl
+from augkd.method.losses import anchor_loss
 from augkd.models import AnchorNet
 from augkd.runtime import Normalize
 
@@ -43,43 +43,6 @@ def anchor_batch_loss(
     )
 
 
-def adapt_encoder(
-    encoder: nn.Module,
-    generator: nn.Module,
-    splits,
-    config: Module2Config,
-    kl_weight: float,
-    generator_rng: torch.Generator,
-    log=print,
-) -> dict[str, torch.Tensor]:
-    """Fit E to invert the frozen G on student-domain train images.
-
-    Module 1 trains E on G's own images only, so E(x) of a real image is out of its
-    training distribution; this makes G(E(x)) the teacher-domain image closest to x."""
-    generator.eval().requires_grad_(False)
-    encoder.train().requires_grad_(True)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.encoder_adapt_lr)
-    for epoch in range(config.encoder_adapt_epochs):
-        total, batches = 0.0, 0
-        for images, labels in iterate_batches(
-            splits.train_x, splits.train_y, config.batch_size, generator_rng, augment=True
-        ):
-            if len(labels) < 2:
-                continue
-            mu, logvar = encoder(images, labels)
-            loss = (generator(mu) - images).pow(2).mean() + kl_weight * vae_kl(mu, logvar)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss)
-            batches += 1
-        log(
-            f"module2 encoder epoch {epoch + 1}/{config.encoder_adapt_epochs} loss {total / max(batches, 1):.4f}"
-        )
-    encoder.eval().requires_grad_(False)
-    return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-
-
 def train_anchor(
     encoder: nn.Module,
     generator: nn.Module,
@@ -91,16 +54,14 @@ def train_anchor(
     config: Module2Config,
     generator_rng: torch.Generator,
     log=print,
-    encoder_kl_weight: float = 0.0,
+    resume_state: dict[str, Any] | None = None,
+    on_epoch_end=None,
 ) -> dict[str, Any]:
-    """Returns the AnchorNet state with the lowest L_A on the val split (and E's state
-    when it was adapted to the student domain first)."""
+    """Returns the AnchorNet state with the lowest L_A on the val split.
+
+    Resume hook as in Module 1: ``on_epoch_end(epoch, make_state)`` after every epoch, and
+    ``resume_state`` (a dict ``make_state()`` built) continues after its epoch exactly."""
     device = splits.train_x.device
-    adapted = None
-    if config.encoder_adapt_epochs > 0:
-        adapted = adapt_encoder(
-            encoder, generator, splits, config, encoder_kl_weight, generator_rng, log
-        )
     anchor_net = AnchorNet(latent_size, num_classes).to(device)
     for frozen in (encoder, generator, teacher):
         frozen.eval()
@@ -108,7 +69,15 @@ def train_anchor(
     optimizer = torch.optim.Adam(anchor_net.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
     best: dict[str, Any] = {"val_loss": float("inf")}
-    for epoch in range(config.epochs):
+    first_epoch = 0
+    if resume_state is not None:
+        anchor_net.load_state_dict(resume_state["anchor_net"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        generator_rng.set_state(resume_state["generator_rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        best, first_epoch = copy.deepcopy(resume_state["best"]), int(resume_state["epoch"])
+    for epoch in range(first_epoch, config.epochs):
         anchor_net.train()
         for images, labels in iterate_batches(
             splits.train_x, splits.train_y, config.batch_size, generator_rng
@@ -131,8 +100,19 @@ def train_anchor(
                 "epoch": epoch + 1,
                 "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
             }
-    if adapted is not None:
-        best["encoder"] = adapted
+        if on_epoch_end is not None:
+            on_epoch_end(
+                epoch + 1,
+                lambda e=epoch + 1, b=best: {
+                    "epoch": e,
+                    "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
+                    "optimizer": copy.deepcopy(optimizer.state_dict()),
+                    "scheduler": scheduler.state_dict(),
+                    "generator_rng": generator_rng.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "best": copy.deepcopy(b),
+                },
+            )
     return copy.deepcopy(best)
 
 

@@ -15,7 +15,6 @@ from augkd.method.losses import (
     BatchNormStatistics,
     encoder_loss,
     generator_loss,
-    input_statistics,
     kl_teacher_student,
 )
 from augkd.models import Encoder, Generator
@@ -31,8 +30,14 @@ def train_datafree(
     config: Module1Config,
     device: torch.device,
     log=print,
+    resume_state: dict[str, Any] | None = None,
+    on_epoch_end=None,
 ) -> dict[str, Any]:
-    """Returns state dicts of the best G and E (lowest L_G on a fixed z batch) and S0."""
+    """Returns state dicts of the best G and E (lowest L_G on a fixed z batch) and S0.
+
+    Resume hook: ``on_epoch_end(epoch, make_state)`` after every epoch, where ``make_state()``
+    builds the whole progress (see ``_progress_state``); passing that dict back as
+    ``resume_state`` continues after its epoch exactly as if never interrupted."""
     generator = Generator(config.latent_size, image_size, config.generator_width).to(device)
     encoder = Encoder(config.latent_size, image_size, num_classes).to(device)
     student.to(device)
@@ -50,8 +55,12 @@ def train_datafree(
     bn_stats = BatchNormStatistics(teacher)
     fixed_z = torch.randn(config.batch_size, config.latent_size, device=device)
     best: dict[str, Any] = {"loss": float("inf")}
+    nets = {"generator": generator, "encoder": encoder, "student": student}
+    first_epoch = 0
+    if resume_state is not None:
+        first_epoch, fixed_z, best = _resume(resume_state, nets, optimizers, schedulers, device)
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(first_epoch, config.epochs):
             for _ in range(config.iters_per_epoch):
                 _generator_step(
                     generator, teacher, student, normalize, bn_stats, config, optimizers
@@ -84,6 +93,13 @@ def train_datafree(
                     "encoder": copy.deepcopy(encoder.state_dict()),
                     "student": copy.deepcopy(student.state_dict()),
                 }
+            if on_epoch_end is not None:
+                on_epoch_end(
+                    epoch + 1,
+                    lambda e=epoch + 1, b=best: _progress_state(
+                        e, nets, optimizers, schedulers, fixed_z, b
+                    ),
+                )
     finally:
         bn_stats.remove()
     return {name: _to_cpu(value) for name, value in best.items()}
@@ -95,12 +111,9 @@ def _generator_objective(generator, teacher, student, normalize, bn_stats, confi
     bn_stats.pop()
     teacher_logits = teacher(images)
     bn_term = bn_stats.pop()
-    loss = generator_loss(
+    return generator_loss(
         teacher_logits, student(images), bn_term, config.balance_weight, config.bn_weight
     )
-    if config.input_stats_weight > 0:
-        loss = loss + config.input_stats_weight * input_statistics(images)
-    return loss
 
 
 def _generator_step(generator, teacher, student, normalize, bn_stats, config, optimizers) -> None:
@@ -146,3 +159,35 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v.detach().cpu() for k, v in value.items()}
     return value
+
+
+def _progress_state(epoch, nets, optimizers, schedulers, fixed_z, best) -> dict[str, Any]:
+    """Everything the loop carries between epochs, on CPU, RNG states included."""
+    device = fixed_z.device
+    return {
+        "epoch": epoch,
+        "nets": {name: _to_cpu(net.state_dict()) for name, net in nets.items()},
+        "optimizers": {name: copy.deepcopy(opt.state_dict()) for name, opt in optimizers.items()},
+        "schedulers": [scheduler.state_dict() for scheduler in schedulers],
+        "fixed_z": fixed_z.detach().cpu(),
+        "best": {name: _to_cpu(value) for name, value in best.items()},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def _resume(state, nets, optimizers, schedulers, device) -> tuple[int, torch.Tensor, dict]:
+    for name, net in nets.items():
+        net.load_state_dict(state["nets"][name])
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
+        scheduler.load_state_dict(saved)
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    best = {
+        name: {k: v.to(device) for k, v in value.items()} if isinstance(value, dict) else value
+        for name, value in state["best"].items()
+    }
+    return int(state["epoch"]), state["fixed_z"].to(device), best

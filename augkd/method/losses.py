@@ -34,7 +34,7 @@ class BatchNormStatistics:
     def _hook(
         self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor
     ) -> None:
-        x = inputs[0]
+        x = inputs[0].float()  # kept in fp32 under autocast: small differences matter here
         dims = [0, *range(2, x.ndim)]
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)
@@ -52,14 +52,6 @@ class BatchNormStatistics:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
-
-
-def input_statistics(normalized: torch.Tensor) -> torch.Tensor:
-    """The BatchNorm term for the teacher's input: normalised teacher-domain images have
-    per-channel mean 0 and variance 1, so G's batch should too."""
-    mean = normalized.mean(dim=(0, 2, 3))
-    var = normalized.var(dim=(0, 2, 3), unbiased=False)
-    return torch.linalg.vector_norm(mean) + torch.linalg.vector_norm(var - 1)
 
 
 def generator_loss(

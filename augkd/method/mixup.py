@@ -14,6 +14,7 @@ from torch import nn
 
 from augkd.data import iterate_batches
 from augkd.method.losses import distillation_loss
+from augkd.precision import MixedPrecision
 from augkd.runtime import Normalize
 
 
@@ -60,8 +61,12 @@ def train_epoch(
     settings: EpochSettings,
     generator_rng: torch.Generator,
     mixup_nets: MixupNets | None,
+    precision: MixedPrecision | None = None,
 ) -> torch.Tensor:
-    """One epoch; returns the mean training loss as a device tensor (no per-batch sync)."""
+    """One epoch; returns the mean training loss as a device tensor (no per-batch sync).
+
+    ``precision`` runs the forwards under autocast (fp16 with loss scaling)."""
+    precision = precision or MixedPrecision("fp32", train_x.device)
     student.train()
     total = torch.zeros((), device=train_x.device)
     batches = 0
@@ -70,24 +75,24 @@ def train_epoch(
     for images, labels in iterate_batches(
         train_x, train_y, settings.batch_size, generator_rng, settings.augment
     ):
-        shares = torch.full((len(labels),), real_share, device=images.device)
-        if mixing:
-            mixed = mix_batch(mixup_nets, images, labels, settings.share)
-            images = torch.cat([images, mixed])
-            labels = torch.cat([labels, labels])
-            shares = torch.cat([shares, torch.full_like(shares, mixed_share)])
-        inputs = normalize(images)
-        first = _first_teacher_row(real_share, mixed_share, len(shares), mixing)
-        teacher_logits = None
-        if first < len(shares):
-            with torch.no_grad():
-                teacher_logits = teacher(inputs[first:])
-        loss = distillation_loss(
-            student(inputs), teacher_logits, labels, shares, settings.kd_temperature
-        )
+        with precision.autocast():
+            shares = torch.full((len(labels),), real_share, device=images.device)
+            if mixing:
+                mixed = mix_batch(mixup_nets, images, labels, settings.share)
+                images = torch.cat([images, mixed.to(images.dtype)])
+                labels = torch.cat([labels, labels])
+                shares = torch.cat([shares, torch.full_like(shares, mixed_share)])
+            inputs = normalize(images)
+            first = _first_teacher_row(real_share, mixed_share, len(shares), mixing)
+            teacher_logits = None
+            if first < len(shares):
+                with torch.no_grad():
+                    teacher_logits = teacher(inputs[first:])
+            loss = distillation_loss(
+                student(inputs), teacher_logits, labels, shares, settings.kd_temperature
+            )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        precision.step(loss, optimizer)
         total += loss.detach()
         batches += 1
     return total / max(batches, 1)

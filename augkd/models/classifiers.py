@@ -50,13 +50,8 @@ def _torchvision(name: str) -> Callable[[int, bool, bool], nn.Module]:
 
         builder = getattr(torchvision.models, name)
         if pretrained:
-            try:
-                model = builder(weights="DEFAULT")
-            except Exception as error:
-                raise ModelError(
-                    f"Could not fetch pretrained weights for '{name}' ({error}); set "
-                    "student.pretrained=false or place the weights in torch's hub cache."
-                ) from None
+            model = builder(weights=None)
+            model.load_state_dict(local_pretrained_weights(name))
             _replace_head(model, num_classes)
         else:
             model = builder(num_classes=num_classes)
@@ -65,6 +60,31 @@ def _torchvision(name: str) -> Callable[[int, bool, bool], nn.Module]:
         return model
 
     return build
+
+
+def local_pretrained_weights(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for ``name`` from its local cache, loaded safely.
+
+    Nothing is downloaded (a cluster node or this machine may have no internet): the file
+    torchvision would fetch must already be in TORCH_HOME/hub/checkpoints."""
+    import os
+    from urllib.parse import urlparse
+
+    import torchvision
+
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
+    if not os.path.isfile(path):
+        raise ModelError(
+            f"ImageNet weights for '{name}' are not in torchvision's local cache ('{path}'); copy "
+            f"them there from {url}, or set teacher.pretrained / student.pretrained to false."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelError(
+            f"ImageNet weights '{path}' could not be loaded safely ({error}); replace the file."
+        ) from None
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:

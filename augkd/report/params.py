@@ -9,11 +9,15 @@ from matplotlib.figure import Figure
 
 from augkd.locations import SPACE_FILE
 from augkd.report.loading import (
+    FINISHED,
     OBJECTIVE,
     SearchData,
+    asha_rungs,
     finished,
+    max_epochs,
     num,
     short_names,
+    trial_history,
 )
 from augkd.report.section import Section
 
@@ -142,84 +146,102 @@ def _optuna():
     return optuna
 
 
+def importance_fidelity(data: SearchData) -> tuple[float, list[dict]] | None:
+    """One fidelity for importance: the deepest ASHA rung (or the full budget) that at
+    least half of the finished trials reached, with those trials. Mixing fidelities
+    would rank a pruned trial's early value against a completed trial's final one."""
+    done = [r for r in finished(data) if trial_history(r)]
+    top = max_epochs(data)
+    levels = sorted({*asha_rungs(data), *([float(top)] if top else [])}, reverse=True)
+    for epoch in levels:
+        reached = [r for r in done if any(num(h["epoch"]) == epoch for h in trial_history(r))]
+        if len(reached) >= max(2, len(done) / 2):
+            return epoch, reached
+    return None
+
+
+def _value_at(row: dict, epoch: float) -> float | None:
+    for step in trial_history(row):
+        if num(step["epoch"]) == epoch:
+            return num(step.get(OBJECTIVE))
+    return None
+
+
 def importance_study(data: SearchData):
-    """An Optuna study rebuilt from the table: completed and pruned trials, each with its
-    best val Acc@1. Returns (study, completed, pruned, skipped)."""
+    """An in-memory Optuna study of the trials at one fidelity (importance_fidelity),
+    each valued by its best val Acc@1 at that epoch. Returns (study, epoch, statuses)."""
     optuna = _optuna()
     from augkd.search.space import Param
 
-    distributions = {}
-    for k in data.param_keys:
-        spec = data.param_spec(k)
-        if spec:
-            distributions[k] = Param.model_validate(spec).distribution()
+    distributions = {
+        k: Param.model_validate(data.param_spec(k)).distribution()
+        for k in data.param_keys
+        if data.param_spec(k)
+    }
     study = optuna.create_study(direction="maximize")
-    counts = {"completed": 0, "pruned": 0}
-    skipped = 0
-    for row in finished(data):
+    chosen = importance_fidelity(data)
+    if chosen is None:
+        return study, None, {}
+    epoch, rows = chosen
+    statuses: dict[str, int] = {}
+    for row in rows:
         params = {k: row[f"param:{k}"] for k in distributions if row.get(f"param:{k}") is not None}
+        value = _value_at(row, epoch)
         try:
             trial = optuna.trial.create_trial(
                 params=params,
                 distributions={k: distributions[k] for k in params},
-                value=num(row[OBJECTIVE]),
+                value=value,
                 state=optuna.trial.TrialState.COMPLETE,
             )
         except ValueError:
-            skipped += 1  # a value outside its distribution (a space edited since)
-            continue
+            continue  # a value outside its distribution (a space edited since)
         study.add_trial(trial)
-        counts[row["status"]] += 1
-    return study, counts["completed"], counts["pruned"], skipped
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    return study, epoch, statuses
 
 
 def plot_importance(data: SearchData) -> Section:
-    """fANOVA importance of the params for best val Acc@1."""
+    """fANOVA importance of the params for best val Acc@1, at one fidelity, drawn by
+    optuna.visualization.matplotlib."""
     optuna = _optuna()
     key = "importance"
     title = "Hyperparameter importance (fANOVA)"
     if data.space is None or not (data.space.get("params") or {}):
         return Section(key, title, note=f"No {SPACE_FILE} with the params' distributions.")
-    study, completed, pruned, skipped = importance_study(data)
-    finished = completed + pruned
-    if finished < 2:
+    study, epoch, statuses = importance_study(data)
+    if epoch is None or len(study.trials) < 2:
         return Section(
             key,
             title,
-            note=f"fANOVA needs at least 2 finished (completed or pruned) trials with a val "
-            f"accuracy; this search has {finished}.",
+            note="fANOVA needs at least 2 finished (completed or pruned) trials with a val "
+            f"accuracy at one epoch; this search has {len(finished(data))} finished.",
         )
     if len({t.value for t in study.trials}) < 2:
         return Section(
             key,
             title,
-            note="Every finished trial scored the same best val Acc@1: "
+            note=f"Every trial scored the same best val Acc@1 at epoch {epoch:g}: "
             "there is no variance to attribute.",
         )
+    from matplotlib import pyplot
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(
+            ax = optuna.visualization.matplotlib.plot_param_importances(
                 study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
             )
     except Exception as error:
         return Section(key, title, note=f"fANOVA could not be computed ({error}).")
-    if not importances:
-        return Section(key, title, note="No param was sampled in every finished trial.")
-    names = list(importances)[::-1]
-    figure = Figure(figsize=(6.5, 0.45 * len(names) + 1.6))
-    ax = figure.subplots()
-    ax.barh(range(len(names)), [importances[n] for n in names], color="tab:blue")
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("importance for best val Acc@1 (fANOVA, sums to 1)")
-    extra = f"; {skipped} skipped (outside the space)" if skipped else ""
-    if finished < 10:
-        extra += f"; rough with {finished} trials"
+    figure = ax.figure
+    pyplot.close(figure)  # kept by the Section, not by pyplot
+    counts = " + ".join(f"{statuses.get(s, 0)} {s}" for s in FINISHED)
+    rough = f"; rough with {len(study.trials)} trials" if len(study.trials) < 10 else ""
     ax.set_title(
-        f"fANOVA over {completed} completed + {pruned} pruned trials\n(pruned ones at "
-        f"their best val Acc@1 before ASHA stopped them{extra})",
+        f"fANOVA at epoch {epoch:g} over {counts} trials that reached it\n(best val Acc@1 "
+        f"at that epoch: one fidelity{rough})",
         fontsize=9,
     )
-    return Section(
-        key, f"{title} over {completed} completed + {pruned} pruned trials", figure=figure
-    )
+    figure.set_size_inches(6.5, 0.45 * len(data.param_keys) + 1.8)
+    return Section(key, f"{title} at epoch {epoch:g} over {counts} trials", figure=figure)

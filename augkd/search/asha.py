@@ -8,6 +8,7 @@ results before ``fit``) into its rungs, so cut-offs continue where they were.
 
 from __future__ import annotations
 
+import zlib
 from types import SimpleNamespace
 
 from ray.tune.schedulers import AsyncHyperBandScheduler
@@ -29,8 +30,10 @@ class ResumableASHA(AsyncHyperBandScheduler):
     def replay(self, histories: dict[str, list[dict]]) -> int:
         """Record finished results into the rungs; returns how many rung entries were made."""
         entries = 0
-        bracket = self._brackets[0]
         for trial_id, history in histories.items():
+            # Ray draws a new trial's bracket at random and does not save it: a restored
+            # history goes to a bracket chosen by a stable hash of its trial id.
+            bracket = self._brackets[zlib.crc32(trial_id.encode()) % len(self._brackets)]
             stub = SimpleNamespace(trial_id=trial_id)
             for result in history:
                 if self._time_attr not in result or self._metric not in result:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from augkd.errors import ConfigError
+from augkd.errors import ConfigError, DataError
 from augkd.locations import RESULTS_FILE
 from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
@@ -46,7 +46,13 @@ class ResultsTable:
 
 
 def _read_table(uri: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(read_bytes(uri)))
+    try:
+        return pq.read_table(io.BytesIO(read_bytes(uri)))
+    except (OSError, pa.ArrowException) as error:
+        raise DataError(
+            f"Results table '{uri}' cannot be read ({str(error).split('. ')[0][:160]}); "
+            "it is damaged: restore it from a copy, or move it aside and re-run the search."
+        ) from None
 
 
 def load_results(search_path: str) -> list[dict[str, Any]]:
@@ -67,7 +73,7 @@ def _objective(row: dict[str, Any]) -> float:
 
 def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Completed trials first, then by best val Acc@1 (test never decides)."""
-    order = {"completed": 0, "pruned": 1, "running": 2, "failed": 3}
+    order = {"completed": 0, "pruned": 1, "running": 2, "interrupted": 2, "failed": 3}
     return sorted(rows, key=lambda r: (order.get(r.get("status"), 4), -_objective(r)))
 
 
@@ -102,14 +108,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
-    """Write the top-k completed trials' full configs; they re-run unchanged."""
+def ranked_completed(search_path: str) -> list[dict[str, Any]]:
+    """Completed trials by best val Acc@1; a ConfigError when there is none."""
     ranked = [r for r in rank(load_results(search_path)) if r.get("status") == "completed"]
     if not ranked:
         raise ConfigError(
             f"Search '{search_path}' has no completed trial to export; let it run longer "
             "or resume it with --resume."
         )
+    return ranked
+
+
+def best_completed(search_path: str) -> dict[str, Any]:
+    return ranked_completed(search_path)[0]
+
+
+def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
+    """Write the top-k completed trials' full configs; they re-run unchanged."""
+    ranked = ranked_completed(search_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -10,9 +10,16 @@ from typing import Any, Literal
 
 import optuna
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from augkd.config import Config, config_from_dict, config_keys, load_config, with_overrides
+from augkd.config import (
+    Config,
+    StrictNumbers,
+    config_from_dict,
+    config_keys,
+    load_config,
+    with_overrides,
+)
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
 
@@ -20,7 +27,18 @@ PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 """The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
 
 
-class _Strict(BaseModel):
+def _installed_space(stem: str) -> Path | None:
+    """A space shipped as package data (augkd.search_spaces) by a non-editable install."""
+    from importlib import resources
+
+    try:
+        found = resources.files("augkd.search_spaces").joinpath(f"{stem}.yaml")
+    except ModuleNotFoundError:
+        return None
+    return Path(str(found)) if found.is_file() else None
+
+
+class _Strict(StrictNumbers):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -91,6 +109,12 @@ class SchedulerSettings(_Strict):
     reduction_factor: float = Field(3.0, gt=1)
     max_epochs: int | None = Field(None, ge=1)
     """Defaults to the base config's module3.epochs."""
+    brackets: int = Field(1, ge=1)
+    """ASHA brackets; bracket s places its first rung at grace_period * factor**s, so more
+    brackets hedge against a grace period that cuts too early."""
+    rung_metric: Literal["best_val_acc1", "val_acc1", "val_acc3", "val_acc5"] | None = None
+    """The result key ASHA compares at its rungs (default: the objective). Measured with
+    benchmarks/rung_correlation.py, which prints each candidate's rank correlation."""
 
     def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
         """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""
@@ -121,6 +145,12 @@ class SearchSpace(_Strict):
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Field(default_factory=Resources)
     max_failures: int = Field(2, ge=0)
+    checkpoint_minutes: float = Field(10.0, ge=0)
+    """A trial checkpoints at ASHA's rungs, at its last epoch, and at most this often
+    otherwise (0: every epoch). A lost node repeats at most this much of a trial."""
+    stop_after_same_failures: int = Field(3, ge=0)
+    """Stop the search when its first this-many finished trials all failed with the same
+    error (a shared cause such as unreadable data); 0 never stops."""
 
     # Filled in by load_space, not by the YAML.
     base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)
@@ -132,11 +162,13 @@ class SearchSpace(_Strict):
         return self.scheduler.max_epochs or self.base_config_object().module3.epochs
 
 
-def _format(error: ValidationError, source: str) -> str:
+def _format(error: ValidationError, source: str, from_command_line: set[str]) -> str:
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        if item["type"] == "extra_forbidden":
+        if key.split(".")[0] in from_command_line:
+            problems.append(f"--set {key}: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "extra_forbidden":
             problems.append(f"unknown search-space key '{key}'")
         else:
             problems.append(
@@ -145,18 +177,45 @@ def _format(error: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(problems) + "."
 
 
-def load_space(path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
-    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work)."""
-    path = resolve_space_path(path)
+def read_space_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping of a space file, or one sentence on why it is not one."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"Search space '{path}' is not valid YAML: {error}") from None
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"Search space '{path}' is not valid YAML{line} "
+            f"({getattr(error, 'problem', None) or 'parse error'}); fix the file."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"Search space '{path}' cannot be read ({error}); check --space."
+        ) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"Search space '{path}' holds a YAML {type(raw).__name__}, not a mapping of "
+            "search-space keys (params, sampler, ...); see search_spaces/digits.yaml."
+        )
+    return raw or {}
+
+
+def load_space(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    from_command_line: set[str] | None = None,
+) -> SearchSpace:
+    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work).
+    Errors in the top-level keys of ``from_command_line`` blame --set, not the file."""
+    path = resolve_space_path(path)
+    raw = read_space_file(path)
     raw.update(overrides or {})
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format(error, f"Search space '{path}'")) from None
+        raise ConfigError(
+            _format(error, f"Search space '{path}'", from_command_line or set())
+        ) from None
     base = load_config(path.parent / space.base_config if space.base_config else None)
     base = with_overrides(base, flatten_dotted(space.base))
     space.base_resolved = base.to_dict()
@@ -172,6 +231,11 @@ def resolve_space_path(path: str | Path) -> Path:
         named = folder / f"{candidate.stem}.yaml"
         if named.is_file():
             return named
+    installed = _installed_space(candidate.stem)
+    if installed is not None:
+        return installed
+    if candidate.is_dir():
+        raise ConfigError(f"Search space '{path}' is a folder; pass --space a YAML file.")
     raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
 
 
@@ -244,8 +308,11 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "gp": lambda: optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=settings.n_startup_trials
         ),
+        # Under ASHA most trials end PRUNED: CMA-ES learns from them at their last value.
         "cmaes": lambda: optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=settings.n_startup_trials
+            seed=seed,
+            n_startup_trials=settings.n_startup_trials,
+            consider_pruned_trials=space.scheduler.name == "asha",
         ),
         "grid": lambda: optuna.samplers.GridSampler(
             {key: param.grid_values() for key, param in space.params.items()}, seed=seed
@@ -253,3 +320,14 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
     }
     return builders[settings.name]()
+
+
+def sampler_warnings(space: SearchSpace) -> list[str]:
+    """Sampler and scheduler pairings that work, but worse than the user may expect."""
+    if space.sampler.name == "gp" and space.scheduler.name == "asha":
+        return [
+            "the GP sampler learns from COMPLETE trials only, and ASHA stops most trials "
+            "early, so GP proposes from few points (close to random search); use "
+            "sampler.name=tpe (which learns from pruned trials) or scheduler.name=fifo"
+        ]
+    return []

@@ -11,8 +11,10 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
+from augkd.search.interrupt import interrupt_requested
+from augkd.search.model_logging import log_student_model
 from augkd.search.optuna_bridge import trial_outcome
 from augkd.search.results import PARAM_PREFIX, ResultsTable
 from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR
@@ -30,7 +35,14 @@ log = logging.getLogger(__name__)
 TRIAL_TAG = "augkd.trial_id"
 SEARCH_TAG = "augkd.search"
 HISTORY_KEYS = ("epoch", "val_acc1", "best_val_acc1", "mixup_share", "train_loss")
-MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+RUN_SETTINGS = ("threads", "device")
+"""Config keys a trial resolves itself; its first epoch reports them."""
+MLFLOW_STATUS = {
+    "completed": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",  # Ctrl-C: resumable, see augkd.search.ending
+}
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -47,20 +59,40 @@ def check_tracking_uri(uri: str) -> None:
             ) from None
         return
     if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ConfigError(
-                f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
-                "create it or choose another --tracking-uri."
-            )
+        _check_sqlite_store(uri, Path(uri.removeprefix("sqlite:///")))
         return
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as error:
         raise ConfigError(
-            f"Tracking URI {uri} cannot be used ({type(error).__name__}: {error}); "
+            f"Tracking URI {uri} cannot be used ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else ''}); "
             "pass --tracking-uri sqlite:///mlflow.db or an http:// server."
         ) from None
+
+
+def _check_sqlite_store(uri: str, database: Path) -> None:
+    """Checked directly: MLflow itself retries a bad SQLite path for minutes."""
+    if database.is_dir():
+        raise ConfigError(
+            f"Tracking URI {uri} names a folder, not a database file; "
+            f"pass e.g. --tracking-uri sqlite:///{database / 'mlflow.db'}."
+        )
+    folder = database.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
+            "create it or choose another --tracking-uri."
+        )
+    if database.exists():
+        try:
+            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+                connection.execute("PRAGMA schema_version")
+        except sqlite3.Error as error:
+            raise ConfigError(
+                f"Tracking URI {uri}: '{database}' is not a usable SQLite database ({error}); "
+                "move it aside or choose another --tracking-uri."
+            ) from None
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -69,14 +101,30 @@ def _artifact_location(uri: str) -> str | None:
     return None  # a server decides (e.g. its --artifacts-destination on S3)
 
 
-def git_commit() -> str:
+COMMIT_ENV = "AUGKD_GIT_COMMIT"
+"""Set by the launcher where the code has no .git (a cluster node's installed package)."""
+
+
+def git_commit() -> str | None:
+    """The code's commit: $AUGKD_GIT_COMMIT, else git in the package's checkout."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
             cwd=Path(__file__).resolve().parent, check=True,
-        ).stdout.strip()  # fmt: skip
+        ).stdout.strip() or None  # fmt: skip
     except Exception:
-        return "unknown"
+        return None
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags, which its UI shows and links."""
+    tags = {"mlflow.source.name": "search.py", "mlflow.source.type": "JOB"}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
 
 
 class SearchTracker:
@@ -103,11 +151,7 @@ class SearchTracker:
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=search_name,
-                tags={
-                    SEARCH_TAG: search_name,
-                    TRIAL_TAG: "parent",
-                    "augkd.git_commit": git_commit(),
-                },
+                tags={SEARCH_TAG: search_name, TRIAL_TAG: "parent", **source_tags()},
             )
             self.parent_run_id = run.info.run_id
         self.search_name = search_name
@@ -145,8 +189,18 @@ class SearchRecorder(Callback):
     finds its MLflow runs again instead of opening new ones.
     """
 
-    def __init__(self, uri: str, experiment: str, search_name: str, search_path: str) -> None:
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        search_name: str,
+        search_path: str,
+        base_config: dict[str, Any] | None = None,
+        cache_root: str | None = None,
+    ) -> None:
         self.settings = (uri, experiment, search_name, search_path)
+        self.base_config = base_config or {}
+        self.cache_root = cache_root
         self.run_ids: dict[str, str] = {}
         self.logged_epoch: dict[str, float] = {}
         self.started: dict[str, float] = {}
@@ -182,6 +236,8 @@ class SearchRecorder(Callback):
             self.logged_epoch[trial_id] = run.data.metrics.get("epoch", 0.0)
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
+            if "augkd.status" in run.data.tags:  # e.g. interrupted: it runs again now
+                self.client.delete_tag(run_id, "augkd.status")
         else:
             run_id = self.client.create_run(
                 self.tracker.experiment_id,
@@ -190,11 +246,10 @@ class SearchRecorder(Callback):
                     "mlflow.parentRunId": self.tracker.parent_run_id,
                     TRIAL_TAG: trial_id,
                     SEARCH_TAG: self.tracker.search_name,
+                    **source_tags(),
                 },
             ).info.run_id
-            params = [Param(k, str(v)) for k, v in sorted(trial.config.items())]
-            if params:
-                self.client.log_batch(run_id, params=params)
+            self._log_params(run_id, self._full_config(trial.config))
             self.logged_epoch[trial_id] = 0.0
         self.run_ids[trial_id] = run_id
         self.table.update(
@@ -203,6 +258,20 @@ class SearchRecorder(Callback):
             **{PARAM_PREFIX + k: v for k, v in trial.config.items()},
         )
         return run_id
+
+    def _full_config(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The trial's whole config, flattened: the base with its sampled values and the
+        stage cache; threads and device follow from the trial's first epoch."""
+        full = flatten_dotted(self.base_config)
+        full.update(sampled)
+        if self.cache_root is not None:
+            full["teacher.cache_dir"] = self.cache_root
+        return {k: v for k, v in full.items() if k not in RUN_SETTINGS}
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for start in range(0, len(items), 100):  # MLflow takes 100 params per batch
+            self.client.log_batch(run_id, params=items[start : start + 100])
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._run_for(trial)
@@ -216,7 +285,10 @@ class SearchRecorder(Callback):
             return  # a re-report after a restore: already logged
         step = int(epoch)
         stamp = int(time.time() * 1000)
-        metrics = [Metric(k, v, stamp, step) for k, v in _numeric(result).items()]
+        if self.logged_epoch.get(trial.trial_id, 0.0) == 0.0:
+            self._log_params(run_id, {k: result[k] for k in RUN_SETTINGS if k in result})
+        numeric = {k: v for k, v in _numeric(result).items() if k not in RUN_SETTINGS}
+        metrics = [Metric(k, v, stamp, step) for k, v in numeric.items()]
         self.client.log_batch(run_id, metrics=metrics)
         self.logged_epoch[trial.trial_id] = epoch
         row = self.table.rows.get(trial.trial_id, {})
@@ -279,7 +351,11 @@ class SearchRecorder(Callback):
                 self.client.log_artifact(run_id, str(config_path))
             weights = Path(folder) / BEST_STUDENT_FILE
             if weights.exists():
-                self.client.log_artifact(run_id, str(weights), "model")
+                self.client.log_artifact(run_id, str(weights), "weights")
+            try:
+                row["model_uri"] = log_student_model(self.tracker.uri, run_id, Path(folder))
+            except Exception as error:  # the trial's record matters more than its model
+                log.warning("could not log trial %s's model: %s", trial.trial_id, error)
 
     def _log_diagnostics(self, run_id: str, trial) -> None:
         """The diagnostics' PNGs of the trial's last checkpoint, under ``diagnostics/``."""
@@ -291,6 +367,9 @@ class SearchRecorder(Callback):
                 self.client.log_artifacts(run_id, str(pictures), DIAGNOSTICS_DIR)
 
     def on_experiment_end(self, trials, **info) -> None:
+        if interrupt_requested():  # Tune stopped the running trials; they are not over
+            self.table.write()  # the driver records them as interrupted, not pruned/failed
+            return
         for trial in trials:
             if trial.trial_id in self.run_ids and trial.status in ("TERMINATED", "ERROR"):
                 run = self.client.get_run(self.run_ids[trial.trial_id])

@@ -213,13 +213,19 @@ def test_every_node_gets_an_instance_profile_instead_of_keys(cfg: dict) -> None:
 # --- code on the nodes ----------------------------------------------------------------------
 
 
-def test_the_checkout_is_mounted_and_pip_installed_editable_on_every_node(prepared: dict) -> None:
+def test_the_checkout_is_mounted_and_pip_installed_not_editable_on_every_node(
+    prepared: dict,
+) -> None:
+    """Not editable: a worker added mid-search runs the code its node was set up with."""
     mounts = {remote: local for remote, local in prepared["file_mounts"].items()}
     remote = next(r for r, local in mounts.items() if local in (".", "./"))
     assert (REPO / "pyproject.toml").is_file(), "'.' is the repository root when run from there"
     for key in ("head_setup_commands", "worker_setup_commands"):
-        install = _one(prepared[key], f"-e {remote}")
-        assert re.search(rf"pip install\b.*\s-e {re.escape(remote)}$", install), install
+        installs = [
+            c for c in prepared[key] if re.search(rf"pip install\b.*\s{re.escape(remote)}$", c)
+        ]
+        assert installs and not any(" -e " in c for c in installs), installs
+        assert any("--force-reinstall --no-deps" in c for c in installs), installs
     assert {"**/.git", "**/.git/**"} <= set(prepared["rsync_exclude"])
     assert ".gitignore" in prepared["rsync_filter"]
 
@@ -233,7 +239,9 @@ def test_nodes_pin_the_ray_version_of_pyproject_and_of_this_machine(cfg: dict) -
     # cluster must run the same Ray.
     assert ray.__version__ == pinned
     ray_pin = cfg["setup_commands"].index(install)
-    project = cfg["setup_commands"].index(_one(cfg["setup_commands"], "-e /home/ubuntu/augkd"))
+    project = cfg["setup_commands"].index(
+        _one(cfg["setup_commands"], "install --quiet /home/ubuntu/augkd")
+    )
     assert ray_pin < project
 
 

@@ -1,7 +1,7 @@
 import torch
 
 from augkd.config import load_config
-from augkd.data import load_student_splits, split_indices
+from augkd.data import iterate_batches, load_student_splits, split_indices
 from augkd.data.digits import SHIFTS, load_digits_domain
 
 
@@ -34,10 +34,13 @@ def test_splits_never_overlap_and_cover_everything():
     assert split_indices(100, (0.8, 0.1, 0.1), seed=4)["val"].tolist() != parts["val"].tolist()
 
 
-def test_student_splits_are_float_tensors_on_device():
+def test_student_splits_stay_uint8_on_device_and_batches_come_out_as_unit_floats():
     config = load_config()
     splits = load_student_splits(config.data, seed=0, device=torch.device("cpu"))
-    assert splits.train_x.dtype == torch.float32 and splits.train_x.max() <= 1.0
+    assert splits.train_x.dtype == torch.uint8 and splits.val_x.dtype == torch.uint8
+    batch, _ = next(iterate_batches(splits.train_x, splits.train_y, 8, torch.Generator()))
+    assert batch.dtype == torch.float32 and batch.min() >= 0.0 and batch.max() <= 1.0
+    assert torch.allclose(batch * 255, (batch * 255).round(), atol=1e-3)  # the stored pixels
     assert len(splits.train_y) + len(splits.val_y) + len(splits.test_y) == 1797 - 1797 // 2
     rows = [set(splits.indices[p].tolist()) for p in ("train", "val", "test")]
     assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])

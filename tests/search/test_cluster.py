@@ -29,11 +29,13 @@ from ray.tune import ExperimentAnalysis
 from augkd.errors import ConfigError
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
+from augkd.search.study import load_study
 from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "augkd-digits"
 ENDED = {"completed", "pruned"}
+OPTUNA_STATE = {"completed": "COMPLETE", "pruned": "PRUNED"}
 EPOCHS = 4
 SMALL = [
     "resources.cpu=0.5",
@@ -53,7 +55,8 @@ SAFETY_S = 600.0
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(s3_server):
+    """Started after the S3 server, so every node inherits AWS_ENDPOINT_URL and credentials."""
     saved = {k: os.environ.get(k) for k in (*PRINT_PATCH, "AUGKD_TRIAL_THREADS", "RAY_ADDRESS")}
     os.environ["AUGKD_TRIAL_THREADS"] = "1"  # inherited by the raylets, so by every trial
     os.environ.update(PRINT_PATCH)
@@ -176,12 +179,11 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tm
     assert cluster.head_node.node_id not in used
 
     # Stage 1 (and the teacher) depend on nothing the search varies: computed once,
-    # by one trial, and loaded from the shared storage by every other.
+    # before the trials, and loaded from the shared storage by every trial.
     cache = storage / "stage_cache"
     assert len(list((cache / "teacher").glob("*.pt"))) == 1
     assert len(list((cache / "module1").glob("*.pt"))) == 1
-    hits = sorted(row["module1_cache_hit"] for row in rows)
-    assert hits == [0.0] + [1.0] * (samples - 1), hits
+    assert [row["module1_cache_hit"] for row in rows] == [1.0] * samples
     # Stage 2 depends on the sampled module2.* settings: one artifact per trial.
     assert len(list((cache / "module2").glob("*.pt"))) == samples
     assert all(row["module2_cache_hit"] == 0.0 for row in rows)
@@ -216,8 +218,9 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_p
                 storage=str(storage), name=name, tracking_uri=tracking_uri, smoke_test=True,
                 num_samples=samples, address=cluster.address,
                 # slower epochs and no rung before epoch 3: the victim is mid-training,
-                # not stopped by ASHA, when its node goes
-                overrides=[*SMALL, "module3.batch_size=16", "scheduler.grace_period=3"],
+                # not stopped by ASHA, when its node goes; a checkpoint every epoch
+                overrides=[*SMALL, "module3.batch_size=16", "scheduler.grace_period=3",
+                           "checkpoint_minutes=0"],
             ),
             echo=lambda *a, **k: None,
         )  # fmt: skip
@@ -285,6 +288,152 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     for row in before:
         assert row["trial_id"] in after
         assert after[row["trial_id"]]["mlflow_run_id"] == row["mlflow_run_id"]
+    # the Optuna study, reopened from its journal by the resumed driver: every trial once
+    study = load_study(search_path)
+    told = Counter(t.user_attrs["tune_trial_id"] for t in study.trials)
+    assert told == Counter(list(after)), told
+    states = {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
+    assert states == {k: OPTUNA_STATE[row["status"]] for k, row in after.items()}
+
+
+def _dataset_and_teacher_on_s3(root: str) -> tuple[str, str]:
+    """A tiny Office-like domain (3 classes of 6 PNGs) and an augkd teacher, on S3 only."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from augkd.models import build_classifier
+    from augkd.storage import write_bytes
+    from augkd.teacher import CHECKPOINT_FORMAT
+
+    rng = np.random.default_rng(0)
+    classes = ["bike", "cup", "pen"]
+    for label, name in enumerate(classes):
+        for i in range(6):
+            pixels = rng.integers(0, 80, (16, 16, 3)) + 80 * label
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.astype("uint8")).save(buffer, format="PNG")
+            write_bytes(f"{root}/office/dslr/{name}/{i}.png", buffer.getvalue())
+    torch.manual_seed(0)
+    teacher = build_classifier("small_cnn", len(classes))
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT, "arch": "small_cnn", "class_names": classes,
+        "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3,
+        "state_dict": teacher.state_dict(),
+    }  # fmt: skip
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(f"{root}/teachers/office.pt", buffer.getvalue())
+    return f"{root}/office", f"{root}/teachers/office.pt"
+
+
+def _s3_files(uri: str) -> dict[str, float]:
+    """Every file under ``uri`` on S3 with its modification time (epoch seconds)."""
+    from pyarrow import fs as pafs
+
+    from augkd.storage import resolve_filesystem
+
+    filesystem, path = resolve_filesystem(uri)
+    infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+    return {i.path[len(path) + 1 :]: i.mtime.timestamp() for i in infos if i.is_file}
+
+
+def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp_path, monkeypatch):
+    """Nothing on local paths but MLflow's database: the nodes read the dataset and the teacher
+    from S3, the shared stages are produced there once, before the first trial, and the
+    trials (zero-GPU, on nodes with a GPU) run on CPU and checkpoint at ASHA's rungs."""
+    from augkd.storage import read_bytes
+
+    monkeypatch.chdir(tmp_path)
+    _ensure_workers(cluster)
+    root = f"{s3_server.bucket('augkd-cluster')}/search"
+    data_root, teacher_uri = _dataset_and_teacher_on_s3(root)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    samples = 3
+    outcome = run_search(
+        SearchOptions(
+            storage=f"{root}/runs", name="s3", tracking_uri=tracking_uri, smoke_test=True,
+            num_samples=samples, address=cluster.address,
+            overrides=[
+                "resources.cpu=0.5", "resources.gpu=0", f"max_concurrent={samples}",
+                "data.source=folders", f"data.root={data_root}", "data.student_domain=dslr",
+                "data.split=[0.5, 0.25, 0.25]", f"teacher.checkpoint={teacher_uri}",
+                "module1.iters_per_epoch=2", "module2.epochs=1", f"module3.epochs={EPOCHS}",
+                f"scheduler.max_epochs={EPOCHS}", "scheduler.grace_period=2",
+                "module3.batch_size=4",
+            ],
+        ),
+        echo=lambda *a, **k: None,
+    )  # fmt: skip
+    assert outcome.search_path == f"{root}/runs/s3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "augkd_exports",
+        "mlartifacts",
+        "mlflow.db",
+    ]
+    rows = load_results(outcome.search_path)
+    assert len(rows) == samples and {r["status"] for r in rows} <= ENDED
+    assert any(r["status"] == "completed" and r["test_acc1"] is not None for r in rows)
+
+    # produced exactly once each, by the tasks before the search, and only read by trials
+    produced = [(stage, hit) for stage, _, hit, _ in outcome.shared.produced]
+    assert [stage for stage, hit in produced if not hit] == ["domain", "module1"]
+    cache = _s3_files(f"{root}/runs/stage_cache")
+    artifacts = {name: t for name, t in cache.items() if name.endswith(".pt") and "/." not in name}
+    assert (
+        sorted(name.split("/")[0] for name in artifacts)
+        == ["diagnostics"] * samples + ["domain", "module1"] + ["module2"] * samples
+    )  # module2.* is searched: one per trial, and the diagnostics of each beside it
+    assert [r["module1_cache_hit"] for r in rows] == [1.0] * samples
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = 's3'"
+    )
+    first_trial = min(r.info.start_time for r in runs if r.data.tags[TRIAL_TAG] != "parent")
+    shared = [t for name, t in artifacts.items() if not name.startswith("module2/")]
+    assert max(shared) <= first_trial / 1000, "a shared stage was written after a trial started"
+
+    # zero-GPU trials on nodes with a (logical) GPU ran on CPU; checkpoints at rungs and end
+    results = [n for n in _s3_files(outcome.search_path) if n.endswith("/result.json")]
+    assert len(results) == samples
+    for name in results:
+        reports = [
+            json.loads(line)
+            for line in read_bytes(f"{outcome.search_path}/{name}").decode().splitlines()
+        ]
+        assert {r["device"] for r in reports} == {"cpu"}
+        saved = [int(r["epoch"]) for r in reports if r.get("checkpoint_dir_name")]
+        ran = int(reports[-1]["epoch"])
+        assert saved == [e for e in (2, 4) if e <= ran] + ([ran] if ran not in (2, 4) else [])
+
+
+def _on_fake_gpu_node(num_gpus: float, device: str) -> tuple[list, str]:
+    """A Ray task scheduled like a trial with ``num_gpus``, on a node whose GPU is logical:
+    what Ray assigned it, and the device augkd picks (as if CUDA worked there)."""
+    from augkd.runtime import resolve_device
+
+    @ray.remote(num_cpus=0.5, num_gpus=num_gpus)
+    def place() -> tuple[list, str]:
+        ids = ray.get_gpu_ids()
+        return ids, str(resolve_device(device, ids, cuda_available=True))
+
+    return ray.get(place.remote())
+
+
+def test_zero_gpu_trial_on_a_gpu_node_runs_on_cpu(cluster):
+    _ensure_workers(cluster)
+    ray.init(address=cluster.address, log_to_driver=False, ignore_reinit_error=True)
+    assert _on_fake_gpu_node(0, "auto") == ([], "cpu")
+    ids, device = _on_fake_gpu_node(0.5, "auto")
+    assert len(ids) == 1 and device == "cuda:0"  # the GPU Ray assigned, as torch numbers it
+    assert _on_fake_gpu_node(0.5, "cuda")[1] == "cuda:0"
+    with pytest.raises(ConfigError, match="Ray gave this trial no GPU"):
+        _on_fake_gpu_node(0, "cuda")
+    with pytest.raises(ConfigError, match="inside a Ray trial the GPU is the one Ray assigned"):
+        _on_fake_gpu_node(0.5, "cuda:1")
 
 
 def test_progress_view_pickles_after_ray_patches_print(monkeypatch):

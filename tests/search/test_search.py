@@ -7,7 +7,6 @@ import time
 
 import mlflow
 import pytest
-import ray
 import torch
 import yaml
 from optuna.trial import TrialState
@@ -19,13 +18,6 @@ from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
 
 SMALL = ["module3.epochs=4", "scheduler.max_epochs=4", "scheduler.grace_period=1"]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +54,15 @@ def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
 
 
-def test_stage1_is_computed_once_for_all_trials(smoke_search):
+def test_stage1_is_produced_once_before_the_trials_which_only_read_it(smoke_search):
     root, outcome = smoke_search
     rows = load_results(outcome.search_path)
-    assert sorted(r["module1_cache_hit"] for r in rows) == [0.0, 1.0, 1.0, 1.0]
+    assert [r["module1_cache_hit"] for r in rows] == [1.0] * 4
     assert len(list((root / "runs" / "stage_cache" / "module1").glob("*.pt"))) == 1
+    shared = outcome.shared
+    assert shared.module1 and not shared.module2  # the digits space searches module2.*
+    assert [stage for stage, _, hit, _ in shared.produced if not hit] == ["teacher", "module1"]
+    assert shared.preflight["classes"] == 10 and shared.preflight["device"] == "cpu"
 
 
 def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):

@@ -79,3 +79,34 @@ def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
 def test_missing_space_file_points_at_the_flag(tmp_path):
     with pytest.raises(ConfigError, match="does not exist; pass --space"):
         prepare_space(SearchOptions(space=str(tmp_path / "nowhere" / "space.yaml")))
+
+
+def test_booleans_are_not_numbers_in_a_space(tmp_path):
+    path = _space_file(tmp_path, num_samples=True)
+    with pytest.raises(ConfigError, match="search-space key 'num_samples': must be a number"):
+        prepare_space(SearchOptions(space=path))
+
+
+def test_asha_milestones_are_where_ray_puts_each_brackets_rungs():
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    from augkd.search.space import SchedulerSettings
+
+    for grace, factor, top in ((2, 3, 20), (4, 2, 16), (1, 2, 3), (3, 3.0, 20)):
+        settings = SchedulerSettings(grace_period=grace, reduction_factor=factor, brackets=2)
+        asha = AsyncHyperBandScheduler(
+            time_attr="epoch", max_t=top, grace_period=grace, reduction_factor=factor, brackets=2
+        )
+        for index, bracket in enumerate(asha._brackets):
+            assert settings.milestones(top, bracket=index) == sorted(m for m, _ in bracket._rungs)
+
+
+def test_the_rung_metric_must_be_a_val_metric_trials_report():
+    import pytest
+
+    from augkd.errors import ConfigError
+    from augkd.search.space import load_space
+
+    assert load_space("digits", {"scheduler": {"rung_metric": "val_acc1"}}).scheduler.brackets == 1
+    with pytest.raises(ConfigError, match="rung_metric"):
+        load_space("digits", {"scheduler": {"rung_metric": "test_acc1"}})

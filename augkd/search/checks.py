@@ -1,0 +1,51 @@
+"""Everything a search can check before Ray starts: bad input then costs seconds, not
+a cluster start, and leaves no half-made search (no parent run RUNNING) behind.
+
+The space file itself (parse errors, unknown keys, bounds) is checked by
+``prepare_space``; these are the places the search writes and the resources it asks for.
+"""
+
+from __future__ import annotations
+
+from augkd.errors import ConfigError
+from augkd.locations import RESULTS_FILE
+from augkd.outputs import check_folder_writable
+from augkd.search.results import load_results
+from augkd.search.space import SearchSpace
+from augkd.search.tracking import check_tracking_uri
+from augkd.storage import join_uri, uri_is_file
+
+
+def check_before_ray(space: SearchSpace, storage: str, tracking_uri: str) -> None:
+    check_folder_writable(storage, "--storage")
+    if "://" in storage:  # best configs are exported to a local folder
+        check_folder_writable("augkd_exports", "the export folder augkd_exports/")
+    check_tracking_uri(tracking_uri)
+    check_gpu_requested_with_device(space)
+
+
+def check_resumable(search_path: str) -> None:
+    """--resume needs Tune's saved experiment, and a results table that can be read."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(search_path):
+        raise ConfigError(
+            f"--resume: '{search_path}' holds no saved search to resume; check --name and "
+            "--storage, or run it again without --resume."
+        )
+    if uri_is_file(join_uri(search_path, RESULTS_FILE)):
+        load_results(search_path)  # a damaged table is named now, not inside Tune
+
+
+def check_gpu_requested_with_device(space: SearchSpace) -> None:
+    """`device: cuda` needs trials that get a GPU; whether the workers have one is the
+    workers' own check (the driver may be a CPU head node of a GPU cluster)."""
+    devices = {str(space.base_resolved.get("device", "auto"))}
+    if "device" in space.params:
+        devices |= {str(choice) for choice in space.params["device"].choices or []}
+    cuda = sorted(device for device in devices if device.startswith("cuda"))
+    if cuda and space.resources.gpu == 0:
+        raise ConfigError(
+            f"config key 'device' is '{cuda[0]}' but resources.gpu is 0, so no trial gets a GPU; "
+            "set resources.gpu (1, or 0.5 to share one) or device=auto."
+        )

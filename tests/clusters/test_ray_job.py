@@ -1,0 +1,66 @@
+"""Ray's job path: `ray job submit --runtime-env-json '{"working_dir": "."}' -- python
+search.py ...` against a head whose job server listens on 127.0.0.1. The job's driver and
+its trials run the uploaded checkout, not whatever is installed on the nodes."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from augkd.search.results import load_results
+
+ROOT = Path(__file__).resolve().parents[2]
+SAFETY_S = 600.0
+"""Only keeps a broken run from hanging the suite; no assert is about speed."""
+
+
+@pytest.fixture
+def job_server():
+    if ray.is_initialized():
+        ray.shutdown()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+        dashboard_port=port, log_to_driver=False,
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+
+
+def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tmp_path):
+    checkout = tmp_path / "checkout"  # what `--runtime-env-json '{"working_dir": "."}'` uploads
+    for name in ("augkd", "search_spaces"):
+        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "search.py", checkout / "search.py")
+    small = [
+        "teacher.epochs=3", "module1.iters_per_epoch=2", "module2.epochs=1", "module3.epochs=2",
+        "scheduler.max_epochs=2", "scheduler.grace_period=1",
+    ]  # fmt: skip
+    entrypoint = (
+        "python -c \"import augkd; print('augkd from', augkd.__file__)\" && "
+        f"python search.py --smoke-test --num-samples 2 --storage {tmp_path / 'runs'} "
+        f"--name job --tracking-uri sqlite:///{tmp_path / 'mlflow.db'} "
+        + " ".join(f"--set {item}" for item in small)
+    )
+    client = JobSubmissionClient(job_server)
+    job = client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": str(checkout)})
+    deadline = time.monotonic() + SAFETY_S
+    while not client.get_job_status(job).is_terminal():
+        assert time.monotonic() < deadline, client.get_job_logs(job)[-3000:]
+        time.sleep(1)
+    logs = client.get_job_logs(job)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
+    imported = next(line for line in logs.splitlines() if line.startswith("augkd from"))
+    assert "working_dir_files" in imported and str(ROOT) not in imported
+    rows = load_results(str(tmp_path / "runs" / "job"))
+    assert len(rows) == 2 and {r["status"] for r in rows} <= {"completed", "pruned"}
