@@ -16,6 +16,7 @@ TINY = [
     "module1.epochs=1",
     "module1.iters_per_epoch=4",
     "module1.student_steps=2",
+    "encoder_adapt.epochs=1",
     "module2.epochs=2",
     "module3.epochs=3",
 ]

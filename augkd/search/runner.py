@@ -60,6 +60,7 @@ SMOKE_TEST = {
     "base": {
         "teacher": {"epochs": 15},
         "module1": {"epochs": 1, "iters_per_epoch": 6, "student_steps": 2},
+        "encoder_adapt": {"epochs": 1},
         "module2": {"epochs": 2},
         "module3": {"epochs": 4},
     },
