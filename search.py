@@ -16,7 +16,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from augkd.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--space", default="digits", help="search-space YAML (or a packaged name)")
+    parser.add_argument("--space", default="fonts", help="search-space YAML (or a packaged name)")
     parser.add_argument(
         "--storage", default=None,
         help="results, checkpoints and stage artifacts: a path or s3://bucket/prefix "

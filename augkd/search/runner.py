@@ -71,7 +71,7 @@ SPACE_KEYS = set(SearchSpace.model_fields)
 
 @dataclass
 class SearchOptions:
-    space: str = "digits"
+    space: str = "fonts"
     storage: str | None = None
     """None: $AUGKD_STORAGE, else augkd_runs in the working directory."""
     name: str | None = None

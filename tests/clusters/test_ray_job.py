@@ -48,7 +48,7 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
     ]  # fmt: skip
     entrypoint = (
         "python -c \"import augkd; print('augkd from', augkd.__file__)\" && "
-        f"python search.py --smoke-test --num-samples 2 --storage {tmp_path / 'runs'} "
+        f"python search.py --space digits --smoke-test --num-samples 2 --storage {tmp_path / 'runs'} "
         f"--name job --tracking-uri sqlite:///{tmp_path / 'mlflow.db'} "
         + " ".join(f"--set {item}" for item in small)
     )

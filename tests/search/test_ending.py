@@ -60,7 +60,7 @@ def test_exception_escaping_the_search_leaves_nothing_running(local_ray, tmp_pat
     monkeypatch.setattr(ProgressView, "on_trial_result", disk_full, raising=False)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     options = SearchOptions(
-        storage=str(tmp_path), name="crashed", tracking_uri=tracking_uri, smoke_test=True,
+        space="digits", storage=str(tmp_path), name="crashed", tracking_uri=tracking_uri, smoke_test=True,
         num_samples=1, overrides=[*QUICK, "method=ce"],
     )  # fmt: skip
     with pytest.raises(Exception, match="injected"):
