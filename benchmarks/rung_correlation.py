@@ -1,16 +1,16 @@
 """Do ASHA's rungs rank trials right? Over full-budget trials (a random-sampler FIFO
-search of the default digits space), the Spearman rank correlation between a rung
+search of a space, by default the default fonts space), the Spearman rank correlation between a rung
 metric at each epoch and the final best val Acc@1, and what ASHA would save in
 trial-seconds (not only epochs) at each grace period.
 
-    python benchmarks/rung_correlation.py [--trials 16] [--seed 0] [--out benchmarks/results]
+    python benchmarks/rung_correlation.py [--space fonts] [--trials 16] [--seed 0] [--out benchmarks/results]
     python benchmarks/rung_correlation.py --reuse /tmp/augkd_rung_runs/NAME
 
 ASHA is replayed offline on the recorded curves, in start order, as Ray's
 asynchronous ASHA decides (a trial stops at a rung when it is below the
 1 - 1/reduction_factor quantile of the values recorded there so far). Trial-seconds
 are Tune's time_total_s at the epoch a trial would stop (Module 1 and 2 included).
-Writes rung_correlation.json and prints the tables.
+Writes rung_correlation_<space>.json and prints the tables.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ METRICS = ("best_val_acc1", "val_acc1")
 FINAL = "best_val_acc1"
 
 
-def run_search(storage: Path, trials: int, seed: int, overrides: list[str]) -> str:
+def run_search(storage: Path, space: str, trials: int, seed: int, overrides: list[str]) -> str:
     import ray
 
     from augkd.search.runner import SearchOptions, run_search
@@ -36,7 +36,7 @@ def run_search(storage: Path, trials: int, seed: int, overrides: list[str]) -> s
     try:
         outcome = run_search(
             SearchOptions(
-                space="digits",
+                space=space,
                 storage=str(storage),
                 tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
                 num_samples=trials,
@@ -123,6 +123,7 @@ def correlations_at(trials, metric: str, epoch: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--space", default="fonts", help="search space (default: the default's)")
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results")
@@ -135,7 +136,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     storage = Path(args.storage)
     storage.mkdir(parents=True, exist_ok=True)
-    search_path = args.reuse or run_search(storage, args.trials, args.seed, args.overrides)
+    search_path = args.reuse or run_search(
+        storage, args.space, args.trials, args.seed, args.overrides
+    )
     trials = curves(search_path)
     max_t = len(trials[0])
     corr = correlations(trials)
@@ -146,7 +149,7 @@ def main() -> None:
         ]
         for metric in METRICS
     }
-    (out / "rung_correlation.json").write_text(
+    (out / f"rung_correlation_{args.space}.json").write_text(
         json.dumps(
             {"search": search_path, "trials": len(trials), "correlations": corr, "asha": replays},
             indent=2,
