@@ -86,7 +86,7 @@ def open_commands(search_path: str) -> list[str]:
 
 
 def default_point(space: Any) -> dict[str, Any] | None:
-    """The base config's value of every searched param (the paper's defaults), as
+    """The base config's value of every searched param (augkd's defaults), as
     Optuna's first trial; a param whose default lies outside its range is left to the
     sampler. None for the grid sampler, which visits its own points."""
     if space.sampler.name == "grid":
