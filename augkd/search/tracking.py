@@ -234,6 +234,7 @@ class SearchRecorder(Callback):
             run = found[0]
             run_id = run.info.run_id
             self.logged_epoch[trial_id] = run.data.metrics.get("epoch", 0.0)
+            self._recover_history(trial_id, run_id, int(self.logged_epoch[trial_id]))
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
             if "augkd.status" in run.data.tags:  # e.g. interrupted: it runs again now
@@ -267,6 +268,24 @@ class SearchRecorder(Callback):
         if self.cache_root is not None:
             full["teacher.cache_dir"] = self.cache_root
         return {k: v for k, v in full.items() if k not in RUN_SETTINGS}
+
+    def _recover_history(self, trial_id: str, run_id: str, logged: int) -> None:
+        """After a killed driver, MLflow (written every epoch) may hold epochs that the
+        results table (written every few seconds) lost; take them back from MLflow, since
+        those epochs will not be reported again."""
+        row = self.table.rows.get(trial_id, {})
+        history = {int(h["epoch"]): h for h in json.loads(row.get("history_json") or "[]")}
+        if all(epoch in history for epoch in range(1, logged + 1)):
+            return
+        for key in HISTORY_KEYS:
+            for metric in self.client.get_metric_history(run_id, key):
+                if 1 <= metric.step <= logged:
+                    history.setdefault(metric.step, {}).setdefault(key, metric.value)
+        self.table.update(
+            trial_id,
+            history_json=json.dumps([history[k] for k in sorted(history)]),
+            epochs_run=float(max(history)),
+        )
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]

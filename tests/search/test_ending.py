@@ -34,7 +34,7 @@ def test_search_whose_every_trial_failed_exits_3_naming_the_error(
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings = [*QUICK, "method=kd", f"teacher.checkpoint={teacher}"]
     code = search_main(
-        ["--smoke-test", "--num-samples", "2", "--name", "doomed", "--storage", str(tmp_path),
+        ["--space", "digits", "--smoke-test", "--num-samples", "2", "--name", "doomed", "--storage", str(tmp_path),
          "--tracking-uri", tracking_uri, *(f"--set={item}" for item in settings)]
     )  # fmt: skip
     line = one_line(capsys.readouterr())

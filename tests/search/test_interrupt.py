@@ -62,7 +62,8 @@ def interrupted_then_resumed(tmp_path_factory):
     root = tmp_path_factory.mktemp("ctrl_c")
     storage, tracking_uri = root / "runs", f"sqlite:///{root / 'mlflow.db'}"
     command = [
-        sys.executable, str(ROOT / "search.py"), "--smoke-test", "--num-samples", str(TRIALS),
+        sys.executable, str(ROOT / "search.py"), "--space", "digits", "--smoke-test",
+        "--num-samples", str(TRIALS),
         "--storage", str(storage), "--name", NAME, "--tracking-uri", tracking_uri,
         "--address", "local", *(item for setting in SETTINGS for item in ("--set", setting)),
     ]  # fmt: skip

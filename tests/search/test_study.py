@@ -29,15 +29,19 @@ def test_the_study_holds_every_trial_once_with_its_true_state(tiny_search):
             assert trial.value == row["best_val_acc1"]
 
 
-def test_the_first_trial_is_the_papers_defaults(tiny_search):
+def test_the_first_trial_is_the_configs_defaults(tiny_search):
     first = min(load_study(tiny_search["path"]).trials, key=lambda t: t.number)
     assert first.params == {
-        "module2.anchor_weight": 1.0,
+        "module2.anchor_weight": 0.1,
         "module2.temperature": 1.0,
         "module2.invariant": 0.25,
         "module3.schedule": "linear",
         "module3.a": 0.6,
         "module3.b": 0.2,
+        "module3.ce_share": 0.5,
+        "module3.kd_temperature": 1.0,
+        "module3.teacher_term": "mixed",
+        "module3.teacher_fade": True,
     }
 
 
