@@ -253,7 +253,8 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     alone.mkdir()
     shutil.copy(ROOT / "search.py", alone / "search.py")
     command = [
-        sys.executable, str(alone / "search.py"), "--smoke-test", "--storage", str(storage),
+        sys.executable, str(alone / "search.py"), "--space", "digits", "--smoke-test",
+        "--storage", str(storage),
         "--name", name, "--tracking-uri", tracking_uri, "--address", cluster.address,
         "--num-samples", str(samples), *(f"--set={item}" for item in SMALL),
     ]  # fmt: skip
