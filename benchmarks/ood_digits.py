@@ -171,6 +171,30 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary from runs of the same benchmark and entries on disjoint seeds (e.g. seeds
+    0-2 and 3-4 run apart); entries must have run the same configs to stay paired."""
+    merged = json.loads(json.dumps(summaries[0]))
+    for other in summaries[1:]:
+        if other["benchmark"] != merged["benchmark"] or other["epochs"] != merged["epochs"]:
+            raise ConfigError("--merge takes runs of one benchmark at one budget.")
+        if set(other["seeds"]) & set(merged["seeds"]):
+            raise ConfigError(f"--merge: seeds {sorted(set(other['seeds']) & set(merged['seeds']))} "
+                              "appear twice; merge runs on disjoint seeds.")  # fmt: skip
+        if other["methods"].keys() != merged["methods"].keys():
+            raise ConfigError("--merge: the runs have different entries; run the same --entries.")
+        for entry, config in other["configs"].items():
+            if {k: v for k, v in config.items() if k != "seed"} != {
+                k: v for k, v in merged["configs"][entry].items() if k != "seed"
+            }:
+                raise ConfigError(f"--merge: entry '{entry}' ran different configs; not paired.")
+        merged["seeds"] += other["seeds"]
+        for entry, record in other["methods"].items():
+            for key, values in record.items():
+                merged["methods"][entry][key] += values
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--benchmark", choices=[*BENCHMARKS, "both"], default="both")
@@ -181,12 +205,24 @@ def main() -> int:
     parser.add_argument("--config", dest="configs", action="append", default=[])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--cache", default=None, help="stage cache (default: augkd's)")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="JSON",
+        help="instead of running: combine earlier result files on disjoint seeds",
+    )  # fmt: skip
     parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     names = [name for name in args.entries.split(",") if name]
     unknown = [name for name in names if name not in ENTRIES]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     try:
+        if args.merge:
+            summary = merge_summaries([json.loads(Path(p).read_text()) for p in args.merge])
+            print(format_table(summary), flush=True)
+            out = Path(args.out_dir) / f"ood_{summary['benchmark']}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(summary, indent=1))
+            print(f"results written to {out}")
+            return 0
         if unknown:
             raise ConfigError(f"Unknown entries {unknown}; choose from {', '.join(ENTRIES)}.")
         chosen = BENCHMARKS if args.benchmark == "both" else (args.benchmark,)
