@@ -51,3 +51,9 @@ def test_runs_of_different_configs_are_not_merged(tmp_path):
     run = _merge(tmp_path, _summary([0], [90.0], [91.0]), _summary([1], [92.0], [93.0], 1.0))
     assert run.returncode == 2
     assert "entry 'ce' ran different configs" in run.stderr
+
+
+def test_runs_on_the_same_seed_are_not_merged(tmp_path):
+    run = _merge(tmp_path, _summary([0], [90.0], [91.0]), _summary([0], [92.0], [93.0]))
+    assert run.returncode == 2
+    assert "seeds [0] appear twice; merge runs on disjoint seeds" in run.stderr
