@@ -165,20 +165,28 @@ class EncoderAdaptConfig(_Section):
 class Module2Config(_Section):
     """Anchor learning: AnchorNet trained with the uncertainty (energy) score."""
 
-    epochs: int = Field(60, ge=1)
-    """At 6 epochs (a few dozen steps) the AnchorNet had not moved from its start."""
+    steps: int = Field(120, ge=1)
+    """Optimizer steps (method/budget.py): 60 epochs of the fonts benchmark's 150 train
+    images. A few dozen steps left the AnchorNet where it started."""
+    epochs: int | None = Field(None, ge=1)
+    """Whole epochs instead of ``steps`` (None: ``steps`` decide)."""
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
     anchor_weight: float = Field(0.1, ge=0)
     """w_u: weight of the uncertainty term. The energy is unbounded below: trained to
     convergence at w_u = 1, anchors collapsed onto one class the teacher is sure of; at
-    0.1 they keep every class (README, "Modules 1-2 at laptop scale")."""
+    0.1 they keep every class (docs/method-notes.md, "Modules 1-2 at laptop scale")."""
     temperature: float = Field(1.0, gt=0)
     """tau: temperature of the energy score."""
     ce_weight: float = Field(0.1, ge=0)
     mask_weight: float = Field(1.0, ge=0)
     invariant: float = Field(0.25, ge=0, le=1)
     """rho: share of latent dimensions the anchor must leave unchanged."""
+    val_checks: int = Field(10, ge=1)
+    """How many times, evenly over the steps (at epoch ends, the last one always), L_A on val
+    picks the AnchorNet kept (method.md: the lowest val L_A)."""
+    val_images: int = Field(512, ge=1)
+    """Val images L_A is judged on: a fixed seeded subset when val holds more."""
 
 
 class Module3Config(_Section):

@@ -6,7 +6,6 @@ picks the best epoch; test is computed once, at that epoch, after the last one.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from augkd.method.guards import check_finite
 from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
 from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
+from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
 from augkd.models.deployable import student_meta
@@ -108,6 +108,7 @@ def run_trial(
     config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
     1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
     report as ``diag_*``."""
+    started = time.perf_counter()
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
     cache = cache or StageCache(default_cache_root(config))
@@ -120,6 +121,8 @@ def run_trial(
         trial.stages.reported = {f"diag_{k}": v for k, v in diagnostics.metrics.items()}
         if on_diagnostics is not None:
             on_diagnostics(diagnostics)
+    # What the trial spent before Module 3's first epoch: out of ASHA's reach.
+    trial.stages.timings["setup_seconds"] = time.perf_counter() - started
     result = _train_student(
         config, trial.plan, trial.teacher, trial.splits, trial.stages, trial.device,
         on_epoch, resume_state, log, cache, trial.precision,
@@ -166,11 +169,17 @@ def produce_shared_stages(
     with_encoder: bool = True,
 ) -> dict[str, float]:
     """Produce (or find) the decoded data, the teacher, Module 1 and optionally Module 2 in
-    the cache: what a search does before its first trial, so that trials only read them."""
-    teacher, splits = load_inputs(config, cache, device, MixedPrecision(config.precision, device))
+    the cache, with Module 2's diagnostics: what a search does before its first trial, so
+    that trials only read them."""
+    precision = MixedPrecision(config.precision, device)
+    teacher, splits = load_inputs(config, cache, device, precision)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
-    return _prepare_stages(config, plan, teacher, splits, cache, device, log).timings
+    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
+    if with_module2 and config.diagnostics.enabled:
+        trial = PreparedTrial(config, plan, teacher, splits, stages, device, precision)
+        _stage_diagnostics(trial, cache, _judge(trial))
+    return stages.timings
 
 
 def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
@@ -197,26 +206,36 @@ def first_share(config: Config, plan: MethodPlan) -> float | None:
 def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:
     """Diagnostics of the frozen G, E (and A): the stage part once per stage-2 artifact
     (cached next to it), the x_mix part per trial (it depends on module3.b)."""
-    config, splits = trial.config, trial.splits
+    config = trial.config
     if trial.stages.frozen_nets is None:
         raise ConfigError(
             f"method '{config.method}' trains no generator, so there is nothing to diagnose; "
             "use --method augkd, no_anchor, no_mixup or dfkd."
         )
-    judge = Judge(
+    judge = _judge(trial)
+    stage = _stage_diagnostics(trial, cache, judge)
+    share = first_share(config, trial.plan)
+    return Diagnostics.from_artifact(stage).merged(
+        mixup_diagnostics(judge, config.diagnostics, share)
+    )
+
+
+def _judge(trial: PreparedTrial) -> Judge:
+    splits = trial.splits
+    return Judge(
         trial.teacher.model, trial.teacher.normalize, splits.val_x, splits.val_y,
         trial.stages.frozen_nets, splits.class_names,
     )  # fmt: skip
-    stage = cache.get_or_create(
+
+
+def _stage_diagnostics(trial: PreparedTrial, cache: StageCache, judge: Judge) -> dict[str, Any]:
+    config = trial.config
+    return cache.get_or_create(
         "diagnostics",
         diagnostics_key(config, trial.plan, trial.teacher),
         lambda: stage_diagnostics(
             judge, config.diagnostics, config.module1.latent_size
         ).to_artifact(),
-    )
-    share = first_share(config, trial.plan)
-    return Diagnostics.from_artifact(stage).merged(
-        mixup_diagnostics(judge, config.diagnostics, share)
     )
 
 
@@ -314,17 +333,16 @@ def _train_student(
         student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     rng = torch.Generator().manual_seed(config.seed * 1000 + 4)
+    training = TrainingState(
+        {"student": student, "optimizer": optimizer, "grad_scaler": precision},
+        {"batches": rng},
+        device,
+    )
     history: list[dict[str, float]] = []
     best = {"val_acc1": -1.0, "epoch": 0, "student": None}
     first_epoch = 0
     if resume_state is not None:
-        student.load_state_dict(resume_state["student"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        rng.set_state(resume_state["rng"])
-        torch.set_rng_state(resume_state["torch_rng"])
-        if device.type == "cuda" and resume_state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(resume_state["cuda_rng"], device)
-        precision.load_state_dict(resume_state.get("grad_scaler") or {})
+        training.restore(resume_state)
         history = list(resume_state["history"])
         best = {
             "val_acc1": resume_state["best_val_acc1"],
@@ -344,6 +362,7 @@ def _train_student(
         **stages.reported,
         **_cache_metrics(cache),
     }
+    module3_seconds = history[-1].get("module3_seconds", 0.0) if history else 0.0
     for epoch in range(first_epoch, settings.epochs):
         start = time.perf_counter()
         share = mixup_schedule(schedule, epoch, settings.epochs, settings.a, settings.b)
@@ -360,7 +379,11 @@ def _train_student(
         check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
         val = evaluate(student, splits.val_x, splits.val_y, teacher.normalize)
         if val["acc1"] > best["val_acc1"]:
-            best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "student": _cpu_copy(student)}
+            best = {
+                "val_acc1": val["acc1"],
+                "epoch": epoch + 1,
+                "student": cpu_copy(student.state_dict()),
+            }
         metrics = {
             "epoch": float(epoch + 1),
             "epochs": float(settings.epochs),
@@ -370,19 +393,19 @@ def _train_student(
             "best_val_acc1": best["val_acc1"],
             "best_epoch": float(best["epoch"]),
             "epoch_seconds": time.perf_counter() - start,
+            "module3_seconds": module3_seconds + time.perf_counter() - start,
             **constant,
         }
         if epoch + 1 == settings.epochs:
             metrics.update(_test_at_best(config, splits, teacher, best["student"], device))
         history.append(metrics)
+        module3_seconds = metrics["module3_seconds"]
         log(
             f"epoch {epoch + 1}/{settings.epochs} s={share:.2f} loss {metrics['train_loss']:.3f} "
             f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
         )
         if on_epoch is not None:
-            state = _state_builder(
-                epoch + 1, student, optimizer, rng, history, best, precision, meta
-            )
+            state = _state_builder(epoch + 1, training, history, best, meta)
             on_epoch(metrics, state)
     return TrialResult(history[-1], history, best["student"], list(cache.events))
 
@@ -403,28 +426,20 @@ def _cache_metrics(cache: StageCache) -> dict[str, float]:
     return metrics
 
 
-def _cpu_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 def _state_builder(
-    epoch, student, optimizer, rng, history, best, precision: MixedPrecision, meta
+    epoch, training: TrainingState, history, best, meta
 ) -> Callable[[], dict[str, Any]]:
+    """Module 3's resume state; ``best_student`` and ``student_meta`` are also what a
+    trial's last checkpoint exports."""
+
     def build() -> dict[str, Any]:
-        device = next(student.parameters()).device
-        return {
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "grad_scaler": precision.state_dict(),
-            "epoch": epoch,
-            "student": _cpu_copy(student),
-            "optimizer": copy.deepcopy(optimizer.state_dict()),
-            "rng": rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": copy.deepcopy(history),
-            "best_val_acc1": best["val_acc1"],
-            "best_epoch": best["epoch"],
-            "best_student": best["student"],
-            "student_meta": meta,
-        }
+        return training.capture(
+            epoch=epoch,
+            history=history,
+            best_val_acc1=best["val_acc1"],
+            best_epoch=best["epoch"],
+            best_student=best["student"],
+            student_meta=meta,
+        )
 
     return build

@@ -1,9 +1,15 @@
 """Module 2 — anchor learning: train AnchorNet with the teacher's uncertainty
-(method.md, "Module 2"). E, G and T stay frozen."""
+(method.md, "Module 2"). E, G and T stay frozen.
+
+E is frozen and its mean is used, so z = E(x, y) of the train and val images is computed
+once, not once a batch. The budget is in optimizer steps (method/budget.py), and the
+AnchorNet is judged on a fixed subset of val a few times (``val_checks``, at epoch ends),
+keeping the one with the lowest L_A: on a real val split a pass over all of it every epoch
+cost more than the training itself.
+"""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
@@ -11,25 +17,27 @@ from torch import nn
 
 from augkd.config import Module2Config
 from augkd.data import as_unit_float, iterate_batches
+from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import check_finite
 from augkd.method.losses import anchor_loss
+from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import AnchorNet
 from augkd.runtime import Normalize
+
+ENCODE_BATCH = 512
 
 
 def anchor_batch_loss(
     anchor_net: AnchorNet,
-    encoder: nn.Module,
+    latents: torch.Tensor,
+    labels: torch.Tensor,
     generator: nn.Module,
     teacher: nn.Module,
     normalize: Normalize,
-    images: torch.Tensor,
-    labels: torch.Tensor,
     config: Module2Config,
 ) -> torch.Tensor:
-    with torch.no_grad():
-        z, _ = encoder(images, labels)
-    anchor, mask = anchor_net(z, labels)
+    """L_A of a batch of latent codes z = E(x, y)."""
+    anchor, mask = anchor_net(latents, labels)
     teacher_logits = teacher(normalize(generator(anchor)))
     return anchor_loss(
         teacher_logits,
@@ -41,6 +49,47 @@ def anchor_batch_loss(
         config.mask_weight,
         config.invariant,
     )
+
+
+@torch.no_grad()
+def encode(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """z = E(x, y), the encoder's mean, in batches."""
+    encoder.eval()
+    return torch.cat(
+        [
+            encoder(
+                as_unit_float(images[start : start + ENCODE_BATCH]),
+                labels[start : start + ENCODE_BATCH],
+            )[0]
+            for start in range(0, len(labels), ENCODE_BATCH)
+        ]
+    )
+
+
+def module2_budget(config: Module2Config, train_size: int) -> StepBudget:
+    return step_budget(config.steps, config.epochs, train_size, config.batch_size, min_batch=2)
+
+
+def val_check_epochs(budget: StepBudget, checks: int) -> set[int]:
+    """The epochs (1-based) after which val judges the AnchorNet: the first epoch end at or
+    past each of ``checks`` evenly spaced steps; the last epoch always."""
+    chosen = {budget.epochs}
+    done = 0
+    targets = [budget.steps * (k + 1) / checks for k in range(checks)]
+    for epoch in range(budget.epochs):
+        done += budget.steps_in_epoch(epoch)
+        while targets and targets[0] <= done:
+            targets.pop(0)
+            chosen.add(epoch + 1)
+    return chosen
+
+
+def val_subset(size: int, limit: int, seed: int) -> torch.Tensor:
+    """A fixed, seeded choice of at most ``limit`` val rows (all of them when fewer)."""
+    if size <= limit:
+        return torch.arange(size)
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return order[:limit].sort().values
 
 
 def train_anchor(
@@ -57,7 +106,7 @@ def train_anchor(
     resume_state: dict[str, Any] | None = None,
     on_epoch_end=None,
 ) -> dict[str, Any]:
-    """Returns the AnchorNet state with the lowest L_A on the val split.
+    """Returns the AnchorNet state with the lowest L_A on the val subset.
 
     Resume hook as in Module 1: ``on_epoch_end(epoch, make_state)`` after every epoch, and
     ``resume_state`` (a dict ``make_state()`` built) continues after its epoch exactly."""
@@ -66,66 +115,64 @@ def train_anchor(
     for frozen in (encoder, generator, teacher):
         frozen.eval()
         frozen.requires_grad_(False)
+    budget = module2_budget(config, len(splits.train_y))
+    checks = val_check_epochs(budget, config.val_checks)
+    train_z = encode(encoder, splits.train_x, splits.train_y)
+    rows = val_subset(len(splits.val_y), config.val_images, int(generator_rng.initial_seed()))
+    val_z = encode(encoder, splits.val_x[rows.to(device)], splits.val_y[rows.to(device)])
+    val_y = splits.val_y[rows.to(device)]
     optimizer = torch.optim.Adam(anchor_net.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    # Cosine decay over the stage's steps, stepped once a step (sized and stepped alike).
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.steps)
+    training = TrainingState(
+        {"anchor_net": anchor_net, "optimizer": optimizer, "scheduler": scheduler},
+        {"batches": generator_rng},
+        device,
+    )
     best: dict[str, Any] = {"val_loss": float("inf")}
     first_epoch = 0
     if resume_state is not None:
-        anchor_net.load_state_dict(resume_state["anchor_net"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        generator_rng.set_state(resume_state["generator_rng"])
-        torch.set_rng_state(resume_state["torch_rng"])
-        best, first_epoch = copy.deepcopy(resume_state["best"]), int(resume_state["epoch"])
-    for epoch in range(first_epoch, config.epochs):
+        training.restore(resume_state)
+        best, first_epoch = resume_state["best"], int(resume_state["epoch"])
+    for epoch in range(first_epoch, budget.epochs):
         anchor_net.train()
-        for images, labels in iterate_batches(
-            splits.train_x, splits.train_y, config.batch_size, generator_rng
+        steps = 0
+        for latents, labels in iterate_batches(
+            train_z, splits.train_y, config.batch_size, generator_rng
         ):
             if len(labels) < 2:
                 continue  # BatchNorm in the mask net needs two samples
+            if steps == budget.steps_in_epoch(epoch):
+                break
             loss = anchor_batch_loss(
-                anchor_net, encoder, generator, teacher, normalize, images, labels, config
+                anchor_net, latents, labels, generator, teacher, normalize, config
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        scheduler.step()
-        val_loss = _val_loss(anchor_net, encoder, generator, teacher, normalize, splits, config)
-        check_finite(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}", "module2.lr")
-        log(f"module2 epoch {epoch + 1}/{config.epochs} val anchor loss {val_loss:.4f}")
-        if val_loss < best["val_loss"]:
-            best = {
-                "val_loss": val_loss,
-                "epoch": epoch + 1,
-                "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
-            }
+            scheduler.step()
+            steps += 1
+        if epoch + 1 in checks:
+            val_loss = _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, config)
+            check_finite(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}", "module2.lr")
+            log(f"module2 epoch {epoch + 1}/{budget.epochs} val anchor loss {val_loss:.4f}")
+            if val_loss < best["val_loss"]:
+                best = {
+                    "val_loss": val_loss,
+                    "epoch": epoch + 1,
+                    "anchor_net": cpu_copy(anchor_net.state_dict()),
+                }
         if on_epoch_end is not None:
-            on_epoch_end(
-                epoch + 1,
-                lambda e=epoch + 1, b=best: {
-                    "epoch": e,
-                    "anchor_net": {k: v.detach().cpu() for k, v in anchor_net.state_dict().items()},
-                    "optimizer": copy.deepcopy(optimizer.state_dict()),
-                    "scheduler": scheduler.state_dict(),
-                    "generator_rng": generator_rng.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "best": copy.deepcopy(b),
-                },
-            )
-    return copy.deepcopy(best)
+            on_epoch_end(epoch + 1, lambda e=epoch + 1, b=best: training.capture(epoch=e, best=b))
+    return cpu_copy(best)
 
 
 @torch.no_grad()
-def _val_loss(anchor_net, encoder, generator, teacher, normalize, splits, config) -> float:
+def _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, config) -> float:
     anchor_net.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(splits.val_y), 512):
-        images = as_unit_float(splits.val_x[start : start + 512])
-        labels = splits.val_y[start : start + 512]
-        loss = anchor_batch_loss(
-            anchor_net, encoder, generator, teacher, normalize, images, labels, config
-        )
+    total = 0.0
+    for start in range(0, len(val_y), ENCODE_BATCH):
+        latents, labels = val_z[start : start + ENCODE_BATCH], val_y[start : start + ENCODE_BATCH]
+        loss = anchor_batch_loss(anchor_net, latents, labels, generator, teacher, normalize, config)
         total += float(loss) * len(labels)
-        count += len(labels)
-    return total / count
+    return total / len(val_y)

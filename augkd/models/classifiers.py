@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from augkd.errors import ModelError
+from augkd.models.layout import fast_layout
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -130,7 +131,7 @@ def build_classifier(
         raise ModelError(
             f"Unknown architecture '{arch}'; choose one of: {', '.join(sorted(CLASSIFIERS))}."
         )
-    return CLASSIFIERS[arch](num_classes, pretrained, small_input)
+    return fast_layout(CLASSIFIERS[arch](num_classes, pretrained, small_input))
 
 
 def count_parameters(model: nn.Module) -> int:

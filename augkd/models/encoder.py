@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augkd.models.layout import fast_layout
+
 LOGVAR_RANGE = (-5.0, 3.0)
 
 
@@ -29,6 +31,7 @@ class Encoder(nn.Module):
         )
         self.mu = nn.Linear(8 * width, latent_size)
         self.logvar = nn.Linear(8 * width, latent_size)
+        fast_layout(self)
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor

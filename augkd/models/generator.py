@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from augkd.models.layout import fast_layout
+
 
 class Generator(nn.Module):
     def __init__(self, latent_size: int, image_size: int, width: int = 64) -> None:
@@ -27,6 +29,7 @@ class Generator(nn.Module):
             nn.Conv2d(width, 3, 3, padding=1),
             nn.Sigmoid(),
         )
+        fast_layout(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         features = self.project(z).view(-1, 2 * self.width, self.base, self.base)

@@ -4,12 +4,16 @@ Both are Ray tasks with a trial's resources, so they land where trials land (a G
 not the head) and see what trials see: the data (e.g. on S3), the teacher, the GPU. The
 preflight loads the data, the teacher and the classes, and stops the search with one sentence
 if any is missing. Then one task per seed produces what every trial would otherwise wait for:
-the decoded data, the built-in teacher, Module 1 (hours at release size) and Module 2 when none
-of its keys are searched. Trials then only read them from the stage cache.
+the decoded data, the built-in teacher, Module 1 (hours at release size) and Module 2 — for
+the base setting when none of its keys are searched, or for every point of a small grid when
+its searched keys are all categorical (then trials share the AnchorNets instead of training
+one each before their first report, where ASHA cannot stop them). Trials then only read them
+from the stage cache.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +31,8 @@ MODULE1_INPUTS = ("seed", "precision", "data.", "teacher.", "student.", "module1
 ENCODER_INPUTS = (*MODULE1_INPUTS, "encoder_adapt.")
 MODULE2_INPUTS = (*ENCODER_INPUTS, "module2.")
 MAX_SEEDS = 16
+MAX_SHARED_ANCHOR_NETS = 64
+"""At most this many Module-2 artifacts (grid points x seeds) are produced before a search."""
 
 
 @dataclass
@@ -36,6 +42,10 @@ class SharedStages:
     module2: bool
     encoder: bool = False
     """The adapted encoder (encoder_adapt.epochs > 0 and none of its keys searched)."""
+    module2_grid: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    """The Module-2 settings produced per seed when ``module2``: ``[{}]`` is the base's alone."""
+    notes: list[str] = field(default_factory=list)
+    """What the plan could not share, and how to make it shareable (printed by the search)."""
     preflight: dict[str, Any] = field(default_factory=dict)
     produced: list[tuple[str, str, bool, float]] = field(default_factory=list)
     """(stage, key, was a cache hit, seconds) of every artifact the tasks touched."""
@@ -66,17 +76,41 @@ def plan_shared_stages(space: SearchSpace) -> SharedStages:
         and not any(_depends_on(key, MODULE1_INPUTS) for key in searched)
         and len(seeds) <= MAX_SEEDS
     )
-    module2 = (
-        module1
-        and any(METHOD_PLANS[m].module2 for m in methods)
-        and not any(_depends_on(key, MODULE2_INPUTS) for key in searched)
-    )
+    upstream_of_module2 = [k for k in searched if _depends_on(k, ENCODER_INPUTS)]
+    anchors = module1 and any(METHOD_PLANS[m].module2 for m in methods) and not upstream_of_module2
+    grid, notes = _module2_grid(space, [k for k in searched if k.startswith("module2.")])
+    module2 = anchors and grid is not None and len(grid) * len(seeds) <= MAX_SHARED_ANCHOR_NETS
+    if anchors and grid is not None and not module2:
+        notes.append(
+            f"the Module-2 grid has {len(grid)} points x {len(seeds)} seeds, more than "
+            f"{MAX_SHARED_ANCHOR_NETS} AnchorNets to train before the search: each trial trains "
+            "its own before its first report; use fewer categorical choices to share them"
+        )
     encoder = (
         module1
         and base.encoder_adapt.epochs > 0
         and not any(_depends_on(key, ENCODER_INPUTS) for key in searched)
     )
-    return SharedStages(seeds, module1, module2, encoder)
+    return SharedStages(seeds, module1, module2, encoder, grid if module2 else [{}], notes)
+
+
+def _module2_grid(
+    space: SearchSpace, keys: list[str]
+) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """Every combination of the searched Module-2 keys, when all are unconditional
+    categoricals (a grid the stage cache can hold); None, with a note, otherwise."""
+    if not keys:
+        return [{}], []
+    continuous = [k for k in keys if space.params[k].type != "categorical" or space.params[k].when]
+    if continuous:
+        return None, [
+            f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} searched on a "
+            "continuous (or conditional) scale, so each trial trains its own AnchorNet before "
+            "its first report, where ASHA cannot stop it; search Module 2 on a small "
+            "categorical grid to train each AnchorNet once, before the trials"
+        ]
+    choices = [space.params[k].choices or [] for k in keys]
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*choices)], []
 
 
 def _check_fits(space: SearchSpace, available: dict[str, float]) -> None:
@@ -104,10 +138,11 @@ def _stage_task(
     from augkd.cache import StageCache
     from augkd.pipeline import load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
-    from augkd.runtime import limit_gpu_memory, resolve_device
+    from augkd.runtime import configure_torch, limit_gpu_memory, resolve_device
 
     try:
         config = config_from_dict(base_config)
+        configure_torch(config.threads or _assigned_cpus())
         device = resolve_device(config.device, ray.get_gpu_ids())
         limit_gpu_memory(device, gpu_share)
         cache = StageCache(cache_root)
@@ -130,6 +165,13 @@ def _stage_task(
     events = [(e.stage, e.key, e.hit, e.seconds) for e in cache.events]
     node = ray.get_runtime_context().get_node_id()
     return {"device": str(device), "node_id": node, "events": events, **summary}
+
+
+def _assigned_cpus() -> int:
+    """The CPUs Ray gave this task (a worker process may have been started for another)."""
+    import ray
+
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
 def prepare_search(
@@ -160,15 +202,43 @@ def prepare_search(
         names += " and 2" if plan.module2 else ""
         echo(f"[search] producing shared stages before the first trial: {names} for seeds "
              f"{plan.seeds}")  # fmt: skip
-        configs = [with_overrides(first, {"seed": seed}).to_dict() for seed in plan.seeds]
-        outcomes = ray.get(
-            [task.remote(c, cache_root, share, True, plan.module2, plan.encoder) for c in configs]
-        )
-        for outcome in outcomes:
-            if "error" in outcome:
-                raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
-            plan.produced.extend(outcome["events"])
+        # Module 1 is the longest stage and nothing else runs yet: on a local cluster, give
+        # each seed's task its share of every CPU (torch uses them as threads).
+        cpus = space.resources.cpu
+        if local_cluster:
+            total = ray.cluster_resources().get("CPU", cpus)
+            cpus = max(cpus, float(int(total // len(plan.seeds))))
+        first_point = plan.module2_grid[0]
+        configs = [with_overrides(first, {"seed": s, **first_point}) for s in plan.seeds]
+        _run_stage_tasks(
+            [task.options(num_cpus=cpus).remote(c.to_dict(), cache_root, share, True,
+                                                plan.module2, plan.encoder) for c in configs],
+            plan,
+        )  # fmt: skip
+        # Then the rest of the Module-2 grid, every point of every seed at once.
+        rest = [
+            with_overrides(config, point).to_dict()
+            for config in configs
+            for point in plan.module2_grid[1:]
+        ]
+        if plan.module2 and rest:
+            echo(f"[search] training {len(rest) + len(configs)} AnchorNets (the Module-2 grid "
+                 f"{', '.join(plan.module2_grid[0])} x {len(plan.seeds)} seeds)")  # fmt: skip
+            _run_stage_tasks(
+                [task.remote(c, cache_root, share, True, True, plan.encoder) for c in rest], plan
+            )
     plan.seconds = time.perf_counter() - started
+    for note in plan.notes:
+        echo(f"[search] note: {note}")
     echo(f"[search] preflight passed on a worker ({preflight['device']}); shared stages ready "
          f"after {plan.seconds:.0f}s")  # fmt: skip
     return plan
+
+
+def _run_stage_tasks(refs: list[Any], plan: SharedStages) -> None:
+    import ray
+
+    for outcome in ray.get(refs):
+        if "error" in outcome:
+            raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
+        plan.produced.extend(outcome["events"])

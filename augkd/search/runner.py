@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from augkd.config import parse_override
-from augkd.dotted import set_dotted
+from augkd.dotted import get_dotted, set_dotted
 from augkd.entry import quiet_libraries
 from augkd.errors import ConfigError, Interrupted
 from augkd.locations import (
@@ -130,7 +130,23 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
     if options.num_samples is not None:
         extra["num_samples"] = options.num_samples
     merged = _merge(raw, extra)
-    return load_space(path, {k: merged[k] for k in merged}, set(space_values))
+    space = load_space(path, {k: merged[k] for k in merged}, set(space_values))
+    return _smoke_module2_grid(space) if options.smoke_test else space
+
+
+def _smoke_module2_grid(space: SearchSpace) -> SearchSpace:
+    """--smoke-test trains two AnchorNets, not a whole grid: the first categorical Module-2
+    param keeps its base value and one more; the others keep the base value alone."""
+    trimmed = False
+    for key, param in space.params.items():
+        if not key.startswith("module2.") or param.type != "categorical" or param.when:
+            continue
+        value = get_dotted(space.base_resolved, key)
+        others = [choice for choice in param.choices or [] if choice != value]
+        keep = [value, *others[:1]] if not trimmed else [value]
+        param.choices = keep if value in (param.choices or []) else (param.choices or [])[:2]
+        trimmed = True
+    return space
 
 
 def init_ray(address: str | None) -> bool:

@@ -351,6 +351,11 @@ class SearchRecorder(Callback):
             if key in result:
                 row[key] = result[key]
         row |= {k: v for k, v in result.items() if k.startswith("diag_")}
+        # Where the trial's seconds went: every stage it ran (Module 3's included), what it
+        # spent before its first report (out of ASHA's reach), and Tune's total.
+        row |= {k: v for k, v in result.items() if k.endswith("_seconds") and k != "epoch_seconds"}
+        if "time_total_s" in result:
+            row["trial_seconds"] = result["time_total_s"]
         if outcome in ("completed", "pruned"):
             self._log_diagnostics(run_id, trial)
         if outcome == "completed":

@@ -27,3 +27,52 @@ def test_no_adaptation_means_no_shared_encoder():
         {"module3.a": {"type": "float", "low": 0.1, "high": 1}}, {"encoder_adapt": {"epochs": 0}}
     )
     assert plan.module1 and plan.module2 and not plan.encoder
+
+
+GRID = {
+    "module2.anchor_weight": {"type": "categorical", "choices": [0.03, 0.1, 0.3]},
+    "module2.temperature": {"type": "categorical", "choices": [0.5, 1.0]},
+    "module3.a": {"type": "float", "low": 0.1, "high": 1},
+}
+
+
+def test_a_categorical_module2_grid_is_trained_before_the_trials_point_by_point():
+    plan = _plan(GRID)
+    assert plan.module1 and plan.encoder and plan.module2 and not plan.notes
+    assert len(plan.module2_grid) == 6
+    assert {"module2.anchor_weight": 0.3, "module2.temperature": 0.5} in plan.module2_grid
+
+
+def test_a_continuous_module2_key_leaves_anchor_nets_to_the_trials_and_says_how_to_share():
+    plan = _plan({**GRID, "module2.invariant": {"type": "float", "low": 0.1, "high": 0.6}})
+    assert not plan.module2 and plan.module2_grid == [{}]
+    assert "module2.invariant" in plan.notes[0] and "categorical grid" in plan.notes[0]
+
+
+def test_a_conditional_module2_key_is_not_shared():
+    conditional = {
+        **GRID,
+        "module3.schedule": {"type": "categorical", "choices": ["linear", "step"]},
+        "module2.invariant": {
+            "type": "categorical", "choices": [0.25, 0.5], "when": {"module3.schedule": "step"}
+        },
+    }  # fmt: skip
+    assert not _plan(conditional).module2
+
+
+def test_a_grid_too_large_to_train_up_front_is_left_to_the_trials(monkeypatch):
+    from augkd.search import prestage
+
+    monkeypatch.setattr(prestage, "MAX_SHARED_ANCHOR_NETS", 5)
+    plan = _plan(GRID)
+    assert not plan.module2 and "6 points" in plan.notes[0]
+
+
+def test_the_smoke_test_trains_two_anchor_nets_including_the_base_setting():
+    from augkd.search.runner import SearchOptions, prepare_space
+
+    space = prepare_space(SearchOptions(space="fonts", smoke_test=True))
+    plan = plan_shared_stages(space)
+    assert plan.module2 and len(plan.module2_grid) == 2
+    assert {"module2.anchor_weight": 0.1, "module2.temperature": 1.0,
+            "module2.invariant": 0.25} in plan.module2_grid  # fmt: skip
