@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,15 @@ from augkd.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from augkd.cache import StageCache
+
+
+BUILT_IN_LOADERS: dict[str, tuple[str, str]] = {
+    "digits": ("augkd.data.digits", "load_digits_domain"),
+    "fonts": ("augkd.data.fonts", "load_fonts_domain"),
+    "forms": ("augkd.data.forms", "load_forms_domain"),
+}
+"""Built-in benchmarks (no download): source -> (module, loader of one domain at a size),
+imported only when used (the fonts renderers need matplotlib and fontTools)."""
 
 
 @dataclass
@@ -47,14 +57,9 @@ def load_domain(config: DataConfig, domain: str, cache: StageCache | None = None
     With a stage cache, a folder or list-file domain (local or s3://) is listed, and its
     decoded uint8 tensor is a "domain" artifact keyed by the listing and the image size:
     fetched and decoded once, then read by every trial and node."""
-    if config.source == "digits":
-        from augkd.data.digits import load_digits_domain
-
-        return load_digits_domain(domain, config.image_size)
-    if config.source == "fonts":
-        from augkd.data.fonts import load_fonts_domain
-
-        return load_fonts_domain(domain, config.image_size)
+    if config.source in BUILT_IN_LOADERS:
+        module, function = BUILT_IN_LOADERS[config.source]
+        return getattr(importlib.import_module(module), function)(domain, config.image_size)
     if config.root is None:
         raise ConfigError(f"config key 'data.root' must name the {config.source} dataset folder.")
     from augkd.data import real

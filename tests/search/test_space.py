@@ -16,7 +16,7 @@ def _space_file(tmp_path, **changes):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["digits", "office31", "officehome", "visda"])
+@pytest.mark.parametrize("name", ["digits", "fonts", "forms", "office31", "officehome", "visda"])
 def test_shipped_spaces_validate(name):
     space = load_space(f"search_spaces/{name}.yaml")
     assert space.params and space.num_samples >= 1

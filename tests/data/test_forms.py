@@ -1,0 +1,156 @@
+"""The forms benchmark (handwritten -> typed digits): deterministic, disjoint between
+domains, no download, UCI's acquisition, its sizes, scarce-label splits and a real trial."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import socket
+
+import numpy as np
+import pytest
+import sklearn.datasets
+import torch
+
+from augkd.config import load_config
+from augkd.data import forms as forms_module
+from augkd.data import load_student_splits
+from augkd.data.fonts import font_files
+from augkd.data.forms import (
+    count_blocks,
+    load_forms_domain,
+    normalise_bitmap,
+    scan_typed_digit,
+)
+from augkd.errors import ConfigError
+from augkd.pipeline import run_trial
+
+FORMS_DATA = [
+    "data.source=forms",
+    "data.teacher_domains=[handwritten]",
+    "data.student_domain=typed",
+    "data.train_per_class=15",
+]
+
+
+@pytest.fixture
+def few_scans(monkeypatch):
+    """20 typed digits per class, freshly scanned into a cache of their own (the full
+    domain stays cached for the tests that read it)."""
+    monkeypatch.setattr(forms_module, "TYPED_PER_CLASS", 20)
+    fresh = functools.lru_cache(maxsize=1)(forms_module._typed_counts.__wrapped__)
+    monkeypatch.setattr(forms_module, "_typed_counts", fresh)
+
+
+def _hashes(images: torch.Tensor) -> set[str]:
+    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+
+
+def test_typed_domain_is_deterministic_balanced_and_every_image_differs(few_scans):
+    first = load_forms_domain("typed", 16)
+    forms_module._typed_counts.cache_clear()
+    again = load_forms_domain("typed", 16)
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert first.images.shape == (200, 3, 16, 16) and first.images.dtype == torch.uint8
+    assert torch.bincount(first.labels).tolist() == [20] * 10
+    assert len(_hashes(first.images)) == 200
+
+
+def test_handwritten_domain_is_all_of_sklearns_digits():
+    domain = load_forms_domain("handwritten", 16)
+    assert domain.images.shape == (1797, 3, 16, 16)
+    assert domain.labels.tolist() == sklearn.datasets.load_digits().target.tolist()
+
+
+def test_typed_digits_go_through_ucis_acquisition(few_scans):
+    """Counts of on-pixels in 4x4 blocks of a 32x32 bitmap (0-16), the glyph filling all
+    rows like UCI's digits; at 8 px the typed domain is those counts divided by 16."""
+    counts, _labels = forms_module._typed_counts()
+    assert counts.dtype == torch.int64 and counts.shape == (200, 8, 8)
+    assert counts.min() == 0 and counts.max() == 16
+    assert bool((counts > 0).any(dim=2).all())  # ink in every one of the 8 rows
+    at_8 = load_forms_domain("typed", 8).images[:, 0].float()
+    assert torch.equal(at_8, (counts.float() / 16 * 255).round())
+
+
+def test_normalising_keeps_a_thin_stroke_thin_and_fills_the_height():
+    stroke = np.zeros((40, 40), dtype=bool)
+    stroke[5:25, 18:21] = True  # 20 high, 3 wide
+    bitmap = normalise_bitmap(stroke)
+    assert bitmap.shape == (32, 32) and bitmap.any(axis=1).all()
+    assert bitmap.any(axis=0).sum() == round(3 * 32 / 20)
+    square = np.ones((10, 30), dtype=bool)  # wider than high: capped at 32 wide
+    assert normalise_bitmap(square).all()
+    assert count_blocks(normalise_bitmap(square)).tolist() == [[16] * 8] * 8
+    with pytest.raises(ValueError, match="no ink"):
+        normalise_bitmap(np.zeros((8, 8), dtype=bool))
+
+
+def test_each_scan_setting_changes_the_counts():
+    font = font_files()[0]
+    plain = dict(scan_height=30.0, skew=0.0, weight=0, threshold=0.5)
+    base = scan_typed_digit(2, font, **plain)
+    assert base.shape == (8, 8) and base.min() >= 0 and base.max() <= 16
+    for change in ({"skew": 5.0}, {"weight": 4}, {"threshold": 0.65}, {"scan_height": 20.0}):
+        assert not np.array_equal(scan_typed_digit(2, font, **{**plain, **change}), base)
+    assert scan_typed_digit(2, font, **{**plain, "weight": 4}).sum() > base.sum()
+
+
+def test_scanning_never_reads_sklearn(few_scans, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the typed domain must not read scikit-learn's digits")
+
+    monkeypatch.setattr(sklearn.datasets, "load_digits", refuse)
+    assert len(load_forms_domain("typed", 16)) == 200
+
+
+def test_domains_share_no_image():
+    typed = load_forms_domain("typed", 16)
+    handwritten = load_forms_domain("handwritten", 16)
+    assert not _hashes(typed.images) & _hashes(handwritten.images)
+    counts, _labels = forms_module._typed_counts()  # and none at UCI's 8x8 either
+    raw = sklearn.datasets.load_digits().images.astype(np.int64)
+    assert not {c.numpy().tobytes() for c in counts} & {r.tobytes() for r in raw}
+
+
+def test_both_domains_load_without_the_network(few_scans, monkeypatch):
+    def no_network(*_args, **_kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert len(load_forms_domain("typed", 16)) == 200
+    assert len(load_forms_domain("handwritten", 16)) == 1797
+
+
+def test_typed_domain_sizes_and_scarce_label_splits():
+    """3,000 distinct typed digits, 300 per class; 15 labelled per class, val and test of
+    1,425 each (the spec: at most 15 labels per class, val and test of at least 600)."""
+    typed = load_forms_domain("typed", 16)
+    assert torch.bincount(typed.labels).tolist() == [300] * 10
+    assert len(_hashes(typed.images)) == 3000
+    config = load_config(None, FORMS_DATA).data
+    splits = load_student_splits(config, seed=0, device=torch.device("cpu"))
+    assert torch.bincount(splits.train_y).tolist() == [15] * 10
+    assert len(splits.val_y) == 1425 and len(splits.test_y) == 1425
+    parts = [set(splits.indices[name].tolist()) for name in ("train", "val", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    again = load_student_splits(config, seed=0, device=torch.device("cpu"))
+    assert torch.equal(again.indices["train"], splits.indices["train"])
+    other = load_student_splits(config, seed=1, device=torch.device("cpu"))
+    assert not torch.equal(other.indices["train"], splits.indices["train"])
+
+
+def test_unknown_forms_domain_names_the_keys():
+    with pytest.raises(ConfigError, match="data.student_domain=typed"):
+        load_forms_domain("printed", 16)
+
+
+def test_a_tiny_trial_runs_on_the_forms_benchmark(few_scans, tmp_path):
+    config = load_config(
+        None,
+        [*FORMS_DATA, "method=ce", "teacher.epochs=1", "module3.epochs=1",
+         f"teacher.cache_dir={tmp_path}"],
+    )  # fmt: skip
+    result = run_trial(config, log=lambda _line: None)
+    assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0
+    assert (tmp_path / "teacher").is_dir()  # the built-in teacher was trained and cached
