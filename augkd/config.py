@@ -190,10 +190,30 @@ class Module2Config(_Section):
     """Val images L_A is judged on: a fixed seeded subset when val holds more."""
 
 
+STEPS_BETWEEN_VAL_PASSES = 10
+
+
 class Module3Config(_Section):
     """Mixup learning (also the training stage of every baseline)."""
 
-    epochs: int = Field(20, ge=1)
+    steps: int = Field(800, ge=1)
+    """Optimizer steps (method/budget.py), whatever the data size; epochs are derived (a
+    budget of 20 epochs was 40 steps on 150 images, far from converged)."""
+    epochs: int | None = Field(None, ge=1)
+    """Whole epochs instead of ``steps`` (None: ``steps`` decide), e.g. the paper's 200."""
+    val_every: int | None = Field(None, ge=1)
+    """Optimizer steps between val passes, each one report to the search (ASHA's rungs, the
+    best-val checkpoint): at the first epoch end that many steps after the last pass, and
+    after the last epoch. None: every epoch under an ``epochs`` budget (the paper's
+    protocol), every 10 steps under a ``steps`` budget (on 150 images an epoch is 2 steps,
+    and a val pass over a real val split costs more than they do)."""
+
+    def val_interval(self) -> int:
+        """``val_every`` as the steps between val passes (0: every epoch)."""
+        if self.val_every is not None:
+            return self.val_every
+        return 0 if self.epochs is not None else STEPS_BETWEEN_VAL_PASSES
+
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)

@@ -22,12 +22,9 @@ from augkd.errors import ConfigError
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.encoder_adapt import adapt_encoder
-from augkd.method.guards import check_finite
-from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
-from augkd.method.plans import METHOD_PLANS, MethodPlan, ce_shares
+from augkd.method.mixup import MixupNets, module3_budget, train_mixup
+from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
-from augkd.method.training_state import TrainingState, cpu_copy
-from augkd.metrics import evaluate
 from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
 from augkd.models.deployable import student_meta
 from augkd.precision import AutocastModule, MixedPrecision
@@ -192,14 +189,13 @@ def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
     return f"{stages}-{config.digest('diagnostics')}"
 
 
-def first_share(config: Config, plan: MethodPlan) -> float | None:
+def first_share(config: Config, plan: MethodPlan, train_size: int) -> float | None:
     """Module 3's first s when its batches mix; None when they don't or s = 1 (x_mix = x)."""
     if plan.batches != "mixup":
         return None
     settings = config.module3
-    share = mixup_schedule(
-        plan.schedule or settings.schedule, 0, settings.epochs, settings.a, settings.b
-    )
+    epochs = module3_budget(settings, train_size).epochs
+    share = mixup_schedule(plan.schedule or settings.schedule, 0, epochs, settings.a, settings.b)
     return share if share < 1.0 else None
 
 
@@ -214,7 +210,7 @@ def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:
         )
     judge = _judge(trial)
     stage = _stage_diagnostics(trial, cache, judge)
-    share = first_share(config, trial.plan)
+    share = first_share(config, trial.plan, len(trial.splits.train_y))
     return Diagnostics.from_artifact(stage).merged(
         mixup_diagnostics(judge, config.diagnostics, share)
     )
@@ -324,98 +320,25 @@ def _train_student(
     cache: StageCache,
     precision: MixedPrecision,
 ) -> TrialResult:
-    settings = config.module3
     seed_everything(config.seed * 1000 + 3)
     student = build_student(config, len(splits.class_names)).to(device)
     if stages.student_init is not None:
         student.load_state_dict(stages.student_init)
-    optimizer = torch.optim.Adam(
-        student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
-    rng = torch.Generator().manual_seed(config.seed * 1000 + 4)
-    training = TrainingState(
-        {"student": student, "optimizer": optimizer, "grad_scaler": precision},
-        {"batches": rng},
-        device,
-    )
-    history: list[dict[str, float]] = []
-    best = {"val_acc1": -1.0, "epoch": 0, "student": None}
-    first_epoch = 0
-    if resume_state is not None:
-        training.restore(resume_state)
-        history = list(resume_state["history"])
-        best = {
-            "val_acc1": resume_state["best_val_acc1"],
-            "epoch": resume_state["best_epoch"],
-            "student": resume_state["best_student"],
-        }
-        first_epoch = int(resume_state["epoch"])
-        log(f"resuming module 3 after epoch {first_epoch}")
-
     meta = student_meta(
         teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
     )
-    schedule = plan.schedule or settings.schedule
     constant = {
         "student_params": float(count_parameters(student)),
         **{name: float(value) for name, value in stages.timings.items()},
         **stages.reported,
         **_cache_metrics(cache),
     }
-    module3_seconds = history[-1].get("module3_seconds", 0.0) if history else 0.0
-    for epoch in range(first_epoch, settings.epochs):
-        start = time.perf_counter()
-        share = mixup_schedule(schedule, epoch, settings.epochs, settings.a, settings.b)
-        shares = ce_shares(
-            plan, settings.teacher_term, settings.ce_share, share, settings.teacher_fade
-        )
-        epoch_settings = EpochSettings(
-            share, shares, settings.kd_temperature, config.data.augment, settings.batch_size
-        )
-        train_loss = train_epoch(
-            student, teacher.model, teacher.normalize, optimizer, splits.train_x,
-            splits.train_y, epoch_settings, rng, stages.mixup_nets, precision,
-        )  # fmt: skip
-        check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
-        val = evaluate(student, splits.val_x, splits.val_y, teacher.normalize)
-        if val["acc1"] > best["val_acc1"]:
-            best = {
-                "val_acc1": val["acc1"],
-                "epoch": epoch + 1,
-                "student": cpu_copy(student.state_dict()),
-            }
-        metrics = {
-            "epoch": float(epoch + 1),
-            "epochs": float(settings.epochs),
-            "train_loss": float(train_loss),
-            "mixup_share": share,
-            **{f"val_{name}": value for name, value in val.items()},
-            "best_val_acc1": best["val_acc1"],
-            "best_epoch": float(best["epoch"]),
-            "epoch_seconds": time.perf_counter() - start,
-            "module3_seconds": module3_seconds + time.perf_counter() - start,
-            **constant,
-        }
-        if epoch + 1 == settings.epochs:
-            metrics.update(_test_at_best(config, splits, teacher, best["student"], device))
-        history.append(metrics)
-        module3_seconds = metrics["module3_seconds"]
-        log(
-            f"epoch {epoch + 1}/{settings.epochs} s={share:.2f} loss {metrics['train_loss']:.3f} "
-            f"val acc1 {val['acc1']:.1f} (best {best['val_acc1']:.1f} @ {best['epoch']})"
-        )
-        if on_epoch is not None:
-            state = _state_builder(epoch + 1, training, history, best, meta)
-            on_epoch(metrics, state)
-    return TrialResult(history[-1], history, best["student"], list(cache.events))
-
-
-def _test_at_best(config, splits, teacher, best_state, device) -> dict[str, float]:
-    """The only place test data is touched: once, with the best-val weights."""
-    model = build_student(config, len(splits.class_names), pretrained=False).to(device)
-    model.load_state_dict(best_state)
-    test = evaluate(model, splits.test_x, splits.test_y, teacher.normalize)
-    return {f"test_{name}": value for name, value in test.items()}
+    result = train_mixup(
+        student, teacher.model, teacher.normalize, splits, stages.mixup_nets, config.module3,
+        plan, config.data.augment, torch.Generator().manual_seed(config.seed * 1000 + 4),
+        precision, constant, on_epoch, resume_state, {"student_meta": meta}, log,
+    )  # fmt: skip
+    return TrialResult(result.history[-1], result.history, result.best_student, list(cache.events))
 
 
 def _cache_metrics(cache: StageCache) -> dict[str, float]:
@@ -424,22 +347,3 @@ def _cache_metrics(cache: StageCache) -> dict[str, float]:
         if event.stage in ("module1", "module2"):
             metrics[f"{event.stage}_cache_hit"] = float(event.hit)
     return metrics
-
-
-def _state_builder(
-    epoch, training: TrainingState, history, best, meta
-) -> Callable[[], dict[str, Any]]:
-    """Module 3's resume state; ``best_student`` and ``student_meta`` are also what a
-    trial's last checkpoint exports."""
-
-    def build() -> dict[str, Any]:
-        return training.capture(
-            epoch=epoch,
-            history=history,
-            best_val_acc1=best["val_acc1"],
-            best_epoch=best["epoch"],
-            best_student=best["student"],
-            student_meta=meta,
-        )
-
-    return build

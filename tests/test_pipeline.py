@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augkd import pipeline
+from augkd.method import mixup
 from augkd.cache import StageCache
 from augkd.config import with_overrides
 from augkd.errors import DataError, DivergedError, ModelError
@@ -23,9 +23,9 @@ def _quiet(_line: str) -> None:
 
 def test_augkd_trial_reports_every_epoch_and_tests_once(tiny_config, monkeypatch):
     seen_test_calls = []
-    original = pipeline._test_at_best
+    original = mixup._test_at_best
     monkeypatch.setattr(
-        pipeline, "_test_at_best", lambda *a: seen_test_calls.append(1) or original(*a)
+        mixup, "_test_at_best", lambda *a: seen_test_calls.append(1) or original(*a)
     )
     reports = []
     result = run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m), log=_quiet)
@@ -36,6 +36,22 @@ def test_augkd_trial_reports_every_epoch_and_tests_once(tiny_config, monkeypatch
     assert reports[-1]["best_val_acc1"] == best["val_acc1"]
     assert 0.0 <= result.metrics["test_acc1"] <= 100.0
     assert reports[0]["mixup_share"] == pytest.approx(tiny_config.module3.b)
+
+
+def test_a_step_budget_takes_its_steps_whatever_the_data_size(tiny_config):
+    # 720 train images in batches of 128: 6 steps an epoch, so 20 steps are 4 epochs, the
+    # last one cut to 2 steps; a val pass 8 steps after the last one falls at epoch 2 (step
+    # 12); epoch 3 is 6 steps after it, so the next pass is the last epoch's.
+    budget = {"module3.epochs": None, "module3.steps": 20, "module3.val_every": 8}
+    reports = []
+    run_trial(with_overrides(tiny_config, budget), on_epoch=lambda m, _s: reports.append(m),
+              log=_quiet)  # fmt: skip
+    assert [(m["epoch"], m["step"]) for m in reports] == [(2.0, 12.0), (4.0, 20.0)]
+    assert {m["epochs"] for m in reports} == {4.0} and {m["steps"] for m in reports} == {20.0}
+    # A tiny split (20 train images, one step an epoch) still gets its 20 steps.
+    tiny = with_overrides(tiny_config, {**budget, "data.split": [0.025, 0.4875, 0.4875]})
+    result = run_trial(tiny, log=_quiet)
+    assert (result.metrics["epochs"], result.metrics["step"]) == (20.0, 20.0)
 
 
 def test_best_epoch_is_chosen_on_val_not_test(tiny_config):

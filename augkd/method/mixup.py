@@ -7,13 +7,23 @@ sees and which loss it gets.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from augkd.data import iterate_batches
+from augkd.config import Module3Config
+from augkd.data import StudentSplits, iterate_batches
+from augkd.method.budget import StepBudget, step_budget
+from augkd.method.guards import check_finite
 from augkd.method.losses import distillation_loss
+from augkd.method.plans import MethodPlan, ce_shares
+from augkd.method.schedules import mixup_schedule
+from augkd.method.training_state import TrainingState, cpu_copy
+from augkd.metrics import evaluate
 from augkd.precision import MixedPrecision
 from augkd.runtime import Normalize
 
@@ -49,6 +59,8 @@ class EpochSettings:
     kd_temperature: float
     augment: bool
     batch_size: int
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (the last epoch of a step budget); None: all."""
 
 
 def train_epoch(
@@ -95,6 +107,8 @@ def train_epoch(
         precision.step(loss, optimizer)
         total += loss.detach()
         batches += 1
+        if batches == settings.max_steps:
+            break
     return total / max(batches, 1)
 
 
@@ -105,3 +119,127 @@ def _first_teacher_row(real_share: float, mixed_share: float, rows: int, mixing:
     if mixing and mixed_share < 1.0:
         return rows // 2
     return rows
+
+
+ReportHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
+"""on_report(metrics, make_state): make_state() builds the resume state when wanted."""
+
+
+@dataclass
+class Module3Result:
+    history: list[dict[str, float]]
+    """Every report's metrics; the last one holds test Acc@1/3/5 at the best-val step."""
+    best_student: dict[str, torch.Tensor]
+
+
+def module3_budget(settings: Module3Config, train_size: int) -> StepBudget:
+    return step_budget(settings.steps, settings.epochs, train_size, settings.batch_size)
+
+
+def train_mixup(
+    student: nn.Module,
+    teacher: nn.Module,
+    normalize: Normalize,
+    splits: StudentSplits,
+    mixup_nets: MixupNets | None,
+    settings: Module3Config,
+    plan: MethodPlan,
+    augment: bool,
+    rng: torch.Generator,
+    precision: MixedPrecision,
+    constant: dict[str, float] | None = None,
+    on_report: ReportHook | None = None,
+    resume_state: dict[str, Any] | None = None,
+    state_extra: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> Module3Result:
+    """Module 3 (and every baseline's training): the student on [x ; x_mix] for the step
+    budget, judged on val every ``val_every`` steps (at epoch ends, the last one always),
+    each judgement one report; test once, at the best-val weights, after the last.
+
+    ``constant`` rides on every report; ``state_extra`` on every resume state."""
+    budget = module3_budget(settings, len(splits.train_y))
+    optimizer = torch.optim.Adam(
+        student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    training = TrainingState(
+        {"student": student, "optimizer": optimizer, "grad_scaler": precision},
+        {"batches": rng},
+        splits.train_x.device,
+    )
+    history: list[dict[str, float]] = []
+    best: dict[str, Any] = {"val_acc1": -1.0, "epoch": 0, "step": 0, "student": None}
+    first_epoch, step, seconds = 0, 0, 0.0
+    if resume_state is not None:
+        training.restore(resume_state)
+        history, best = list(resume_state["history"]), resume_state["best"]
+        first_epoch = int(resume_state["epoch"])
+        step, seconds = int(history[-1]["step"]), history[-1]["module3_seconds"]
+        log(f"resuming module 3 after epoch {first_epoch}")
+    schedule = plan.schedule or settings.schedule
+    losses: list[torch.Tensor] = []
+    since_report, started = 0, time.perf_counter()
+    for epoch in range(first_epoch, budget.epochs):
+        share = mixup_schedule(schedule, epoch, budget.epochs, settings.a, settings.b)
+        shares = ce_shares(
+            plan, settings.teacher_term, settings.ce_share, share, settings.teacher_fade
+        )
+        steps = budget.steps_in_epoch(epoch)
+        epoch_settings = EpochSettings(
+            share, shares, settings.kd_temperature, augment, settings.batch_size, steps
+        )
+        loss = train_epoch(
+            student, teacher, normalize, optimizer, splits.train_x, splits.train_y,
+            epoch_settings, rng, mixup_nets, precision,
+        )  # fmt: skip
+        losses.append(loss)
+        step, since_report = step + steps, since_report + steps
+        last = epoch + 1 == budget.epochs
+        if since_report < settings.val_interval() and not last:
+            continue
+        train_loss = float(torch.stack(losses).mean())
+        check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
+        val = evaluate(student, splits.val_x, splits.val_y, normalize)
+        if val["acc1"] > best["val_acc1"]:
+            best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "step": step,
+                    "student": cpu_copy(student.state_dict())}  # fmt: skip
+        seconds += time.perf_counter() - started
+        metrics = {
+            "epoch": float(epoch + 1),
+            "epochs": float(budget.epochs),
+            "step": float(step),
+            "steps": float(budget.steps),
+            "train_loss": train_loss,
+            "mixup_share": share,
+            **{f"val_{name}": value for name, value in val.items()},
+            "best_val_acc1": best["val_acc1"],
+            "best_epoch": float(best["epoch"]),
+            "best_step": float(best["step"]),
+            "module3_seconds": seconds,
+            **(constant or {}),
+        }
+        if last:
+            metrics.update(_test_at_best(student, best["student"], splits, normalize))
+        history.append(metrics)
+        log(f"epoch {epoch + 1}/{budget.epochs} step {step}/{budget.steps} s={share:.2f} "
+            f"loss {train_loss:.3f} val acc1 {val['acc1']:.1f} "
+            f"(best {best['val_acc1']:.1f} @ step {best['step']})")  # fmt: skip
+        if on_report is not None:
+            on_report(
+                metrics,
+                lambda e=epoch + 1, h=list(history), b=best: training.capture(
+                    epoch=e, history=h, best=b, best_student=b["student"], **(state_extra or {})
+                ),
+            )
+        losses, since_report, started = [], 0, time.perf_counter()
+    return Module3Result(history, best["student"])
+
+
+def _test_at_best(
+    student: nn.Module, best_state: dict[str, torch.Tensor], splits: StudentSplits, normalize
+) -> dict[str, float]:
+    """The only place test data is touched: once, with the best-val weights (loaded into
+    the student, whose training is over)."""
+    student.load_state_dict(best_state)
+    test = evaluate(student, splits.test_x, splits.test_y, normalize)
+    return {f"test_{name}": value for name, value in test.items()}
