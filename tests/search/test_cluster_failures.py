@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import ray
 import torch
@@ -146,20 +145,31 @@ def test_trials_on_a_gpu_node_that_joined_later_refuse_it_and_the_search_stops(c
     _nothing_running(_tracking(tmp_path))
 
 
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
 def _stage_task_running_on(node) -> bool:
     """Whether a worker of ``node``'s raylet is executing the stage task (Ray titles a
     worker process 'ray::<function>' while it runs one)."""
-    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    try:
-        workers = psutil.Process(raylet).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return False
-    for worker in workers:
+    children = _children()
+    pending = [node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid]
+    while pending:
+        pid = pending.pop()
         try:
-            if any("ray::_stage_task" in part for part in worker.cmdline()):
+            if b"ray::_stage_task" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
-        except psutil.Error:
-            continue
+        except OSError:
+            pass
+        pending.extend(children.get(pid, []))
     return False
 
 
