@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes follow augkd's failure policy: 0 done, 2 bad input, 3 every trial
-    failed, 130 Ctrl-C (the search is saved; the resume command is printed)."""
+    failed, 4 a task before the trials kept losing its workers (spot reclaims; the command
+    that continues is printed), 130 Ctrl-C (the search is saved; the resume command is
+    printed)."""
     try:
         from augkd.entry import run_command
         from augkd.search.runner import SearchOptions, run_search

@@ -18,6 +18,10 @@ class ExitCode(IntEnum):
     """A config, flag, file or storage the user can fix; one sentence names it."""
     ALL_TRIALS_FAILED = 3
     """A search ran, but every trial failed; the sentence names their error."""
+    WORKERS_LOST = 4
+    """Ray lost the workers of a task more often than its retries allow (spot reclaims,
+    out-of-memory kills); the work done is kept and the sentence gives the command that
+    continues."""
     INTERRUPTED = 130
     """Ctrl-C (SIGINT), as shells report 128 + 2."""
 
@@ -52,6 +56,21 @@ class CacheError(AugkdError, RuntimeError):
 
 class PreflightError(AugkdError, RuntimeError):
     """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""
+
+
+class GpuError(AugkdError, RuntimeError):
+    """Ray gave a worker a GPU that torch on that node cannot use (driver, torch build)."""
+
+
+class AccessError(AugkdError, PermissionError):
+    """A location the search names (bucket, prefix) cannot be read or written from a worker,
+    or lies in another region than the cluster."""
+
+
+class WorkersLostError(AugkdError, RuntimeError):
+    """A task before the trials lost its worker more often than its retries allow."""
+
+    exit_code = ExitCode.WORKERS_LOST
 
 
 class AllTrialsFailedError(AugkdError, RuntimeError):

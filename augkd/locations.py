@@ -61,6 +61,13 @@ def stage_cache_root(storage: str) -> str:
     return join_uri(storage_root(storage), STAGE_CACHE)
 
 
+def storage_of_stage_cache(cache_root: str) -> str:
+    """The storage a stage cache root (``stage_cache_root``) lies in; a cache root kept
+    elsewhere stands for itself."""
+    parent, _, name = cache_root.rstrip("/").rpartition("/")
+    return parent if name == STAGE_CACHE and parent else cache_root
+
+
 def _children(uri: str) -> list[tuple[str, set[str]]]:
     """(name, file names) of each sub-folder of ``uri``; [] when it is no folder."""
     from pyarrow import fs as pafs

@@ -1,5 +1,5 @@
 """Device choice, CPU share and seeding: CUDA when present (and, inside Ray, assigned),
-CPU otherwise."""
+CPU otherwise; a GPU Ray assigned that torch cannot use is an error (augkd.gpu_check)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from augkd.errors import ConfigError
+from augkd.gpu_check import logical_gpus_on_cpu, unusable_gpu_error
 
 
 def resolve_device(
@@ -20,7 +21,9 @@ def resolve_device(
     Outside Ray (``ray_gpu_ids`` None): 'auto' is CUDA when present. Inside a Ray trial or
     task, ``ray_gpu_ids`` is ``ray.get_gpu_ids()``: none assigned means CPU even for 'auto'
     (Ray 2.60 no longer hides a node's GPUs from zero-GPU workers), and 'cuda' means the GPU
-    Ray assigned; 'cuda:N' is refused there, since Ray, not the config, picks the GPU."""
+    Ray assigned; 'cuda:N' is refused there, since Ray, not the config, picks the GPU. A GPU
+    Ray assigned that torch cannot use is a GpuError naming the node and the fix, for 'auto'
+    too, unless the node opted in to logical GPUs (gpu_check.LOGICAL_GPUS_ENV)."""
     available = torch.cuda.is_available() if cuda_available is None else cuda_available
     if name == "cpu":
         return torch.device("cpu")
@@ -52,12 +55,9 @@ def resolve_device(
             )
         return torch.device("cpu")
     if not available:
-        if name == "cuda":
-            raise ConfigError(
-                f"config key 'device' is 'cuda' and Ray assigned GPU {ray_gpu_ids[0]}, but "
-                "torch sees no CUDA device on this node; check its driver and torch build."
-            )
-        return torch.device("cpu")  # e.g. Ray's logical (fake) GPUs on a CPU machine
+        if name == "auto" and logical_gpus_on_cpu():
+            return torch.device("cpu")  # opted in: this node's GPUs are logical (tests)
+        raise unusable_gpu_error(ray_gpu_ids)
     return torch.device("cuda", _visible_index(str(ray_gpu_ids[0])))
 
 

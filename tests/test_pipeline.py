@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augkd.method import mixup
 from augkd.cache import StageCache
 from augkd.config import with_overrides
 from augkd.errors import DataError, DivergedError, ModelError
+from augkd.method import mixup
 from augkd.pipeline import run_trial
 from augkd.teacher import load_teacher, save_teacher
 

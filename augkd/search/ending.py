@@ -113,12 +113,20 @@ def _last_line(error: Any) -> str:
 
 
 def resume_command(
-    options: SearchOptions, name: str, storage: str, tracking_uri: str, program: str | None = None
+    options: SearchOptions,
+    name: str,
+    storage: str,
+    tracking_uri: str,
+    program: str | None = None,
+    resume: bool = True,
 ) -> str:
-    """The exact command that continues this search with the same space and settings."""
+    """The exact command that continues this search with the same space and settings;
+    ``resume`` False before Tune saved anything (it starts the search under the same name,
+    reading the stages already cached)."""
     if program is None:
         program = sys.argv[0] if sys.argv[0].endswith("search.py") else "search.py"
-    parts = ["python", program, "--resume", "--name", name, "--storage", storage]
+    parts = ["python", program, *(["--resume"] if resume else []), "--name", name]
+    parts += ["--storage", storage]
     parts += ["--space", options.space, "--tracking-uri", tracking_uri]
     if options.smoke_test:
         parts.append("--smoke-test")

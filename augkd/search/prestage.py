@@ -2,13 +2,16 @@
 
 Both are Ray tasks with a trial's resources, so they land where trials land (a GPU worker,
 not the head) and see what trials see: the data (e.g. on S3), the teacher, the GPU. The
-preflight loads the data, the teacher and the classes, and stops the search with one sentence
-if any is missing. Then one task per seed produces what every trial would otherwise wait for:
-the decoded data, the built-in teacher, Module 1 (hours at release size) and Module 2 — for
-the base setting when none of its keys are searched, or for every point of a small grid when
-its searched keys are all categorical (then trials share the AnchorNets instead of training
-one each before their first report, where ASHA cannot stop them). Trials then only read them
-from the stage cache.
+preflight checks that torch can use the GPU Ray gave it (augkd.gpu_check) and that every
+bucket prefix the search names can be read (the storage written) in the node's region
+(augkd.search.access), loads the data, the teacher and the classes, and stops the search with
+one sentence if any of it fails. Then one task per seed produces what every trial would
+otherwise wait for: the decoded data, the built-in teacher, Module 1 (hours at release size)
+and Module 2 — for the base setting when none of its keys are searched, or for every point of
+a small grid when its searched keys are all categorical (then trials share the AnchorNets
+instead of training one each before their first report, where ASHA cannot stop them). Trials
+then only read them from the stage cache. A task whose worker or node dies (a spot reclaim) is
+run again, stage_retries times.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augkd.config import config_from_dict, with_overrides
-from augkd.errors import AugkdError, PreflightError
+from augkd.errors import AugkdError, PreflightError, WorkersLostError
+from augkd.locations import storage_of_stage_cache
 from augkd.method.plans import METHOD_PLANS
+from augkd.search.access import Location, check_locations, named_locations
 from augkd.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -131,27 +136,31 @@ def _stage_task(
     produce: bool,
     module2: bool,
     encoder: bool = False,
+    locations: tuple[Location, ...] = (),
 ) -> dict[str, Any]:
     """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages."""
     import ray
 
     from augkd.cache import StageCache
+    from augkd.gpu_check import gpu_stack, node_label
     from augkd.pipeline import load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
     from augkd.runtime import configure_torch, limit_gpu_memory, resolve_device
 
+    summary: dict[str, Any] = {}
     try:
         config = config_from_dict(base_config)
         configure_torch(config.threads or _assigned_cpus())
-        device = resolve_device(config.device, ray.get_gpu_ids())
+        gpu_ids = ray.get_gpu_ids()
+        device = resolve_device(config.device, gpu_ids)  # a GpuError if torch cannot use it
         limit_gpu_memory(device, gpu_share)
         cache = StageCache(cache_root)
         if produce:
             produce_shared_stages(
                 config, cache, device, module2, log=log.info, with_encoder=encoder
             )
-            summary: dict[str, Any] = {}
         else:
+            check_locations(list(locations), node_label())
             teacher, splits = load_inputs(
                 config, cache, device, MixedPrecision(config.precision, device)
             )
@@ -160,6 +169,8 @@ def _stage_task(
                 "train_images": len(splits.train_y),
                 "teacher_arch": teacher.metadata.get("arch"),
             }
+            if gpu_ids:
+                summary["gpu_stack"] = gpu_stack().summary()
     except AugkdError as error:
         return {"error": str(error)}
     events = [(e.stage, e.key, e.hit, e.seconds) for e in cache.events]
@@ -174,25 +185,74 @@ def _assigned_cpus() -> int:
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
+LOST_WORKER = {
+    "NodeDiedError": "its node died (a spot reclaim, or a crash)",
+    "WorkerCrashedError": "its worker process died",
+    "OutOfMemoryError": "Ray killed its worker for want of memory",
+}
+"""Ray's errors for a task whose worker went away (retried up to stage_retries times), and
+what each means."""
+
+
+def _lost_worker(error: BaseException) -> str | None:
+    return LOST_WORKER.get(type(error).__name__)
+
+
+def _get(refs: list, what: list[str], retries: int, rerun: str | None) -> list[dict[str, Any]]:
+    """ray.get of tasks before the trials; a task that lost its worker more often than
+    ``retries`` allows ends the search with one sentence and the command that continues."""
+    import ray
+
+    outcomes: list[dict[str, Any]] = []
+    for ref, name in zip(refs, what, strict=True):
+        try:
+            outcomes.append(ray.get(ref))
+        except ray.exceptions.RayError as error:
+            cause = _lost_worker(error)
+            if cause is None:
+                raise
+            for other in refs:
+                ray.cancel(other)  # finished work stays cached; the rest is not waited for
+            again = (
+                f"so continue the search with: {rerun}" if rerun else "run the same command again"
+            )
+            raise WorkersLostError(
+                f"The {name} task lost its worker {retries + 1} times (stage_retries={retries}), "
+                f"the last time because {cause}; the stages it finished stay cached, {again}"
+            ) from None
+    return outcomes
+
+
 def prepare_search(
-    space: SearchSpace, cache_root: str, echo=print, local_cluster: bool = False
+    space: SearchSpace,
+    cache_root: str,
+    echo=print,
+    local_cluster: bool = False,
+    rerun: str | None = None,
 ) -> SharedStages:
     """The preflight, then the shared stages; raises PreflightError before any trial.
 
     ``local_cluster``: Ray was started here and cannot grow, so a trial asking for more than
-    it has (a GPU on a laptop) would wait forever: refused at once instead."""
+    it has (a GPU on a laptop) would wait forever: refused at once instead. ``rerun``: the
+    command that continues the search, for the sentence when a task's workers keep dying."""
     import ray
 
     if local_cluster:
         _check_fits(space, ray.cluster_resources())
     plan = plan_shared_stages(space)
     started = time.perf_counter()
-    task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=3)(
-        _stage_task
-    )
+    retries = space.stage_retries
+    # max_retries re-runs a task whose worker or node died (not one that raised).
+    task = ray.remote(
+        num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=retries
+    )(_stage_task)
     share = space.resources.gpu
     first = with_overrides(config_from_dict(space.base_resolved), {"seed": plan.seeds[0]})
-    preflight = ray.get(task.remote(first.to_dict(), cache_root, share, False, False))
+    locations = tuple(named_locations(first, storage_of_stage_cache(cache_root)))
+    (preflight,) = _get(
+        [task.remote(first.to_dict(), cache_root, share, False, False, locations=locations)],
+        ["preflight"], retries, rerun,
+    )  # fmt: skip
     if "error" in preflight:
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
     plan.preflight = preflight
@@ -210,35 +270,41 @@ def prepare_search(
             cpus = max(cpus, float(int(total // len(plan.seeds))))
         first_point = plan.module2_grid[0]
         configs = [with_overrides(first, {"seed": s, **first_point}) for s in plan.seeds]
-        _run_stage_tasks(
-            [task.options(num_cpus=cpus).remote(c.to_dict(), cache_root, share, True,
-                                                plan.module2, plan.encoder) for c in configs],
-            plan,
-        )  # fmt: skip
-        # Then the rest of the Module-2 grid, every point of every seed at once.
-        rest = [
-            with_overrides(config, point).to_dict()
-            for config in configs
-            for point in plan.module2_grid[1:]
+        refs = [
+            task.options(num_cpus=cpus).remote(
+                c.to_dict(), cache_root, share, True, plan.module2, plan.encoder
+            )
+            for c in configs
         ]
+        names = [f"shared-stage (seed {seed})" for seed in plan.seeds]
+        _run_stage_tasks(refs, names, plan, retries, rerun)
+        # Then the rest of the Module-2 grid, every point of every seed at once.
+        rest = [(config, point) for config in configs for point in plan.module2_grid[1:]]
         if plan.module2 and rest:
             echo(f"[search] training {len(rest) + len(configs)} AnchorNets (the Module-2 grid "
                  f"{', '.join(plan.module2_grid[0])} x {len(plan.seeds)} seeds)")  # fmt: skip
-            _run_stage_tasks(
-                [task.remote(c, cache_root, share, True, True, plan.encoder) for c in rest], plan
-            )
+            refs = [
+                task.remote(with_overrides(c, point).to_dict(), cache_root, share, True, True,
+                            plan.encoder)
+                for c, point in rest
+            ]  # fmt: skip
+            names = [f"Module-2 (seed {c.seed}, {point})" for c, point in rest]
+            _run_stage_tasks(refs, names, plan, retries, rerun)
     plan.seconds = time.perf_counter() - started
     for note in plan.notes:
         echo(f"[search] note: {note}")
-    echo(f"[search] preflight passed on a worker ({preflight['device']}); shared stages ready "
+    where = preflight["device"] + (
+        f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
+    )
+    echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
          f"after {plan.seconds:.0f}s")  # fmt: skip
     return plan
 
 
-def _run_stage_tasks(refs: list[Any], plan: SharedStages) -> None:
-    import ray
-
-    for outcome in ray.get(refs):
+def _run_stage_tasks(
+    refs: list[Any], names: list[str], plan: SharedStages, retries: int, rerun: str | None
+) -> None:
+    for outcome in _get(refs, names, retries, rerun):
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
         plan.produced.extend(outcome["events"])

@@ -233,8 +233,12 @@ class _SearchRun:
         tuner, started = None, time.time()
         try:
             with CtrlC(echo) as ctrl_c:
+                again = resume_command(
+                    self.options, name, self.storage, self.tracking_uri,
+                    resume=self.options.resume,
+                )  # fmt: skip
                 shared = prepare_search(
-                    space, stage_cache_root(self.storage), echo, self.started_locally
+                    space, stage_cache_root(self.storage), echo, self.started_locally, again
                 )
                 tuner = _build_or_restore_tuner(
                     space, self.storage, name, search_path, self.tracking_uri, self.options

@@ -151,6 +151,10 @@ class SearchSpace(_Strict):
     stop_after_same_failures: int = Field(3, ge=0)
     """Stop the search when its first this-many finished trials all failed with the same
     error (a shared cause such as unreadable data); 0 never stops."""
+    stage_retries: int = Field(3, ge=0)
+    """How often a task before the trials (the preflight, a seed's shared stages) is run
+    again after its worker or node died (a spot reclaim, an out-of-memory kill); after that
+    the search ends with the command that continues it (finished stages stay cached)."""
 
     # Filled in by load_space, not by the YAML.
     base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)

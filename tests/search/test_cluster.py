@@ -5,6 +5,11 @@ One ``ray.cluster_utils.Cluster`` serves the module: a head with no CPU (no tria
 lands there) and 1-CPU worker nodes with one logical GPU each; trials ask for half
 a CPU and half a GPU. Each trial reports the Ray node id that ran each epoch
 (``node_id``), which tells nodes apart on one host where hostname and IP are equal.
+
+torch has no CUDA here, so a worker given one of those GPUs would refuse it (a GPU that cannot
+be used is an error: tests/search/test_cluster_failures.py); these nodes opt in to running
+``device: auto`` on CPU with their logical GPUs (LOGICAL_NODE), which keeps Ray's scheduling of
+GPU shares under test.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ray.cluster_utils import Cluster
 from ray.tune import ExperimentAnalysis
 
 from augkd.errors import ConfigError
+from augkd.gpu_check import LOGICAL_GPUS_ENV
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
 from augkd.search.study import load_study
@@ -50,6 +56,8 @@ PRINT_PATCH = {"RAY_TQDM_PATCH_PRINT": "0"}
 """Works around the ProgressView pickling bug (see test_progress_view_pickles_after_ray_patches_print):
 once a worker's log line reaches a log_to_driver driver, Ray replaces builtins.print, and
 every later Tuner in that process fails to pickle ProgressView(echo=print)."""
+LOGICAL_NODE = {"num_cpus": 1, "num_gpus": 1, "env_vars": {LOGICAL_GPUS_ENV: "1"}}
+"""A worker node whose one GPU is logical, opted in to CPU training (augkd.gpu_check)."""
 SAFETY_S = 1800.0  # a hang guard for a loaded machine, not a speed limit
 """Only keeps a broken run from hanging the suite; no assert is about speed."""
 
@@ -68,7 +76,7 @@ def cluster(s3_server):
     )
     try:
         for _ in range(2):
-            local.add_node(num_cpus=1, num_gpus=1)
+            local.add_node(**LOGICAL_NODE)
         local.wait_for_nodes()
         yield local
     finally:
@@ -84,7 +92,7 @@ def cluster(s3_server):
 def _ensure_workers(cluster: Cluster, count: int = 2) -> None:
     """Another test may have removed a node; every test starts with ``count`` workers."""
     while len(cluster.worker_nodes) < count:
-        cluster.add_node(num_cpus=1, num_gpus=1)
+        cluster.add_node(**LOGICAL_NODE)
     cluster.wait_for_nodes()
 
 
