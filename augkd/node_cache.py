@@ -57,7 +57,7 @@ class NodeCopies:
     ) -> NodeRead:
         """A stage artifact of the cache at ``root``; ``recorded``: its producer's hash."""
         local = self.directory / "stages" / _short_digest(root) / name
-        return self._read(filesystem, path, local, recorded)
+        return self._read(filesystem, path, local, recorded, f"{root}/{name}")
 
     def place_stage_artifact(self, root: str, name: str, data: bytes) -> None:
         """Keep what this node just produced, so that its own trials need no download."""
@@ -88,17 +88,19 @@ class NodeCopies:
             return NodeRead(data, downloaded=True)
 
     # ---------------------------------------------------------------------------------------
-    def _read(self, filesystem: pafs.FileSystem, path: str, local: Path, recorded: str) -> NodeRead:
+    def _read(
+        self, filesystem: pafs.FileSystem, path: str, local: Path, recorded: str, uri: str
+    ) -> NodeRead:
         with self._lock(local):
             if local.exists():
-                found = self._verified(local, recorded, path)
+                found = self._verified(local, recorded, uri)
                 if found is not None:
                     return NodeRead(found, downloaded=False)
             data = read_file(filesystem, path)
             if sha256_hex(data) != recorded:
                 return NodeRead(None, downloaded=True)
             _write_atomically(local, data)
-            self._count_download(path, len(data))
+            self._count_download(uri, len(data))
             return NodeRead(data, downloaded=True)
 
     def _verified(self, local: Path, recorded: str, source: str) -> bytes | None:

@@ -53,7 +53,7 @@ def test_a_node_downloads_an_artifact_once_and_then_reads_its_copy(s3_root, tmp_
     second.get_or_create("module1", "k", _artifact)
     assert [(e.hit, e.downloaded, e.node_copy) for e in first.events] == [(True, True, False)]
     assert [(e.hit, e.downloaded, e.node_copy) for e in second.events] == [(True, False, True)]
-    assert _downloads(node) == [f"{s3_root.removeprefix('s3://')}/module1/k.pt"]
+    assert _downloads(node) == [f"{s3_root}/module1/k.pt"]
 
 
 def test_concurrent_readers_on_one_node_wait_for_one_download(s3_root, tmp_path, monkeypatch):
@@ -152,3 +152,107 @@ def test_the_default_node_folder_is_under_the_users_cache(monkeypatch, tmp_path)
     monkeypatch.delenv(NODE_CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert node_cache_dir() == tmp_path / "augkd" / "nodes"
+
+
+# --- a whole search ------------------------------------------------------------------------
+
+
+def _domain_and_teacher_on_s3(root: str) -> tuple[str, str]:
+    """3 classes of 6 PNGs and an augkd teacher for them, on S3 only."""
+    import numpy as np
+    from PIL import Image
+
+    from augkd.models import build_classifier
+    from augkd.teacher import CHECKPOINT_FORMAT
+
+    rng = np.random.default_rng(0)
+    classes = ["bike", "cup", "pen"]
+    for label, name in enumerate(classes):
+        for i in range(6):
+            buffer = io.BytesIO()
+            pixels = rng.integers(0, 80, (16, 16, 3)) + 80 * label
+            Image.fromarray(pixels.astype("uint8")).save(buffer, format="PNG")
+            write_bytes(f"{root}/office/dslr/{name}/{i}.png", buffer.getvalue())
+    torch.manual_seed(0)
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT, "arch": "small_cnn", "class_names": classes,
+        "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3,
+        "state_dict": build_classifier("small_cnn", len(classes)).state_dict(),
+    }  # fmt: skip
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(f"{root}/teachers/office.pt", buffer.getvalue())
+    return f"{root}/office", f"{root}/teachers/office.pt"
+
+
+def _trial_reports(search_path: str) -> list[dict]:
+    """The last result Tune received from each trial (its result.json on S3)."""
+    import json
+
+    from pyarrow import fs as pafs
+
+    from augkd.storage import resolve_filesystem
+
+    filesystem, path = resolve_filesystem(search_path)
+    infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+    files = [i.path for i in infos if i.is_file and i.path.endswith("/result.json")]
+    return [json.loads(read_bytes(f"s3://{file}").decode().splitlines()[-1]) for file in files]
+
+
+def test_trials_on_a_node_that_joins_later_download_each_artifact_once(
+    s3_server, tmp_path, monkeypatch
+):
+    """A first search produces the shared stages (on node A); a second one on a fresh node B
+    finds them in storage: B downloads each of them once, and its 4 trials, 2 at a time,
+    read them all from B's copies."""
+    import ray
+
+    from augkd.search.runner import SearchOptions, run_search
+
+    monkeypatch.chdir(tmp_path)
+    root = f"{s3_server.bucket('node-copies')}/{uuid.uuid4().hex}"
+    data_root, teacher_uri = _domain_and_teacher_on_s3(root)
+    overrides = [
+        "resources.cpu=1", "max_concurrent=2", "data.source=folders", f"data.root={data_root}",
+        "data.student_domain=dslr", "data.split=[0.5, 0.25, 0.25]",
+        f"teacher.checkpoint={teacher_uri}", "module1.iters_per_epoch=2", "module2.epochs=1",
+        "module3.epochs=2", "scheduler.max_epochs=2", "scheduler.grace_period=1",
+        "module3.batch_size=4",
+    ]  # fmt: skip
+
+    def search(name: str, samples: int, node: Path):
+        _on_node(monkeypatch, node)  # before Ray starts: its workers inherit it
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            return run_search(
+                SearchOptions(
+                    space="digits", storage=f"{root}/runs", name=name, smoke_test=True,
+                    tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", num_samples=samples,
+                    overrides=overrides,
+                ),
+                echo=lambda *a, **k: None,
+            )  # fmt: skip
+        finally:
+            ray.shutdown()
+
+    search("first", 1, tmp_path / "node_a")
+    outcome = search("second", 4, tmp_path / "node_b")
+
+    downloaded = _downloads(tmp_path / "node_b")
+    assert len(set(downloaded)) == len(downloaded)  # each file once on this node
+    stages = {d.split("/stage_cache/")[1].split("/")[0] for d in downloaded if "/stage_cache/" in d}
+    assert {"domain", "module1", "encoder"} <= stages
+    # (module2 and diagnostics of the first trial too: both searches start at the defaults)
+    assert stages <= {"domain", "module1", "encoder", "module2", "diagnostics"}
+    assert [d for d in downloaded if "/stage_cache/" not in d] == [teacher_uri]
+    # the tasks before the trials fetched the shared ones (counted in their cache events) ...
+    assert sorted(stage for stage, _ in outcome.shared.downloads) == sorted(
+        ["domain", "module1", "encoder", "source"]
+    )
+    # ... the trials' own events add up to the rest, and every trial read the teacher, the
+    # domain, Module 1 and the encoder from the node's copies
+    reports = _trial_reports(outcome.search_path)
+    assert len(reports) == 4
+    trial_downloads = sum(r["stage_downloads"] for r in reports)
+    assert len(outcome.shared.downloads) + trial_downloads == len(downloaded)
+    assert all(r["stage_node_reads"] >= 4 for r in reports), reports
