@@ -35,8 +35,8 @@ from pyarrow import fs as pafs
 
 from augkd.errors import AugkdError, CacheError
 from augkd.locations import node_cache_dir
-from augkd.node_cache import NodeCopies, sha256_hex
-from augkd.storage import is_file, read_file, resolve_filesystem, write_file
+from augkd.node_cache import NodeCopies, NodeCopiesUnusable, sha256_hex
+from augkd.storage import is_file, read_bytes, read_file, resolve_filesystem, write_file
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ class StageCache:
         if self.node is not None:
             try:
                 self.node.place_stage_artifact(self.root, node_name, data)
-            except OSError as error:  # e.g. a full node disk: readers download it instead
-                log.warning("could not keep a node copy of %s (%s)", path, error)
+            except NodeCopiesUnusable as error:  # readers will read storage instead
+                self._without_node_copies(error)
 
     def _fetch(self, path: str, node_name: str | None) -> bytes | None:
         """The stored bytes, through this node's copies when the artifact has a hash."""
@@ -139,11 +139,22 @@ class StageCache:
         recorded = self._read_text(self._hash_path(path))
         if recorded is None:  # written before hashes were recorded: read it in place
             return read_file(self.filesystem, path)
-        found = self.node.stage_artifact(
-            self.filesystem, path, self.root, node_name, recorded.strip()
-        )
+        try:
+            found = self.node.stage_artifact(
+                self.filesystem, path, self.root, node_name, recorded.strip()
+            )
+        except NodeCopiesUnusable as error:
+            self._without_node_copies(error)
+            return read_file(self.filesystem, path)
         self._fetched = (found.downloaded, not found.downloaded)
         return found.data
+
+    def _without_node_copies(self, error: NodeCopiesUnusable) -> None:
+        """A node folder that cannot be used is this node's problem, never the artifact's:
+        say so once and read storage directly from now on."""
+        log.warning("Node copies are off on this node (%s); set AUGKD_NODE_CACHE to a "
+                    "writable folder to have them.", error)  # fmt: skip
+        self.node = None
 
     def _try_load(self, path: str, node_name: str | None = None) -> Any:
         """The artifact, or ``_CORRUPT`` when the file cannot be read back as one (or does
@@ -206,13 +217,15 @@ class StageCache:
     def read_source(self, uri: str) -> bytes:
         """A file the config names (a teacher checkpoint), through this node's copies when it
         lives in object storage; recorded as a ``source`` event."""
-        from augkd.storage import read_bytes
-
         filesystem, path = resolve_filesystem(uri)
         if self.node is None or isinstance(filesystem, pafs.LocalFileSystem):
             return read_bytes(uri)
         start = time.perf_counter()
-        found = self.node.source_file(filesystem, path, uri)
+        try:
+            found = self.node.source_file(filesystem, path, uri)
+        except NodeCopiesUnusable as error:
+            self._without_node_copies(error)
+            return read_bytes(uri)
         if found.data is None:
             raise OSError(f"the download of {uri} ended early; try again")
         seconds = time.perf_counter() - start

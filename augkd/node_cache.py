@@ -15,10 +15,13 @@ disk) is discarded and downloaded again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,10 @@ def sha256_hex(data: bytes) -> str:
 
 def _short_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class NodeCopiesUnusable(RuntimeError):
+    """This node's folder cannot be used (not writable, no lock): read storage directly."""
 
 
 @dataclass
@@ -63,7 +70,7 @@ class NodeCopies:
         """Keep what this node just produced, so that its own trials need no download."""
         local = self.directory / "stages" / _short_digest(root) / name
         with self._lock(local):
-            _write_atomically(local, data)
+            self._keep(local, data)
 
     def source_file(self, filesystem: pafs.FileSystem, path: str, uri: str) -> NodeRead:
         """A file augkd did not write (a teacher checkpoint): keyed by its URI, size and
@@ -74,16 +81,16 @@ class NodeCopies:
         local = self.directory / "files" / _short_digest(f"{uri}|{info.size}|{info.mtime_ns}")
         record = local.with_name(local.name + ".sha256")
         with self._lock(local):
-            recorded = record.read_text().strip() if record.exists() else None
-            if recorded is not None and local.exists():
+            recorded = _read_text(record)
+            if recorded is not None:
                 found = self._verified(local, recorded, uri)
                 if found is not None:
                     return NodeRead(found, downloaded=False)
             data = read_file(filesystem, path)
             if info.size is not None and len(data) != info.size:
                 return NodeRead(None, downloaded=True)
-            _write_atomically(local, data)
-            _write_atomically(record, sha256_hex(data).encode())
+            if self._keep(local, data):
+                self._keep(record, sha256_hex(data).encode())
             self._count_download(uri, len(data))
             return NodeRead(data, downloaded=True)
 
@@ -92,20 +99,23 @@ class NodeCopies:
         self, filesystem: pafs.FileSystem, path: str, local: Path, recorded: str, uri: str
     ) -> NodeRead:
         with self._lock(local):
-            if local.exists():
-                found = self._verified(local, recorded, uri)
-                if found is not None:
-                    return NodeRead(found, downloaded=False)
+            found = self._verified(local, recorded, uri)
+            if found is not None:
+                return NodeRead(found, downloaded=False)
             data = read_file(filesystem, path)
             if sha256_hex(data) != recorded:
                 return NodeRead(None, downloaded=True)
-            _write_atomically(local, data)
+            self._keep(local, data)
             self._count_download(uri, len(data))
             return NodeRead(data, downloaded=True)
 
     def _verified(self, local: Path, recorded: str, source: str) -> bytes | None:
-        """The copy's bytes when they match ``recorded``; otherwise the copy is removed."""
-        data = local.read_bytes()
+        """The copy's bytes when they match ``recorded``; otherwise (none, unreadable, or
+        different) None, and a different copy is removed."""
+        try:
+            data = local.read_bytes()
+        except OSError:
+            return None
         if sha256_hex(data) == recorded:
             return data
         log.warning(
@@ -117,19 +127,45 @@ class NodeCopies:
         local.unlink(missing_ok=True)
         return None
 
-    def _lock(self, local: Path):
+    @contextmanager
+    def _lock(self, local: Path) -> Iterator[None]:
+        """Held while one reader checks, downloads and keeps ``local``; the others wait."""
         from filelock import FileLock
 
-        locks = self.directory / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
         relative = local.relative_to(self.directory).as_posix().replace("/", "_")
-        return FileLock(str(locks / f"{relative}.lock"))
+        try:
+            locks = self.directory / ".locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(locks / f"{relative}.lock"))
+            lock.acquire()
+        except OSError as error:
+            raise NodeCopiesUnusable(f"{self.directory}: {error}") from error
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _keep(self, local: Path, data: bytes) -> bool:
+        """Write a copy; a full or failing disk costs later downloads, not this read."""
+        try:
+            _write_atomically(local, data)
+        except OSError as error:
+            log.warning("could not keep the node copy %s (%s)", local, error)
+            return False
+        return True
 
     def _count_download(self, source: str, size: int) -> None:
         """One line per download in ``downloads.log``: what an operator (and the tests) can
         count to see that a node fetched each file once."""
-        with (self.directory / "downloads.log").open("a") as out:
+        with contextlib.suppress(OSError), (self.directory / "downloads.log").open("a") as out:
             out.write(f"{source}\t{size}\t{os.getpid()}\n")
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

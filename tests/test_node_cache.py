@@ -148,6 +148,25 @@ def test_node_copies_can_be_turned_off(s3_root, tmp_path, monkeypatch):
     assert [(e.hit, e.downloaded, e.node_copy) for e in reader.events] == [(True, False, False)]
 
 
+def test_an_unusable_node_folder_costs_the_copies_never_the_artifact(
+    s3_root, tmp_path, monkeypatch, caplog
+):
+    _on_node(monkeypatch, tmp_path / "producer")
+    StageCache(s3_root).get_or_create("module1", "k", _artifact)
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the node folder should be")
+    _on_node(monkeypatch, blocked)
+    reader = StageCache(s3_root)
+    with caplog.at_level(logging.WARNING):
+        loaded = reader.get_or_create("module1", "k", _artifact)
+        reader.read_source(f"{s3_root}/module1/k.sha256")
+    assert torch.equal(loaded["weights"], _artifact()["weights"])
+    assert [(e.hit, e.downloaded, e.node_copy) for e in reader.events] == [(True, False, False)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "Node copies are off on this node" in warnings[0]
+    assert uri_is_file(f"{s3_root}/module1/k.pt")  # not moved aside as corrupt
+
+
 def test_the_default_node_folder_is_under_the_users_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(NODE_CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

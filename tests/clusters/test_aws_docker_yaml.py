@@ -124,7 +124,9 @@ def test_the_image_installs_the_cluster_extra_under_the_tested_constraints() -> 
     text = _dockerfile()
     assert "COPY pyproject.toml constraints.txt ./" in text
     assert "['optional-dependencies']['cluster']" in text
-    assert "pip install -r requirements.txt -c constraints.txt" in text
+    assert re.search(
+        r"pip install --extra-index-url \S+ -r requirements.txt \\\s+-c constraints.txt", text
+    )
     assert "pip install --no-deps ." in text and "pip check" in text
     # what Ray's launcher runs inside the container
     packages = re.search(r"apt-get install -y --no-install-recommends([^&]*)&&", text).group(1)
