@@ -176,7 +176,14 @@ def restore_records(
         echo(f"[search] restored the Optuna journal {journal} from {remote_journal}")
     database = sqlite_store(tracking_uri)
     remote_store = join_uri(search_path, MLFLOW_COPY)
-    if database is None or not uri_is_file(remote_store):
+    if not uri_is_file(remote_store):
+        return restored
+    if database is None:
+        echo(
+            f"[search] note: {remote_store} holds a copy of this search's MLflow store, but the "
+            f"file behind {tracking_uri} is unknown here; set {MLFLOW_DB_ENV} to it to have it "
+            "restored when it is gone, or: augkd restore --search " + search_path
+        )
         return restored
     if database.exists() and _run_count(database, name) > 0:
         return restored  # the local store has this search: it is the newer record

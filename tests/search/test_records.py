@@ -145,6 +145,19 @@ def test_a_local_store_with_other_runs_is_never_overwritten(s3_search, tmp_path,
                        f"sqlite:///{database}"]) == ExitCode.BAD_INPUT  # fmt: skip
 
 
+def test_a_server_whose_file_is_unknown_gets_a_note_not_a_guess(s3_search, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(MLFLOW_DB_ENV, raising=False)
+    write_bytes(f"{s3_search}/{MLFLOW_COPY}", b"a copy")
+    said: list[str] = []
+    assert restore_records("http://10.0.0.5:5000", s3_search, said.append) == []
+    assert said == [
+        f"[search] note: {s3_search}/{MLFLOW_COPY} holds a copy of this search's MLflow store, "
+        "but the file behind http://10.0.0.5:5000 is unknown here; set AUGKD_MLFLOW_DB to it to "
+        f"have it restored when it is gone, or: augkd restore --search {s3_search}"
+    ]
+
+
 def test_restore_names_a_search_without_a_copy(s3_search, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_bytes(f"{s3_search}/search_space.json", b"{}")  # a search folder, without records
