@@ -60,8 +60,38 @@ def snapshot(database: Path) -> bytes:
 
 def whole_lines(path: Path) -> bytes:
     """The journal up to its last complete line (Optuna may be appending one)."""
-    data = path.read_bytes()
+    return _cut_at_last_line(path.read_bytes())
+
+
+def _cut_at_last_line(data: bytes) -> bytes:
     return data[: data.rfind(b"\n") + 1]
+
+
+FETCH_TRIES = 3
+
+
+def _fetch_database(uri: str) -> bytes:
+    """The copy, checked whole: pyarrow reads an object in ranges, so a read that overlaps
+    an upload of a new copy can mix the two (seen with moto's S3); such a read is repeated."""
+    for _ in range(FETCH_TRIES):
+        data = read_bytes(uri)
+        if _is_whole_database(data):
+            return data
+    raise ConfigError(
+        f"The MLflow copy {uri} did not read back as a whole SQLite database "
+        f"{FETCH_TRIES} times (is its search running and copying it now?); try again later."
+    )
+
+
+def _is_whole_database(data: bytes) -> bool:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "check.db"
+        path.write_bytes(data)
+        try:
+            with closing(sqlite3.connect(path)) as connection:
+                return connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        except sqlite3.DatabaseError:
+            return False
 
 
 class RecordKeeper:
@@ -171,7 +201,7 @@ def restore_records(
     remote_journal = join_uri(search_path, STUDY_FILE)
     if not journal.exists() and uri_is_file(remote_journal):
         journal.parent.mkdir(parents=True, exist_ok=True)
-        journal.write_bytes(read_bytes(remote_journal))
+        journal.write_bytes(_cut_at_last_line(read_bytes(remote_journal)))
         restored.append(str(journal))
         echo(f"[search] restored the Optuna journal {journal} from {remote_journal}")
     database = sqlite_store(tracking_uri)
@@ -194,7 +224,7 @@ def restore_records(
             f"augkd restore --search {search_path} --tracking-uri sqlite:///other.db"
         )
         return restored
-    _put_database(read_bytes(remote_store), database)
+    _put_database(_fetch_database(remote_store), database)
     restored.append(str(database))
     echo(f"[search] restored the MLflow store {database} from {remote_store}")
     return restored

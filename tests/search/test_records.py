@@ -24,7 +24,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from augkd.cli import main as augkd_main
-from augkd.errors import ExitCode
+from augkd.errors import ConfigError, ExitCode
 from augkd.search.records import (
     MLFLOW_COPY,
     MLFLOW_DB_ENV,
@@ -55,6 +55,14 @@ def _store_with_runs(database: Path, search: str, runs: int) -> list[str]:
         client.log_metric(run.info.run_id, "val_acc1", float(i))
         ids.append(run.info.run_id)
     return ids
+
+
+def _read_once(uri: str) -> bytes:
+    """One GET, as S3 serves an object whole (pyarrow's ranged reads may mix two uploads)."""
+    import boto3
+
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def _integrity(data: bytes, folder: Path) -> tuple[str, int]:
@@ -91,7 +99,7 @@ def test_copies_of_a_store_that_mlflow_is_writing_are_whole_databases(
             while keeper.uploads < 4:
                 time.sleep(0.05)
                 if uri_is_file(f"{s3_search}/{MLFLOW_COPY}"):
-                    seen.append(_integrity(read_bytes(f"{s3_search}/{MLFLOW_COPY}"), tmp_path))
+                    seen.append(_integrity(_read_once(f"{s3_search}/{MLFLOW_COPY}"), tmp_path))
     finally:
         writing.clear()
         writer.join()
@@ -156,6 +164,24 @@ def test_a_server_whose_file_is_unknown_gets_a_note_not_a_guess(s3_search, tmp_p
         "but the file behind http://10.0.0.5:5000 is unknown here; set AUGKD_MLFLOW_DB to it to "
         f"have it restored when it is gone, or: augkd restore --search {s3_search}"
     ]
+
+
+def test_a_copy_that_does_not_read_back_whole_is_named_not_restored(
+    s3_search, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.db"
+    _store_with_runs(good, "search-1", 2)
+    data = good.read_bytes()
+    page = 4096
+    mixed = data[: 2 * page] + bytes(page) + data[3 * page :]  # a page of another version
+    write_bytes(f"{s3_search}/{MLFLOW_COPY}", mixed)
+    write_bytes(f"{s3_search}/{STUDY_FILE}", b'{"op_code": 0}\n{"op_code": 4, "tri')
+    database = tmp_path / "mlflow.db"
+    with pytest.raises(ConfigError, match="did not read back as a whole SQLite database 3 times"):
+        restore_records(f"sqlite:///{database}", s3_search, lambda _: None)
+    assert not database.exists()
+    assert Path(journal_path(s3_search)).read_bytes() == b'{"op_code": 0}\n'  # whole lines
 
 
 def test_restore_names_a_search_without_a_copy(s3_search, tmp_path, monkeypatch, capsys):
