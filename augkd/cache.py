@@ -10,6 +10,10 @@ while the producer works. The others wait as long as the producer is alive, howe
 stage takes; if it dies, one of them takes over (resuming from the progress a long stage
 saved); if it fails, it leaves a failure marker and every waiter stops at once with its error.
 A corrupt (e.g. truncated) artifact is moved aside and produced again once.
+
+On object storage each artifact is written with its SHA-256 beside it (``<key>.sha256``), and
+readers go through this node's copies (augkd.node_cache): each artifact is downloaded once per
+node and verified against that hash. Local storage is read in place.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import torch
 from pyarrow import fs as pafs
 
 from augkd.errors import AugkdError, CacheError
-from augkd.storage import is_file, read_file, resolve_filesystem, write_file
+from augkd.locations import node_cache_dir
+from augkd.node_cache import NodeCopies, NodeCopiesUnusable, sha256_hex
+from augkd.storage import is_file, read_bytes, read_file, resolve_filesystem, write_file
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,10 @@ class CacheEvent:
     hit: bool
     seconds: float
     """Time spent producing (a miss) or loading/waiting (a hit)."""
+    downloaded: bool = False
+    """This read fetched the artifact from object storage into the node's copies."""
+    node_copy: bool = False
+    """This read found the artifact among the node's copies (no download)."""
 
 
 class StageCache:
@@ -65,10 +75,19 @@ class StageCache:
         self.settle_s = settle_s
         self.wait_timeout_s = wait_timeout_s
         self.events: list[CacheEvent] = []
+        self.remote = not isinstance(self.filesystem, pafs.LocalFileSystem)
+        copies = node_cache_dir()
+        self.node = NodeCopies(copies) if copies is not None else None
+        self._fetched = (False, False)
+        """(downloaded, node_copy) of the last artifact read, for its event."""
 
     # ---- paths -----------------------------------------------------------
     def artifact_path(self, stage: str, key: str) -> str:
         return f"{self.path}/{stage}/{key}.pt"
+
+    @staticmethod
+    def _hash_path(artifact_path: str) -> str:
+        return artifact_path.removesuffix(".pt") + ".sha256"
 
     def _marker_path(self, stage: str, key: str) -> str:
         return f"{self.path}/{stage}/{key}.failed"
@@ -90,18 +109,63 @@ class StageCache:
         with contextlib.suppress(OSError):
             self.filesystem.delete_file(path)
 
-    def _store(self, path: str, artifact: Any) -> None:
+    def _store(self, path: str, artifact: Any, node_name: str | None = None) -> None:
+        """``node_name``: an artifact (not a stage's progress): on object storage its hash is
+        recorded first, and this node keeps a copy."""
         buffer = io.BytesIO()
         torch.save(artifact, buffer)
-        write_file(self.filesystem, path, buffer.getvalue())
-
-    def _try_load(self, path: str) -> Any:
-        """The artifact, or ``_CORRUPT`` when the file cannot be read back as one."""
+        data = buffer.getvalue()
+        if node_name is None or not self.remote:
+            write_file(self.filesystem, path, data)
+            return
+        hash_path = self._hash_path(path)
+        write_file(self.filesystem, hash_path, sha256_hex(data).encode())
         try:
-            data = read_file(self.filesystem, path)
+            write_file(self.filesystem, path, data)
+        except BaseException:  # no hash without its artifact (also on Ctrl-C)
+            self._delete(hash_path)
+            raise
+        if self.node is not None:
+            try:
+                self.node.place_stage_artifact(self.root, node_name, data)
+            except NodeCopiesUnusable as error:  # readers will read storage instead
+                self._without_node_copies(error)
+
+    def _fetch(self, path: str, node_name: str | None) -> bytes | None:
+        """The stored bytes, through this node's copies when the artifact has a hash."""
+        self._fetched = (False, False)
+        if node_name is None or self.node is None or not self.remote:
+            return read_file(self.filesystem, path)
+        recorded = self._read_text(self._hash_path(path))
+        if recorded is None:  # written before hashes were recorded: read it in place
+            return read_file(self.filesystem, path)
+        try:
+            found = self.node.stage_artifact(
+                self.filesystem, path, self.root, node_name, recorded.strip()
+            )
+        except NodeCopiesUnusable as error:
+            self._without_node_copies(error)
+            return read_file(self.filesystem, path)
+        self._fetched = (found.downloaded, not found.downloaded)
+        return found.data
+
+    def _without_node_copies(self, error: NodeCopiesUnusable) -> None:
+        """A node folder that cannot be used is this node's problem, never the artifact's:
+        say so once and read storage directly from now on."""
+        log.warning("Node copies are off on this node (%s); set AUGKD_NODE_CACHE to a "
+                    "writable folder to have them.", error)  # fmt: skip
+        self.node = None
+
+    def _try_load(self, path: str, node_name: str | None = None) -> Any:
+        """The artifact, or ``_CORRUPT`` when the file cannot be read back as one (or does
+        not match the hash recorded with it)."""
+        try:
+            data = self._fetch(path, node_name)
         except FileNotFoundError:
             raise
         except OSError:
+            return _CORRUPT
+        if data is None:
             return _CORRUPT
         try:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -123,7 +187,7 @@ class StageCache:
         while True:
             if is_file(self.filesystem, path):
                 try:
-                    artifact = self._try_load(path)
+                    artifact = self._try_load(path, f"{stage}/{key}.pt")
                 except FileNotFoundError:
                     continue  # moved aside by another reader meanwhile
                 if artifact is not _CORRUPT:
@@ -144,10 +208,31 @@ class StageCache:
 
     def _record(self, stage: str, key: str, hit: bool, start: float, artifact: Any) -> Any:
         seconds = time.perf_counter() - start
+        downloaded, node_copy = self._fetched if hit else (False, False)
         if hit:
             log.info("stage cache hit: %s %s (%.1fs)", stage, key, seconds)
-        self.events.append(CacheEvent(stage, key, hit, seconds))
+        self.events.append(CacheEvent(stage, key, hit, seconds, downloaded, node_copy))
         return artifact
+
+    def read_source(self, uri: str) -> bytes:
+        """A file the config names (a teacher checkpoint), through this node's copies when it
+        lives in object storage; recorded as a ``source`` event."""
+        filesystem, path = resolve_filesystem(uri)
+        if self.node is None or isinstance(filesystem, pafs.LocalFileSystem):
+            return read_bytes(uri)
+        start = time.perf_counter()
+        try:
+            found = self.node.source_file(filesystem, path, uri)
+        except NodeCopiesUnusable as error:
+            self._without_node_copies(error)
+            return read_bytes(uri)
+        if found.data is None:
+            raise OSError(f"the download of {uri} ended early; try again")
+        seconds = time.perf_counter() - start
+        self.events.append(
+            CacheEvent("source", uri, True, seconds, found.downloaded, not found.downloaded)
+        )
+        return found.data
 
     def _produce_or_wait(
         self, stage: str, key: str, path: str, produce: Callable[[], Any], verify: bool
@@ -177,7 +262,7 @@ class StageCache:
             log.info("stage cache miss: computing %s %s", stage, key)
             try:
                 artifact = produce()
-                self._store(path, artifact)
+                self._store(path, artifact, f"{stage}/{key}.pt")
                 if verify and self._try_load(path) is _CORRUPT:
                     raise _corrupt_again(path)
             except Exception as error:

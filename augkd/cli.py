@@ -1,4 +1,5 @@
-"""`augkd` command line: train, diagnose, teacher, export, compare, evaluate, report."""
+"""`augkd` command line: train, diagnose, teacher, export, compare, evaluate, report,
+restore."""
 
 from __future__ import annotations
 
@@ -198,6 +199,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    from augkd.locations import default_tracking_uri
+    from augkd.search.records import restore_command
+
+    search = _search_folder(args)
+    return restore_command(search, args.tracking_uri or default_tracking_uri(), echo=_tell)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from augkd.config import METHODS
 
@@ -280,6 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
         "directory, as python search.py)",
     )
     report.set_defaults(handler=cmd_report)
+
+    restore = commands.add_parser(
+        "restore",
+        help="copy a search's MLflow runs and Optuna journal from its s3:// storage to here "
+        "(e.g. after `ray down`)",
+    )
+    _add_search_arg(restore)
+    restore.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="SQLite file to restore the MLflow runs into; it must not hold runs yet "
+        "(default: $AUGKD_TRACKING_URI, else mlflow.db in the working directory)",
+    )
+    restore.set_defaults(handler=cmd_restore)
     for command in commands.choices.values():
         add_debug_flag(command)
     return parser

@@ -68,6 +68,23 @@ def storage_of_stage_cache(cache_root: str) -> str:
     return parent if name == STAGE_CACHE and parent else cache_root
 
 
+NODE_CACHE_ENV = "AUGKD_NODE_CACHE"
+"""Set on a node (e.g. in ~/.augkd_env) to move its copies to a bigger disk; ``off`` turns
+them off, so every trial reads object storage directly."""
+
+
+def node_cache_dir() -> Path | None:
+    """Where this node keeps its copies of stage artifacts and teachers from object storage:
+    $AUGKD_NODE_CACHE, else ``augkd/nodes`` under the user's cache folder; None when off."""
+    chosen = os.environ.get(NODE_CACHE_ENV, "").strip()
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser().resolve() / "augkd" / "nodes"
+
+
 def _children(uri: str) -> list[tuple[str, set[str]]]:
     """(name, file names) of each sub-folder of ``uri``; [] when it is no folder."""
     from pyarrow import fs as pafs

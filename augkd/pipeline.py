@@ -346,4 +346,8 @@ def _cache_metrics(cache: StageCache) -> dict[str, float]:
     for event in cache.events:
         if event.stage in ("module1", "module2"):
             metrics[f"{event.stage}_cache_hit"] = float(event.hit)
+    if any(event.downloaded or event.node_copy for event in cache.events):
+        # what this trial fetched from object storage vs found on its node (augkd.node_cache)
+        metrics["stage_downloads"] = float(sum(e.downloaded for e in cache.events))
+        metrics["stage_node_reads"] = float(sum(e.node_copy for e in cache.events))
     return metrics

@@ -151,7 +151,7 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
     if config.teacher.checkpoint is not None:
         source = config.teacher.checkpoint
         try:
-            raw = read_bytes(source)
+            raw = cache.read_source(source) if cache is not None else read_bytes(source)
         except (FileNotFoundError, OSError) as error:
             raise ModelError(
                 f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."

@@ -22,6 +22,24 @@ TINY = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def node_copies_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Node copies of S3 artifacts (augkd.node_cache) go to a test folder, not ~/.cache; set
+    before any Ray starts, so its nodes inherit it."""
+    import os
+
+    from augkd.locations import NODE_CACHE_ENV
+
+    saved = os.environ.get(NODE_CACHE_ENV)
+    folder = tmp_path_factory.mktemp("node_copies")
+    os.environ[NODE_CACHE_ENV] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop(NODE_CACHE_ENV, None)
+    else:
+        os.environ[NODE_CACHE_ENV] = saved
+
+
 @pytest.fixture(scope="session")
 def cache_home(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("augkd_cache"))

@@ -54,6 +54,8 @@ class SharedStages:
     preflight: dict[str, Any] = field(default_factory=dict)
     produced: list[tuple[str, str, bool, float]] = field(default_factory=list)
     """(stage, key, was a cache hit, seconds) of every artifact the tasks touched."""
+    downloads: list[tuple[str, str]] = field(default_factory=list)
+    """(stage, key) of what the tasks fetched from object storage into a node's copies."""
     seconds: float = 0.0
 
 
@@ -174,8 +176,12 @@ def _stage_task(
     except AugkdError as error:
         return {"error": str(error)}
     events = [(e.stage, e.key, e.hit, e.seconds) for e in cache.events]
+    downloads = [(e.stage, e.key) for e in cache.events if e.downloaded]
     node = ray.get_runtime_context().get_node_id()
-    return {"device": str(device), "node_id": node, "events": events, **summary}
+    return {
+        "device": str(device), "node_id": node, "events": events, "downloads": downloads,
+        **summary,
+    }  # fmt: skip
 
 
 def _assigned_cpus() -> int:
@@ -257,6 +263,7 @@ def prepare_search(
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
     plan.preflight = preflight
     plan.produced.extend(preflight["events"])
+    plan.downloads.extend(preflight["downloads"])
     if plan.module1:
         names = "Module 1" + (", encoder adaptation" if plan.encoder else "")
         names += " and 2" if plan.module2 else ""
@@ -308,3 +315,4 @@ def _run_stage_tasks(
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
         plan.produced.extend(outcome["events"])
+        plan.downloads.extend(outcome["downloads"])

@@ -35,6 +35,7 @@ from augkd.search.ending import (
     search_outcome,
 )
 from augkd.search.interrupt import CtrlC
+from augkd.search.records import RecordKeeper, restore_records
 from augkd.search.results import (
     RESULTS_FILE,
     export_best,
@@ -199,16 +200,18 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     search_path = join_uri(storage, name)
     if options.resume:
         check_resumable(search_path)
+        restore_records(tracking_uri, search_path, echo)
 
     started_locally = init_ray(options.address)
     run = _SearchRun(
         options, space, storage, name, search_path, tracking_uri, echo, started_locally
     )
-    try:
-        return run.fit_and_record()
-    except BaseException as error:  # whatever ended it, nothing of it stays RUNNING
-        close_after_exit(tracking_uri, run.experiment, name, search_path, error)
-        raise
+    with RecordKeeper(tracking_uri, search_path, space.records_minutes * 60, echo):
+        try:
+            return run.fit_and_record()
+        except BaseException as error:  # whatever ended it, nothing of it stays RUNNING
+            close_after_exit(tracking_uri, run.experiment, name, search_path, error)
+            raise
 
 
 @dataclass

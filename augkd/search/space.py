@@ -148,6 +148,10 @@ class SearchSpace(_Strict):
     checkpoint_minutes: float = Field(10.0, ge=0)
     """A trial checkpoints at ASHA's rungs, at its last epoch, and at most this often
     otherwise (0: every epoch). A lost node repeats at most this much of a trial."""
+    records_minutes: float = Field(5.0, ge=0)
+    """With object storage (s3://), how often the driver copies the MLflow store and the
+    Optuna journal into the search folder (augkd.search.records); they are also copied when
+    the search ends in any way. 0: only then."""
     stop_after_same_failures: int = Field(3, ge=0)
     """Stop the search when its first this-many finished trials all failed with the same
     error (a shared cause such as unreadable data); 0 never stops."""

@@ -278,8 +278,10 @@ def test_head_starts_mlflow_on_its_private_address_in_the_background(cfg: dict) 
     assert host == HOSTNAME_I or ipaddress.ip_address(host).is_private, host
     assert host not in {"0.0.0.0", "::", "*"}
     assert _flag(command, "--port") == "5000"
-    assert command.startswith("nohup ") and command.rstrip().endswith("&")
-    assert re.search(r">\s*\S+\.log 2>&1", command), "server output must go to a log file"
+    # in the background with its output in a log file, unless it already runs (start_once.sh)
+    assert re.search(
+        r"clusters/start_once\.sh mlflow 5000 --log \S+\.log --\s+mlflow server", command
+    )
     # `ray up` fails if the server does not answer.
     health = _one(cfg["head_start_ray_commands"], "/health")
     assert ":5000/health" in health and "exit 1" in health
@@ -349,6 +351,26 @@ def test_workers_join_the_head_and_export_its_tracking_uri(cfg: dict, tmp_path: 
     env = _run(". ~/.augkd_env && env", tmp_path, {}).stdout.splitlines()
     assert "MLFLOW_TRACKING_URI=http://10.0.1.2:5000" in env
     assert "AUGKD_TRACKING_URI=http://10.0.1.2:5000" in env
+
+
+@pytest.mark.parametrize("key", ["head_start_ray_commands", "worker_start_ray_commands"])
+def test_rerunning_the_start_commands_keeps_what_runs(cfg: dict, key: str) -> None:
+    """`ray up` re-runs the head's start commands: none may stop Ray or MLflow, and each
+    service starts through start_once.sh, guarded by the port it listens on."""
+    for command in cfg[key]:
+        assert not re.search(r"\bray stop\b|\bfuser\b|\bpkill\b|\bkillall\b|\bkill\b", command)
+    starts = [c for c in cfg[key] if "ray start" in c or "mlflow server" in c]
+    assert starts
+    for command in starts:
+        guard = re.search(r"clusters/start_once\.sh (\w+) (\d+) (--log \S+ )?--\s", command)
+        assert guard, command
+        service = command[guard.end() :]
+        if guard.group(1) == "mlflow":
+            assert _flag(service, "--port") == guard.group(2)
+        elif "--head" in service:
+            assert _flag(service, "--port") == guard.group(2)  # the GCS
+        else:
+            assert _flag(service, "--object-manager-port") == guard.group(2)
 
 
 def test_head_starts_ray_with_the_autoscaler_and_a_local_only_dashboard(cfg: dict) -> None:
