@@ -56,7 +56,9 @@ def test_fp16_resume_mid_module3_restores_the_loss_scale_exactly(tiny_config, tm
         states[int(metrics["epoch"])] = make_state()
 
     full = run_trial(config, on_epoch=keep, log=_quiet)
-    assert states[1]["stateful"]["grad_scaler"]["scale"] > 0  # the GradScaler's state is checkpointed
+    assert (
+        states[1]["stateful"]["grad_scaler"]["scale"] > 0
+    )  # the GradScaler's state is checkpointed
     resumed = run_trial(config, resume_state=states[1], log=_quiet)
     assert resumed.metrics["train_loss"] == full.metrics["train_loss"]
     assert all(torch.equal(resumed.best_student[k], v) for k, v in full.best_student.items())
