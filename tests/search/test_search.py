@@ -54,16 +54,39 @@ def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
 
 
-def test_stage1_is_produced_once_before_the_trials_which_only_read_it(smoke_search):
+def test_stages_are_produced_once_before_the_trials_which_only_read_them(smoke_search):
     root, outcome = smoke_search
     rows = load_results(outcome.search_path)
     assert [r["module1_cache_hit"] for r in rows] == [1.0] * 4
     assert len(list((root / "runs" / "stage_cache" / "module1").glob("*.pt"))) == 1
     shared = outcome.shared
-    assert shared.module1 and not shared.module2  # the digits space searches module2.*
+    # The digits space searches Module 2 on a categorical grid (two points in a smoke test):
+    # each AnchorNet is trained once, before the trials, and every trial only reads one.
+    assert shared.module1 and shared.module2 and len(shared.module2_grid) == 2
+    assert [r["module2_cache_hit"] for r in rows] == [1.0] * 4
+    assert len(list((root / "runs" / "stage_cache" / "module2").glob("*.pt"))) == 2
     produced = [stage for stage, _, hit, _ in shared.produced if not hit]
-    assert produced == ["teacher", "module1", "encoder"]
+    assert produced == ["teacher", "module1", "encoder", "module2", "diagnostics", "module2",
+                        "diagnostics"]  # fmt: skip
     assert shared.preflight["classes"] == 10 and shared.preflight["device"] == "cpu"
+    # What each trial spent before its first report, and in Module 3, is in the table.
+    assert all(r["setup_seconds"] > 0 and r["module3_seconds"] > 0 for r in rows)
+    assert all(r["trial_seconds"] >= r["setup_seconds"] + r["module3_seconds"] for r in rows)
+
+
+def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
+    from augkd.config import load_config
+    from augkd.pipeline import run_trial
+
+    root, outcome = smoke_search
+    row = next(r for r in load_results(outcome.search_path) if r.get("config_yaml"))
+    path = root / "rank.yaml"
+    path.write_text(row["config_yaml"])
+    config = load_config(path, ["module2.anchor_weight=0.2", "module3.epochs=1"])
+    result = run_trial(config, log=lambda _l: None)
+    assert result.metrics["module1_cache_hit"] == 1.0  # the search's stages, from its cache
+    assert result.metrics["module2_cache_hit"] == 0.0
+    assert len(list((root / "runs" / "stage_cache" / "module2").glob("*.pt"))) == 3
 
 
 def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
