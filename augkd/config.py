@@ -152,6 +152,9 @@ class Module1Config(_Section):
     encoder_kl_weight: float = Field(2.5e-4, ge=0)
     generator_width: int = Field(64, ge=4)
     """Channels of G's last hidden layer (the first has 2x); 32 costs about 40 % less."""
+    generator_colour: Literal["auto", "grey", "rgb"] = "rgb"
+    """grey: G draws one channel, shown as three equal ones; auto: grey when the teacher's
+    normalisation is the same on every channel (it was trained on grey images), else rgb."""
 
 
 class EncoderAdaptConfig(_Section):

@@ -25,7 +25,14 @@ from augkd.method.encoder_adapt import adapt_encoder
 from augkd.method.mixup import MixupNets, module3_budget, train_mixup
 from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
-from augkd.models import AnchorNet, Encoder, Generator, build_classifier, count_parameters
+from augkd.models import (
+    AnchorNet,
+    Encoder,
+    Generator,
+    build_classifier,
+    count_parameters,
+    generator_channels,
+)
 from augkd.models.deployable import student_meta
 from augkd.precision import AutocastModule, MixedPrecision
 from augkd.runtime import configure_torch, resolve_device, seed_everything
@@ -76,9 +83,22 @@ def build_student(config: Config, num_classes: int, pretrained: bool | None = No
     )
 
 
+def _generator_channels(config: Config, teacher: Teacher) -> int:
+    normalize = teacher.normalize
+    return generator_channels(
+        config.module1.generator_colour,
+        normalize.mean.flatten().tolist(),
+        normalize.std.flatten().tolist(),
+    )
+
+
 def stage1_key(config: Config, teacher: Teacher) -> str:
+    """The teacher, the student and Module 1's settings, with what they resolve to (a grey
+    or RGB generator) and the precision when not fp32."""
     precision = "" if config.precision == "fp32" else f"-{config.precision}"
-    return f"{teacher.identity}-{config.digest('student', 'module1')}-s{config.seed}{precision}"
+    grey = "-grey" if _generator_channels(config, teacher) == 1 else ""
+    digest = config.digest("student", "module1")
+    return f"{teacher.identity}-{digest}-s{config.seed}{grey}{precision}"
 
 
 def encoder_key(config: Config, teacher: Teacher) -> str:
@@ -258,7 +278,10 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     stage1 = cache.get_or_create("module1", key1, produce_stage1)
     timings["module1_seconds"] = time.perf_counter() - start
     latent = config.module1.latent_size
-    generator = Generator(latent, config.data.image_size, config.module1.generator_width).to(device)
+    channels = _generator_channels(config, teacher)
+    generator = Generator(
+        latent, config.data.image_size, config.module1.generator_width, channels
+    ).to(device)
     generator.load_state_dict(stage1["generator"])
     encoder = Encoder(latent, config.data.image_size, num_classes).to(device)
     encoder.load_state_dict(stage1["encoder"])

@@ -18,7 +18,7 @@ from augkd.method.losses import (
     kl_teacher_student,
 )
 from augkd.method.training_state import TrainingState, cpu_copy
-from augkd.models import Encoder, Generator
+from augkd.models import Encoder, Generator, generator_channels
 from augkd.runtime import Normalize
 
 
@@ -43,8 +43,11 @@ def build_datafree_nets(
     image_size: int,
     config: Module1Config,
     device: torch.device,
+    generator_channels: int = 3,
 ) -> DatafreeNets:
-    generator = Generator(config.latent_size, image_size, config.generator_width).to(device)
+    generator = Generator(
+        config.latent_size, image_size, config.generator_width, generator_channels
+    ).to(device)
     encoder = Encoder(config.latent_size, image_size, num_classes).to(device)
     student.to(device)
     teacher.eval()
@@ -73,7 +76,10 @@ def train_datafree(
     Resume hook: ``on_epoch_end(epoch, make_state)`` after every epoch, where ``make_state()``
     builds the whole progress (a TrainingState snapshot); passing that dict back as
     ``resume_state`` continues after its epoch exactly as if never interrupted."""
-    nets = build_datafree_nets(teacher, student, num_classes, image_size, config, device)
+    channels = generator_channels(
+        config.generator_colour, normalize.mean.flatten().tolist(), normalize.std.flatten().tolist()
+    )
+    nets = build_datafree_nets(teacher, student, num_classes, image_size, config, device, channels)
     # Cosine decay over the stage's epochs, stepped once per epoch (release defect 3).
     schedulers = {
         name: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)

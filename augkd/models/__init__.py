@@ -3,7 +3,7 @@
 from augkd.models.anchor_net import AnchorNet
 from augkd.models.classifiers import CLASSIFIERS, build_classifier, count_parameters
 from augkd.models.encoder import Encoder
-from augkd.models.generator import Generator
+from augkd.models.generator import Generator, generator_channels
 
 __all__ = [
     "CLASSIFIERS",
@@ -12,4 +12,5 @@ __all__ = [
     "Generator",
     "build_classifier",
     "count_parameters",
+    "generator_channels",
 ]
