@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from augkd.cache import StageCache
-from augkd.config import Config
+from augkd.config import Config, with_overrides
 from augkd.data import StudentSplits, load_student_splits
 from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
 from augkd.errors import ConfigError
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.encoder_adapt import adapt_encoder
-from augkd.method.mixup import MixupNets, module3_budget, train_mixup
+from augkd.method.mixup import MixupNets, Report, mixup_reports, module3_budget
 from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
 from augkd.models import (
@@ -120,32 +120,118 @@ def run_trial(
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
     on_diagnostics: Callable[[Diagnostics], None] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> TrialResult:
     """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
     config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
     1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
-    report as ``diag_*``."""
+    report as ``diag_*``.
+
+    ``seeds``: the same settings on each of these seeds (splits, stages, student), advanced
+    in lockstep; every report then carries each metric's mean over the seeds (the objective
+    averaged: a winner picked on one seed's val is often picked on noise) and each seed's own
+    val and test as ``<metric>_seed<k>``. Default: ``config.seed`` alone."""
     started = time.perf_counter()
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
-    cache = cache or StageCache(default_cache_root(config))
-    trial = prepare_trial(config, cache, log, device)
-    diagnostics = None
-    if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
-        start = time.perf_counter()
-        diagnostics = trial_diagnostics(trial, cache)
-        trial.stages.timings["diagnostics_seconds"] = time.perf_counter() - start
-        trial.stages.reported = {f"diag_{k}": v for k, v in diagnostics.metrics.items()}
-        if on_diagnostics is not None:
-            on_diagnostics(diagnostics)
-    # What the trial spent before Module 3's first epoch: out of ASHA's reach.
-    trial.stages.timings["setup_seconds"] = time.perf_counter() - started
-    result = _train_student(
-        config, trial.plan, trial.teacher, trial.splits, trial.stages, trial.device,
-        on_epoch, resume_state, log, cache, trial.precision,
-    )  # fmt: skip
-    result.diagnostics = diagnostics
-    return result
+    seeds = list(seeds) if seeds else [config.seed]
+    if len(seeds) == 1:
+        cache = cache or StageCache(default_cache_root(config))
+        run = _SeedRun.start(config, cache, device, log, resume_state, on_diagnostics, started)
+        for report in run.reports:
+            if on_epoch is not None:
+                on_epoch(report.metrics, report.make_state)
+        return TrialResult(
+            report.metrics, report.history, report.best_student, cache.events, run.diagnostics
+        )
+    # Several seeds: one cache each (its events are that seed's), advanced in lockstep.
+    root = cache.root if cache is not None else default_cache_root(config)
+    resumed = resume_state or {"seeds": [None] * len(seeds), "history": []}
+    runs = []
+    for index, (seed, state) in enumerate(zip(seeds, resumed["seeds"], strict=True)):
+        seeded = with_overrides(config, {"seed": seed})
+        hook = on_diagnostics if index == 0 else None
+        runs.append(_SeedRun.start(seeded, StageCache(root), device, log, state, hook, started))
+    history = list(resumed["history"])
+    for reports in zip(*(run.reports for run in runs), strict=True):
+        history.append(merge_seed_metrics([report.metrics for report in reports], seeds))
+        if on_epoch is not None:
+            on_epoch(history[-1], _state_of(reports, history))
+    events = [event for run in runs for event in run.cache.events]
+    return TrialResult(history[-1], history, reports[0].best_student, events, runs[0].diagnostics)
+
+
+SEED_METRICS = ("val_acc1", "best_val_acc1", "test_acc1")
+"""Metrics a multi-seed trial also reports seed by seed."""
+
+
+def merge_seed_metrics(reports: list[dict[str, float]], seeds: list[int]) -> dict[str, float]:
+    """One report of several seeds: each metric's mean (seconds: their sum, the compute
+    spent), plus each seed's own SEED_METRICS."""
+    merged: dict[str, float] = {}
+    for key in reports[0]:
+        values = [report[key] for report in reports if isinstance(report.get(key), (int, float))]
+        if len(values) != len(reports):
+            merged[key] = reports[0][key]
+        else:
+            merged[key] = sum(values) if key.endswith("_seconds") else sum(values) / len(values)
+    for seed, report in zip(seeds, reports, strict=True):
+        for key in SEED_METRICS:
+            if key in report:
+                merged[f"{key}_seed{seed}"] = report[key]
+    merged["seeds"] = float(len(seeds))
+    return merged
+
+
+def _state_of(
+    reports: Sequence[Report], history: list[dict[str, float]]
+) -> Callable[[], dict[str, Any]]:
+    """The resume state of one lockstep report of several seeds."""
+    history = list(history)
+
+    def build() -> dict[str, Any]:
+        states = [report.make_state() for report in reports]
+        return {
+            "seeds": states,
+            "history": history,
+            "best_student": states[0]["best_student"],  # what a search exports
+            "student_meta": states[0]["student_meta"],
+        }
+
+    return build
+
+
+@dataclass
+class _SeedRun:
+    """One seed of a trial: its prepared stages, diagnostics and Module-3 reports."""
+
+    reports: Iterator[Report]
+    cache: StageCache
+    diagnostics: Diagnostics | None
+
+    @classmethod
+    def start(
+        cls,
+        config: Config,
+        cache: StageCache,
+        device: torch.device,
+        log: Callable[[str], None],
+        resume_state: dict[str, Any] | None,
+        on_diagnostics: Callable[[Diagnostics], None] | None,
+        started: float,
+    ) -> _SeedRun:
+        trial = prepare_trial(config, cache, log, device)
+        diagnostics = None
+        if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
+            start = time.perf_counter()
+            diagnostics = trial_diagnostics(trial, cache)
+            trial.stages.timings["diagnostics_seconds"] = time.perf_counter() - start
+            trial.stages.reported = {f"diag_{k}": v for k, v in diagnostics.metrics.items()}
+            if on_diagnostics is not None:
+                on_diagnostics(diagnostics)
+        # What the trial spent before Module 3's first epoch: out of ASHA's reach.
+        trial.stages.timings["setup_seconds"] = time.perf_counter() - started
+        return cls(_module3_reports(trial, cache, resume_state, log), cache, diagnostics)
 
 
 def prepare_trial(
@@ -330,21 +416,16 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     return _Stages(stage1["student"], nets, timings, frozen)
 
 
-def _train_student(
-    config: Config,
-    plan: MethodPlan,
-    teacher: Teacher,
-    splits: StudentSplits,
-    stages: _Stages,
-    device: torch.device,
-    on_epoch: EpochHook | None,
-    resume_state: dict[str, Any] | None,
-    log,
+def _module3_reports(
+    trial: PreparedTrial,
     cache: StageCache,
-    precision: MixedPrecision,
-) -> TrialResult:
+    resume_state: dict[str, Any] | None,
+    log: Callable[[str], None],
+) -> Iterator[Report]:
+    """Module 3 from S0 (or a fresh student), one Report per val pass."""
+    config, splits, teacher, stages = trial.config, trial.splits, trial.teacher, trial.stages
     seed_everything(config.seed * 1000 + 3)
-    student = build_student(config, len(splits.class_names)).to(device)
+    student = build_student(config, len(splits.class_names)).to(trial.device)
     if stages.student_init is not None:
         student.load_state_dict(stages.student_init)
     meta = student_meta(
@@ -356,12 +437,11 @@ def _train_student(
         **stages.reported,
         **_cache_metrics(cache),
     }
-    result = train_mixup(
+    return mixup_reports(
         student, teacher.model, teacher.normalize, splits, stages.mixup_nets, config.module3,
-        plan, config.data.augment, torch.Generator().manual_seed(config.seed * 1000 + 4),
-        precision, constant, on_epoch, resume_state, {"student_meta": meta}, log,
+        trial.plan, config.data.augment, torch.Generator().manual_seed(config.seed * 1000 + 4),
+        trial.precision, constant, resume_state, {"student_meta": meta}, log,
     )  # fmt: skip
-    return TrialResult(result.history[-1], result.history, result.best_student, list(cache.events))
 
 
 def _cache_metrics(cache: StageCache) -> dict[str, float]:

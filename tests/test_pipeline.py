@@ -187,3 +187,28 @@ def test_checkpoint_that_is_not_a_teacher_is_refused(tiny_config, tmp_path):
         ModelError, match="is not an augkd teacher; create one with `augkd teacher`"
     ):
         run_trial(config, log=_quiet)
+
+
+def test_a_trial_over_seeds_reports_their_mean_and_each_seed_as_alone(tiny_config, tmp_path):
+    config = with_overrides(tiny_config, {"method": "ce"})
+    alone = {seed: run_trial(with_overrides(config, {"seed": seed}), log=_quiet) for seed in (0, 1)}
+    reports, states = [], {}
+
+    def keep(metrics, make_state):
+        reports.append(metrics)
+        states[int(metrics["epoch"])] = make_state()
+
+    both = run_trial(config, on_epoch=keep, seeds=[0, 1], log=_quiet)
+    for seed, result in alone.items():
+        assert both.metrics[f"best_val_acc1_seed{seed}"] == result.metrics["best_val_acc1"]
+        assert both.metrics[f"test_acc1_seed{seed}"] == result.metrics["test_acc1"]
+    mean = (alone[0].metrics["best_val_acc1"] + alone[1].metrics["best_val_acc1"]) / 2
+    assert both.metrics["best_val_acc1"] == pytest.approx(mean)
+    assert [m["epoch"] for m in reports] == [1.0, 2.0, 3.0] and both.metrics["seeds"] == 2.0
+    # Resumed after epoch 2 (a lost node), it ends exactly where the whole run ended.
+    saved = tmp_path / "state.pt"
+    torch.save(states[2], saved)
+    state = torch.load(saved, weights_only=True)
+    resumed = run_trial(config, resume_state=state, seeds=[0, 1], log=_quiet)
+    assert [h["epoch"] for h in resumed.history] == [1.0, 2.0, 3.0]
+    assert resumed.metrics["test_acc1"] == both.metrics["test_acc1"]

@@ -8,7 +8,7 @@ sees and which loss it gets.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,17 @@ ReportHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
 
 
 @dataclass
+class Report:
+    """One val pass of Module 3: what it reports, and what a resume or an export needs."""
+
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    """Every report so far (earlier runs' too, after a resume), this one last."""
+    best_student: dict[str, torch.Tensor]
+    make_state: Callable[[], dict[str, Any]]
+
+
+@dataclass
 class Module3Result:
     history: list[dict[str, float]]
     """Every report's metrics; the last one holds test Acc@1/3/5 at the best-val step."""
@@ -136,7 +147,18 @@ def module3_budget(settings: Module3Config, train_size: int) -> StepBudget:
     return step_budget(settings.steps, settings.epochs, train_size, settings.batch_size)
 
 
-def train_mixup(
+def train_mixup(*args: Any, on_report: ReportHook | None = None, **kwargs: Any) -> Module3Result:
+    """Module 3 to the end (``mixup_reports``' arguments), calling ``on_report`` at each
+    val pass."""
+    last = None
+    for last in mixup_reports(*args, **kwargs):
+        if on_report is not None:
+            on_report(last.metrics, last.make_state)
+    assert last is not None  # every budget ends with a val pass
+    return Module3Result(last.history, last.best_student)
+
+
+def mixup_reports(
     student: nn.Module,
     teacher: nn.Module,
     normalize: Normalize,
@@ -148,14 +170,14 @@ def train_mixup(
     rng: torch.Generator,
     precision: MixedPrecision,
     constant: dict[str, float] | None = None,
-    on_report: ReportHook | None = None,
     resume_state: dict[str, Any] | None = None,
     state_extra: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
-) -> Module3Result:
-    """Module 3 (and every baseline's training): the student on [x ; x_mix] for the step
-    budget, judged on val every ``val_every`` steps (at epoch ends, the last one always),
-    each judgement one report; test once, at the best-val weights, after the last.
+) -> Iterator[Report]:
+    """Module 3 (and every baseline's training), one ``Report`` per val pass: the student on
+    [x ; x_mix] for the step budget, judged on val every ``val_every`` steps (at epoch ends,
+    the last one always); test once, at the best-val weights, after the last. A generator,
+    so that the seeds of one trial can advance in lockstep.
 
     ``constant`` rides on every report; ``state_extra`` on every resume state."""
     budget = module3_budget(settings, len(splits.train_y))
@@ -224,15 +246,15 @@ def train_mixup(
         log(f"epoch {epoch + 1}/{budget.epochs} step {step}/{budget.steps} s={share:.2f} "
             f"loss {train_loss:.3f} val acc1 {val['acc1']:.1f} "
             f"(best {best['val_acc1']:.1f} @ step {best['step']})")  # fmt: skip
-        if on_report is not None:
-            on_report(
-                metrics,
-                lambda e=epoch + 1, h=list(history), b=best: training.capture(
-                    epoch=e, history=h, best=b, best_student=b["student"], **(state_extra or {})
-                ),
-            )
+        yield Report(
+            metrics,
+            list(history),
+            best["student"],
+            lambda e=epoch + 1, h=list(history), b=best: training.capture(
+                epoch=e, history=h, best=b, best_student=b["student"], **(state_extra or {})
+            ),
+        )
         losses, since_report, started = [], 0, time.perf_counter()
-    return Module3Result(history, best["student"])
 
 
 def _test_at_best(
