@@ -1,12 +1,13 @@
 """AuG-KD against every baseline on the built-in benchmarks, over seeds, paired.
 
-    python benchmarks/ood_digits.py [--benchmark digits|fonts|both] [--seeds 5]
-        [--entries ce,kd,...] [--variant module3.teacher_term=mixed ...]
-        [--config best/rank1.yaml ...] [--set module3.epochs=60 ...] [--out-dir DIR]
+    python benchmarks/ood_digits.py [--benchmark digits|fonts|forms|all] [--seeds 5]
+        [--entries augkd,ce,kd,...] [--variant module3.teacher_term=mixed ...]
+        [--config best/rank1.yaml ...] [--set module3.steps=600 ...] [--out-dir DIR]
 
 Each benchmark's base config is its search space's base (search_spaces/digits.yaml,
-fonts.yaml: data, split and Module-3 budget), plus --set. The entries:
+fonts.yaml, forms.yaml: data, split and Module-3 budget), plus --set. The entries:
 
+- augkd                       AuG-KD at its defaults (the base's settings);
 - ce, kd, dfkd                the baselines (kd at the base's u and tau_kd);
 - augkd_paper                 AuG-KD at the paper's loss: teacher term both, u 0.5, tau_kd 10;
 - augkd_u1                    AuG-KD at u = 1 (teacher term none: the release's training);
@@ -38,15 +39,18 @@ from augkd.cache import StageCache
 from augkd.config import Config, load_config, parse_override, with_overrides
 from augkd.data import load_student_splits
 from augkd.errors import AugkdError, ConfigError
+from augkd.method.budget import StepBudget
+from augkd.method.mixup import module3_budget
 from augkd.metrics import format_mean_std
 from augkd.pipeline import run_trial
 from augkd.runtime import resolve_device
 from augkd.search.space import PACKAGED_SPACES, load_space
 from augkd.teacher import default_cache_root
 
-BENCHMARKS = ("digits", "fonts")
+BENCHMARKS = ("digits", "fonts", "forms")
 BASELINES = ("ce", "kd", "dfkd")
 ENTRIES: dict[str, dict[str, Any]] = {
+    "augkd": {"method": "augkd"},
     "ce": {"method": "ce"},
     "kd": {"method": "kd"},
     "dfkd": {"method": "dfkd"},
@@ -88,9 +92,10 @@ def plan_entries(
     return entries
 
 
-def steps_per_epoch(config: Config) -> int:
+def budget_of(config: Config) -> StepBudget:
+    """The Module-3 budget of ``config`` on its data, in optimizer steps and epochs."""
     splits = load_student_splits(config.data, config.seed, resolve_device("cpu"))
-    return math.ceil(len(splits.train_y) / config.module3.batch_size)
+    return module3_budget(config.module3, len(splits.train_y))
 
 
 def paired(values: list[float], reference: list[float]) -> tuple[float, float]:
@@ -121,24 +126,25 @@ def run_benchmark(
                 ("best_epoch", result.metrics["best_epoch"]),
                 ("module1_seconds", produced.get("module1", 0.0)),
                 ("module2_seconds", produced.get("module2", 0.0)),
-                ("module3_seconds", sum(h["epoch_seconds"] for h in result.history)),
+                ("best_step", result.metrics["best_step"]),
+                ("module3_seconds", result.metrics["module3_seconds"]),
                 ("total_seconds", total),
-                ("val_curve", [h["val_acc1"] for h in result.history]),
+                ("val_curve", [[h["step"], h["val_acc1"]] for h in result.history]),
                 ("diagnostics", result.diagnostics.metrics if result.diagnostics else None),
             ):
                 record.setdefault(key, []).append(value)
             print(f"{name} seed {seed} {entry:<14} test acc1 {result.metrics['test_acc1']:5.1f} "
                   f"best val {result.metrics['best_val_acc1']:5.1f} @ "
-                  f"{result.metrics['best_epoch']:.0f} ({total:.1f}s)", flush=True)  # fmt: skip
+                  f"step {result.metrics['best_step']:.0f} ({total:.1f}s)", flush=True)  # fmt: skip
     first = next(iter(entries.values()))
-    steps = steps_per_epoch(first)
+    budget = budget_of(first)
     return {
         "benchmark": name,
         "student_domain": first.data.student_domain,
         "seeds": seeds,
-        "epochs": first.module3.epochs,
-        "steps_per_epoch": steps,
-        "budget_steps": steps * first.module3.epochs,
+        "epochs": budget.epochs,
+        "steps_per_epoch": budget.steps_per_epoch,
+        "budget_steps": budget.steps,
         "configs": {entry: config.to_dict() for entry, config in entries.items()},
         "methods": records,
     }
@@ -154,7 +160,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"({summary['steps_per_epoch']} per epoch)",
         f"paired difference: test Acc@1 minus the best baseline's ({best}, highest mean test "
         "Acc@1), same seed and split; mean ± standard error over seeds",
-        "| entry | test Acc@1 | best val Acc@1 | best epoch | paired diff vs best baseline | diff / SE |",
+        "| entry | test Acc@1 | best val Acc@1 | best step | paired diff vs best baseline | diff / SE |",
         "|---|---|---|---|---|---|",
     ]
     for entry, record in methods.items():
@@ -166,7 +172,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {entry} | {format_mean_std(record['test_acc1'])} | "
             f"{format_mean_std(record['best_val_acc1'])} | "
-            f"{statistics.fmean(record['best_epoch']):.0f} | {diff} | {ratio} |"
+            f"{statistics.fmean(record['best_step']):.0f} | {diff} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -176,7 +182,10 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     0-2 and 3-4 run apart); entries must have run the same configs to stay paired."""
     merged = json.loads(json.dumps(summaries[0]))
     for other in summaries[1:]:
-        if other["benchmark"] != merged["benchmark"] or other["epochs"] != merged["epochs"]:
+        if (other["benchmark"], other["budget_steps"]) != (
+            merged["benchmark"],
+            merged["budget_steps"],
+        ):
             raise ConfigError("--merge takes runs of one benchmark at one budget.")
         if set(other["seeds"]) & set(merged["seeds"]):
             raise ConfigError(f"--merge: seeds {sorted(set(other['seeds']) & set(merged['seeds']))} "
@@ -197,7 +206,7 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--benchmark", choices=[*BENCHMARKS, "both"], default="both")
+    parser.add_argument("--benchmark", choices=[*BENCHMARKS, "all"], default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--entries", default=",".join(ENTRIES), help="comma-separated")
@@ -225,7 +234,7 @@ def main() -> int:
             return 0
         if unknown:
             raise ConfigError(f"Unknown entries {unknown}; choose from {', '.join(ENTRIES)}.")
-        chosen = BENCHMARKS if args.benchmark == "both" else (args.benchmark,)
+        chosen = BENCHMARKS if args.benchmark == "all" else (args.benchmark,)
         plans = {}
         for name in chosen:
             base = benchmark_base(name, args.overrides)

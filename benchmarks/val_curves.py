@@ -1,11 +1,12 @@
 """Val Acc@1 against optimizer steps, per entry, from benchmarks/ood_digits.py's JSON:
-how long each method needs to converge (to size converged budgets).
+how long each method needs to converge (to size budgets in steps).
 
     python benchmarks/val_curves.py benchmarks/results/ood_fonts.json [...] --out curves.png
 
 Draws the mean val curve over seeds (band: ± std) of every entry, one panel per file,
-and prints where each mean curve converges: the first epoch whose 5-epoch moving
-average comes within 0.5 point of the curve's plateau (the mean of its last fifth).
+and prints where each mean curve converges: the first val pass whose moving average over
+WINDOW passes comes within TOLERANCE points of the curve's plateau (the mean of its last
+fifth), as an optimizer step.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ WINDOW = 5
 TOLERANCE = 0.5
 
 
-def converged_epoch(curve: np.ndarray) -> tuple[int | None, float]:
-    """(1-based epoch, plateau): the first epoch whose moving average reaches the plateau;
-    None when none does (the curve still rises at the end of the budget)."""
+def converged_at(steps: np.ndarray, curve: np.ndarray) -> tuple[int | None, float]:
+    """(optimizer step, plateau): the step of the first val pass whose moving average
+    reaches the plateau; None when none does (the curve still rises at the end)."""
     plateau = float(curve[-max(1, len(curve) // 5) :].mean())
     window = min(WINDOW, len(curve))
     smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
     reached = np.nonzero(smooth >= plateau - TOLERANCE)[0]
-    return (int(reached[0]) + window if len(reached) else None), plateau
+    return (int(steps[reached[0] + window - 1]) if len(reached) else None), plateau
 
 
 def main() -> None:
@@ -40,18 +41,17 @@ def main() -> None:
     summaries = [json.loads(Path(path).read_text()) for path in args.results]
     figure = Figure(figsize=(6.5 * len(summaries), 4.2))
     axes = figure.subplots(1, len(summaries), squeeze=False)[0]
-    print("| benchmark | entry | seeds | plateau val Acc@1 | converged at epoch | = steps |")
-    print("|---|---|---|---|---|---|")
+    print("| benchmark | entry | seeds | plateau val Acc@1 | converged at step |")
+    print("|---|---|---|---|---|")
     for ax, summary in zip(axes, summaries, strict=True):
-        steps = summary["steps_per_epoch"]
         for entry, record in summary["methods"].items():
-            curves = np.array(record["val_curve"], dtype=float)
-            mean, spread = curves.mean(axis=0), curves.std(axis=0)
-            x = steps * np.arange(1, len(mean) + 1)
+            curves = np.array(record["val_curve"], dtype=float)  # [seed, pass, (step, val)]
+            x = curves[0, :, 0]
+            mean, spread = curves[:, :, 1].mean(axis=0), curves[:, :, 1].std(axis=0)
             ax.plot(x, mean, label=entry, linewidth=1.2)
             ax.fill_between(x, mean - spread, mean + spread, alpha=0.15)
-            epoch, plateau = converged_epoch(mean)
-            where = f"{epoch} | {epoch * steps}" if epoch else "not within the budget | -"
+            step, plateau = converged_at(x, mean)
+            where = step if step is not None else "not within the budget"
             print(f"| {summary['benchmark']} | {entry} | {len(curves)} | {plateau:.1f} | "
                   f"{where} |")  # fmt: skip
         ax.set_title(
@@ -59,7 +59,7 @@ def main() -> None:
             f"{len(summary['seeds'])} seeds",
             fontsize=9,
         )
-        ax.set_xlabel(f"optimizer steps ({steps} per epoch)")
+        ax.set_xlabel(f"optimizer steps ({summary['steps_per_epoch']} per epoch)")
         ax.set_ylabel("val Acc@1")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
