@@ -10,9 +10,9 @@ from pathlib import Path
 
 from augkd.entry import ArgumentParser, add_debug_flag, positive_int, run_command
 from augkd.errors import ConfigError
-from augkd.metrics import mean_std
+from augkd.metric_names import REPORTED
+from augkd.seed_stats import format_mean_std, mean_std
 
-REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
     "teacher": "interrupted; nothing written",
@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = run_trial(seeded, log=lambda line: print(line, flush=True))
         rows.append({"seed": seeded.seed, **result.metrics})
     summary = summarise(rows)
-    print(format_results_table(config.method, summary, len(rows)))
+    print(format_results_table(config.method, rows))
     payload = {
         "method": config.method,
         "config": config.to_dict(),
@@ -72,15 +72,14 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def format_results_table(method: str, summary: dict[str, dict[str, float]], runs: int) -> str:
-    """Mean ± std over seeds; a single run has no spread to show."""
-    width = 16 if runs > 1 else 13
-    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>{width}}" for key in summary)
-    cells = " ".join(
-        f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" if runs > 1 else f"{stats['mean']:>13.2f}"
-        for stats in summary.values()
-    )
-    return f"{header}\n{method:<10} {runs:>4} {cells}"
+def format_results_table(method: str, rows: list[dict[str, float]]) -> str:
+    """Mean ± std over seeds of each reported metric."""
+    columns = {key: [row[key] for row in rows if key in row] for key in REPORTED}
+    cells = {key: format_mean_std(values, digits=2) for key, values in columns.items() if values}
+    widths = {key: max(len(key), len(cell)) for key, cell in cells.items()}
+    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{k:>{widths[k]}}" for k in cells)
+    line = f"{method:<10} {len(rows):>4} " + " ".join(f"{c:>{widths[k]}}" for k, c in cells.items())
+    return f"{header}\n{line}"
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -180,17 +179,24 @@ SEARCH_HELP = (
 )
 
 
+ADDRESS_HELP = (
+    "the Ray cluster to join: auto (the one `ray start` runs on this machine) or HOST:PORT; "
+    "default: $RAY_ADDRESS, else a local Ray of this command's own"
+)
+
+
 def _add_search_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from augkd.search.evaluate import parse_baselines, run_evaluation
-    from augkd.search.runner import init_ray
+    from augkd.search.evaluate import parse_baselines, plan, run_evaluation
+    from augkd.search.ray_session import init_ray
 
     search = _search_folder(args)
     baselines = parse_baselines(args.baselines)
-    init_ray(args.address)
+    plan(search, args.top_k, args.seeds, baselines)  # bad input is named before Ray starts
+    _tell(f"[evaluate] {init_ray(args.address).summary}")
     evaluation = run_evaluation(
         search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
     )
@@ -267,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
         "the working directory)",
     )
-    evaluate.add_argument("--address", help="Ray cluster (default: join one, else local)")
+    evaluate.add_argument("--address", help=ADDRESS_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
