@@ -3,7 +3,8 @@ import ray
 import yaml
 
 from augkd.errors import ConfigError
-from augkd.search.runner import SearchOptions, prepare_space, run_search
+from augkd.search.prepare import prepare_space
+from augkd.search.runner import SearchOptions, run_search
 from augkd.search.space import build_sampler, load_space
 
 
