@@ -32,6 +32,9 @@ def init_ray(address: str | None) -> RayStart:
     this process, as in tests and `search.py --evaluate`)."""
     import ray
 
+    from augkd.entry import quiet_libraries
+
+    quiet_libraries()  # before Ray logs its token-authentication notice
     if ray.is_initialized():
         return RayStart(False, "using the Ray this process already runs")
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}

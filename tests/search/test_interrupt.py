@@ -175,6 +175,7 @@ def test_search_output_has_no_library_noise(interrupted_then_resumed):
     for text in (first["out"], first["err"], resumed.stdout, resumed.stderr):
         found = [marker for marker in NOISE if marker.lower() in text.lower()]
         assert not found, (found, text[:3000])
-    assert first["out"].lstrip().startswith("[search] preflight passed on a worker")
+    assert first["out"].lstrip().startswith("[search] started a local Ray (")  # --address local
+    assert "\n[search] preflight passed on a worker" in first["out"]
     assert f"\n[search] {NAME}: {TRIALS} trials" in first["out"]
     assert resumed.stderr == ""
