@@ -1,5 +1,5 @@
 """Run a hyperparameter search for AuG-KD: `python search.py` on a laptop, or
-`ray submit clusters/aws.yaml search.py -- --space search_spaces/office31.yaml ...`.
+`ray submit clusters/aws.yaml search.py -- --address auto --space office31 ...`.
 
 Stands alone (ray submit copies only this file): everything else comes from the
 installed `augkd` package.

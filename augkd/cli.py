@@ -29,16 +29,24 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
+    """The config a command runs: --config, then --set, then --method."""
     from augkd.config import load_config, with_overrides
+
+    config = load_config(args.config, args.overrides)
+    if getattr(args, "method", None):
+        config = with_overrides(config, {"method": args.method})
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from augkd.config import with_overrides
     from augkd.outputs import check_file_writable
     from augkd.pipeline import run_trial
     from augkd.runtime import resolve_device
     from augkd.storage import write_bytes
 
-    config = load_config(args.config, args.overrides)
-    if args.method:
-        config = with_overrides(config, {"method": args.method})
+    config = _config(args)
     resolve_device(config.device)
     check_file_writable(args.out, "--out")
     if args.cache:
@@ -84,13 +92,10 @@ def format_results_table(method: str, rows: list[dict[str, float]]) -> str:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from augkd.cache import StageCache
-    from augkd.config import load_config, with_overrides
     from augkd.pipeline import prepare_trial, trial_diagnostics
     from augkd.teacher import default_cache_root
 
-    config = load_config(args.config, args.overrides)
-    if args.method:
-        config = with_overrides(config, {"method": args.method})
+    config = _config(args)
     cache = StageCache(default_cache_root(config))
     trial = prepare_trial(config, cache, log=lambda line: print(line, flush=True))
     diagnostics = trial_diagnostics(trial, cache)
@@ -106,12 +111,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from augkd.config import load_config
     from augkd.outputs import check_file_writable
     from augkd.runtime import resolve_device
     from augkd.teacher import save_teacher, train_teacher
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     device = resolve_device(config.device)
     check_file_writable(args.out, "--out")
     checkpoint = train_teacher(config, device)
@@ -142,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in export_best(search, args.top_k, args.out):
         print(path)
     if args.register:
-        from augkd.locations import default_tracking_uri
+        from augkd.locations import resolve_tracking_uri
         from augkd.search.model_logging import register_model
         from augkd.search.results import best_completed
 
@@ -152,15 +156,17 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"The best trial of '{search}' ({best['trial_id']}) has no logged model to "
                 "register; it predates model logging: re-run its config with augkd train."
             )
-        uri = args.tracking_uri or default_tracking_uri()
+        uri = resolve_tracking_uri(args.tracking_uri)
         print(f"registered {register_model(uri, best['model_uri'], args.register)}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from augkd.search.results import format_leaderboard, load_results
+    from augkd.search.space import recorded_objective
 
-    print(format_leaderboard(load_results(_search_folder(args)), limit=args.top_k))
+    search = _search_folder(args)
+    print(format_leaderboard(load_results(search), recorded_objective(search), limit=args.top_k))
     return 0
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from augkd.dotted import short_names
 from augkd.search.progress import ProgressView
 from augkd.search.results import format_leaderboard, param_column
+from augkd.search.space import Objective
 
 SAME_LAST_PART = ["module2.temperature", "module3.kd_temperature", "module3.temperature"]
 VALUES = (0.5, 2.5, 4.5)
@@ -28,7 +29,7 @@ def test_short_names_are_the_shortest_suffix_no_other_key_ends_with():
 def test_the_leaderboard_and_the_live_view_tell_two_temperatures_apart(capsys):
     row = {"trial_id": "t1", "status": "completed", "best_val_acc1": 50.0}
     row |= {param_column(key): value for key, value in zip(SAME_LAST_PART, VALUES, strict=True)}
-    header = format_leaderboard([row]).splitlines()[0].split()
+    header = format_leaderboard([row], Objective()).splitlines()[0].split()
     assert header[-3:] == ["module2.temperature", "kd_temperature", "module3.temperature"]
     view = ProgressView(SAME_LAST_PART, "best_val_acc1", interval_s=0)
     trial = SimpleNamespace(

@@ -82,10 +82,9 @@ def load_results(search_path: str) -> list[dict[str, Any]]:
     return _read_table(uri).to_pylist()
 
 
-def rank(rows: list[dict[str, Any]], objective: Objective | None = None) -> list[dict[str, Any]]:
+def rank(rows: list[dict[str, Any]], objective: Objective) -> list[dict[str, Any]]:
     """Completed trials first, then best first by the search's objective (test never
     decides; a trial without a value goes last)."""
-    objective = objective or Objective()
     return sorted(
         rows,
         key=lambda r: (
@@ -100,12 +99,9 @@ def leaderboard_metrics(objective: Objective) -> list[str]:
     return list(dict.fromkeys([objective.metric, BEST_VAL_ACC1, TEST_ACC1]))
 
 
-def format_leaderboard(
-    rows: list[dict[str, Any]], objective: Objective | None = None, limit: int = 20
-) -> str:
+def format_leaderboard(rows: list[dict[str, Any]], objective: Objective, limit: int = 20) -> str:
     if not rows:
         return "no trials yet"
-    objective = objective or Objective()
     keys = param_keys(rows)
     names = short_names(keys)
     metrics = leaderboard_metrics(objective)

@@ -28,6 +28,8 @@ from augkd.search.results import load_results
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 NAME, EPOCHS, TRIALS = "ctrl-c", 10, 2
 SETTINGS = [
     "method=ce",  # the teacher and Module 3 only: enough for a trial to be mid-way

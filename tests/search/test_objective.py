@@ -21,6 +21,8 @@ from augkd.search.space import Objective, recorded_objective
 from augkd.search.tracking import TRIAL_TAG
 from tests.conftest import TINY_SEARCH
 
+pytestmark = pytest.mark.slow
+
 MIN_LOSS = Objective(metric=TRAIN_LOSS, mode="min")
 
 

@@ -31,6 +31,7 @@ def smoke_search(local_ray, tmp_path_factory):
     return root, outcome
 
 
+@pytest.mark.slow
 def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     root, outcome = smoke_search
     mlflow.set_tracking_uri(outcome.tracking_uri)
@@ -54,6 +55,7 @@ def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
 
 
+@pytest.mark.slow
 def test_stage1_is_produced_once_before_the_trials_which_only_read_it(smoke_search):
     root, outcome = smoke_search
     rows = load_results(outcome.search_path)
@@ -66,6 +68,7 @@ def test_stage1_is_produced_once_before_the_trials_which_only_read_it(smoke_sear
     assert shared.preflight["classes"] == 10 and shared.preflight["device"] == "cpu"
 
 
+@pytest.mark.slow
 def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
     _, outcome = smoke_search
     assert (
@@ -83,6 +86,7 @@ def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
     assert augkd_main(["compare", "--search", outcome.search_path]) == 0
 
 
+@pytest.mark.slow
 def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(
     local_ray, tmp_path, tiny_config
 ):
