@@ -38,6 +38,7 @@ def test_augkd_trial_reports_every_epoch_and_tests_once(tiny_config, monkeypatch
     assert reports[0]["mixup_share"] == pytest.approx(tiny_config.module3.b)
 
 
+@pytest.mark.slow
 def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
     reports = []
     run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m), log=_quiet)
@@ -45,12 +46,20 @@ def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
     assert reports[-1]["best_epoch"] == float(val.index(max(val)) + 1)
 
 
-@pytest.mark.parametrize("method", ["ce", "kd", "dfkd", "no_anchor", "no_mixup"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "ce",
+        "kd",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("dfkd", "no_anchor", "no_mixup")),
+    ],
+)
 def test_every_baseline_runs_on_the_same_runner(tiny_config, method):
     result = run_trial(with_overrides(tiny_config, {"method": method}), log=_quiet)
     assert result.metrics["epoch"] == 3.0 and "test_acc1" in result.metrics
 
 
+@pytest.mark.slow
 def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
     cache = StageCache(str(tmp_path))
     first = run_trial(tiny_config, cache=cache, log=_quiet)
@@ -67,6 +76,7 @@ def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
     assert other.metrics["module1_cache_hit"] == 1.0 and other.metrics["module2_cache_hit"] == 0.0
 
 
+@pytest.mark.slow
 def test_resume_mid_module3_matches_an_uninterrupted_run(tiny_config, tmp_path):
     config = with_overrides(tiny_config, {"module3.epochs": 4})
     full = run_trial(config, cache=StageCache(str(tmp_path)), log=_quiet)

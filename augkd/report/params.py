@@ -8,7 +8,7 @@ import warnings
 from matplotlib.figure import Figure
 
 from augkd.locations import SPACE_FILE
-from augkd.metric_names import EPOCH, ranking_value
+from augkd.metric_names import EPOCH, label, ranking_value
 from augkd.report.loading import (
     FINISHED,
     SearchData,
@@ -72,8 +72,8 @@ def plot_parallel_coordinates(data: SearchData) -> Section:
             return ((math.log10(n) if log else n) - f_low) / width
 
         ticks = [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
-        label = f"{names[k]}\n(log)" if log else names[k]
-        axes_info.append((label, scale, ticks))
+        axis_label = f"{names[k]}\n(log)" if log else names[k]
+        axes_info.append((axis_label, scale, ticks))
 
     values = [num(r.get(metric)) for r in scored]
     o_low, o_high = min(values), max(values)

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_throughput_smallest_setting_runs_on_cpu(tmp_path):
     out = tmp_path / "throughput.json"
     run = subprocess.run(
