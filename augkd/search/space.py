@@ -33,7 +33,7 @@ from augkd.metric_names import (
     Mode,
     natural_mode,
 )
-from augkd.storage import join_uri
+from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
 PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 """The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
@@ -211,8 +211,6 @@ class SearchSpace(_Strict):
 def write_recorded_space(search_path: str, space: SearchSpace) -> None:
     """The resolved space next to the results: what ranks them (its objective), and the
     distributions analysis needs (fANOVA)."""
-    from augkd.storage import write_bytes
-
     payload = space.model_dump(mode="json")
     payload["base_resolved"] = space.base_resolved
     write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
@@ -220,8 +218,6 @@ def write_recorded_space(search_path: str, space: SearchSpace) -> None:
 
 def recorded_space(search_path: str) -> dict[str, Any] | None:
     """The space a search wrote next to its results; None when it wrote none."""
-    from augkd.storage import read_bytes, uri_is_file
-
     uri = join_uri(search_path, SPACE_FILE)
     return json.loads(read_bytes(uri)) if uri_is_file(uri) else None
 
