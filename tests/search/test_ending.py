@@ -27,6 +27,7 @@ def _runs(tracking_uri: str, name: str) -> dict[str, object]:
     return {run.data.tags[TRIAL_TAG]: run for run in runs}
 
 
+@pytest.mark.slow
 def test_search_whose_every_trial_failed_exits_3_naming_the_error(
     local_ray, search_main, tiny_config, tmp_path, capsys
 ):

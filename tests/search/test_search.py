@@ -156,6 +156,7 @@ def _produce_in_process(root: str, out: str) -> None:
     assert torch.equal(artifact["weights"], torch.ones(3))
 
 
+@pytest.mark.slow
 def test_concurrent_trials_needing_one_artifact_compute_it_once(tmp_path):
     out = tmp_path / "producers.txt"
     context = multiprocessing.get_context("spawn")
