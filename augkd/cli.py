@@ -185,6 +185,10 @@ SEARCH_HELP = (
 )
 
 
+TRACKING_HELP = (
+    "the MLflow store the search logged to; default: $AUGKD_TRACKING_URI, else mlflow.db in "
+    "the working directory, as python search.py"
+)
 ADDRESS_HELP = (
     "the Ray cluster to join: auto (the one `ray start` runs on this machine) or HOST:PORT; "
     "default: $RAY_ADDRESS, else a local Ray of this command's own"
@@ -259,8 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.add_argument(
                 "--tracking-uri",
-                help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else "
-                "mlflow.db in the working directory)",
+                help=TRACKING_HELP,
             )
         sub.set_defaults(handler=handler)
 
@@ -276,8 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--tracking-uri",
-        help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
-        "the working directory)",
+        help=TRACKING_HELP,
     )
     evaluate.add_argument("--address", help=ADDRESS_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -287,9 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="folder (default: SEARCH/report)")
     report.add_argument(
         "--tracking-uri",
-        default=None,
-        help="MLflow store (default: $AUGKD_TRACKING_URI, else mlflow.db in the working "
-        "directory, as python search.py)",
+        help=TRACKING_HELP,
     )
     report.set_defaults(handler=cmd_report)
     for command in commands.choices.values():
