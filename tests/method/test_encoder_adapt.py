@@ -39,6 +39,7 @@ def _pca_decoder(train_images: torch.Tensor, latent: int) -> nn.Module:
     return nn.Sequential(linear, nn.Unflatten(1, train_images.shape[1:])).eval()
 
 
+@pytest.mark.slow
 def test_adaptation_lowers_reconstruction_error_and_leaves_the_generator_alone(tiny_config):
     config = with_overrides(tiny_config, {"encoder_adapt.epochs": 3, "encoder_adapt.lr": 3e-3})
     splits = load_student_splits(config.data, config.seed, CPU)
