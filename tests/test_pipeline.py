@@ -50,8 +50,7 @@ def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
     "method",
     [
         "ce",
-        "kd",
-        *(pytest.param(m, marks=pytest.mark.slow) for m in ("dfkd", "no_anchor", "no_mixup")),
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("kd", "dfkd", "no_anchor", "no_mixup")),
     ],
 )
 def test_every_baseline_runs_on_the_same_runner(tiny_config, method):
