@@ -1,5 +1,5 @@
 """Run a hyperparameter search for AuG-KD: `python search.py` on a laptop, or
-`ray submit clusters/aws.yaml search.py -- --space search_spaces/office31.yaml ...`.
+`ray submit clusters/aws.yaml search.py -- --address auto --space office31 ...`.
 
 Stands alone (ray submit copies only this file): everything else comes from the
 installed `augkd` package.
@@ -34,7 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted search")
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
-    parser.add_argument("--address", help="Ray cluster address (default: join one, else local)")
+    parser.add_argument(
+        "--address",
+        help="the Ray cluster to join: auto (the one `ray start` runs on this machine, as on "
+        "a cluster's head node) or HOST:PORT; default: $RAY_ADDRESS, else a local Ray of "
+        "this search's own",
+    )
     parser.add_argument(
         "--evaluate", type=positive_int, default=None, metavar="K",
         help="after the search, re-run its top K configs and the baselines over fresh seeds "

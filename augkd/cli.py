@@ -11,9 +11,9 @@ from pathlib import Path
 
 from augkd.entry import ArgumentParser, add_debug_flag, positive_int, run_command
 from augkd.errors import ConfigError
-from augkd.metrics import mean_std
+from augkd.metric_names import REPORTED
+from augkd.seed_stats import format_mean_std, mean_std
 
-REPORTED = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
     "teacher": "interrupted; nothing written",
@@ -30,16 +30,24 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
+    """The config a command runs: --config, then --set, then --method."""
     from augkd.config import load_config, with_overrides
+
+    config = load_config(args.config, args.overrides)
+    if getattr(args, "method", None):
+        config = with_overrides(config, {"method": args.method})
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from augkd.config import with_overrides
     from augkd.outputs import check_file_writable
     from augkd.pipeline import run_trial
     from augkd.runtime import resolve_device
     from augkd.storage import write_bytes
 
-    config = load_config(args.config, args.overrides)
-    if args.method:
-        config = with_overrides(config, {"method": args.method})
+    config = _config(args)
     resolve_device(config.device)
     check_file_writable(args.out, "--out")
     if args.cache:
@@ -51,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = run_trial(seeded, log=lambda line: print(line, flush=True))
         rows.append({"seed": seeded.seed, **result.metrics})
     summary = summarise(rows)
-    print(format_results_table(config.method, summary, len(rows)))
+    print(format_results_table(config.method, rows))
     payload = {
         "method": config.method,
         "config": config.to_dict(),
@@ -73,26 +81,22 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def format_results_table(method: str, summary: dict[str, dict[str, float]], runs: int) -> str:
-    """Mean ± std over seeds; a single run has no spread to show."""
-    width = 16 if runs > 1 else 13
-    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{key:>{width}}" for key in summary)
-    cells = " ".join(
-        f"{stats['mean']:>8.2f} ± {stats['std']:<5.2f}" if runs > 1 else f"{stats['mean']:>13.2f}"
-        for stats in summary.values()
-    )
-    return f"{header}\n{method:<10} {runs:>4} {cells}"
+def format_results_table(method: str, rows: list[dict[str, float]]) -> str:
+    """Mean ± std over seeds of each reported metric."""
+    columns = {key: [row[key] for row in rows if key in row] for key in REPORTED}
+    cells = {key: format_mean_std(values, digits=2) for key, values in columns.items() if values}
+    widths = {key: max(len(key), len(cell)) for key, cell in cells.items()}
+    header = f"{'method':<10} {'runs':>4} " + " ".join(f"{k:>{widths[k]}}" for k in cells)
+    line = f"{method:<10} {len(rows):>4} " + " ".join(f"{c:>{widths[k]}}" for k, c in cells.items())
+    return f"{header}\n{line}"
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from augkd.cache import StageCache
-    from augkd.config import load_config, with_overrides
     from augkd.pipeline import prepare_trial, trial_diagnostics
     from augkd.teacher import default_cache_root
 
-    config = load_config(args.config, args.overrides)
-    if args.method:
-        config = with_overrides(config, {"method": args.method})
+    config = _config(args)
     cache = StageCache(default_cache_root(config))
     trial = prepare_trial(config, cache, log=lambda line: print(line, flush=True))
     diagnostics = trial_diagnostics(trial, cache)
@@ -108,12 +112,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from augkd.config import load_config
     from augkd.outputs import check_file_writable
     from augkd.runtime import resolve_device
     from augkd.teacher import save_teacher, train_teacher
 
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     device = resolve_device(config.device)
     check_file_writable(args.out, "--out")
     checkpoint = train_teacher(config, device)
@@ -144,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in export_best(search, args.top_k, args.out):
         print(path)
     if args.register:
-        from augkd.locations import default_tracking_uri
+        from augkd.locations import resolve_tracking_uri
         from augkd.search.model_logging import register_model
         from augkd.search.results import best_completed
 
@@ -154,15 +157,17 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"The best trial of '{search}' ({best['trial_id']}) has no logged model to "
                 "register; it predates model logging: re-run its config with augkd train."
             )
-        uri = args.tracking_uri or default_tracking_uri()
+        uri = resolve_tracking_uri(args.tracking_uri)
         print(f"registered {register_model(uri, best['model_uri'], args.register)}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from augkd.search.results import format_leaderboard, load_results
+    from augkd.search.space import recorded_objective
 
-    print(format_leaderboard(load_results(_search_folder(args)), limit=args.top_k))
+    search = _search_folder(args)
+    print(format_leaderboard(load_results(search), recorded_objective(search), limit=args.top_k))
     return 0
 
 
@@ -181,17 +186,28 @@ SEARCH_HELP = (
 )
 
 
+TRACKING_HELP = (
+    "the MLflow store the search logged to; default: $AUGKD_TRACKING_URI, else mlflow.db in "
+    "the working directory, as python search.py"
+)
+ADDRESS_HELP = (
+    "the Ray cluster to join: auto (the one `ray start` runs on this machine) or HOST:PORT; "
+    "default: $RAY_ADDRESS, else a local Ray of this command's own"
+)
+
+
 def _add_search_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from augkd.search.evaluate import parse_baselines, run_evaluation
-    from augkd.search.runner import init_ray
+    from augkd.search.evaluate import parse_baselines, plan, run_evaluation
+    from augkd.search.ray_session import init_ray
 
     search = _search_folder(args)
     baselines = parse_baselines(args.baselines)
-    init_ray(args.address)
+    plan(search, args.top_k, args.seeds, baselines)  # bad input is named before Ray starts
+    _tell(f"[evaluate] {init_ray(args.address).summary}")
     evaluation = run_evaluation(
         search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
     )
@@ -256,8 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.add_argument(
                 "--tracking-uri",
-                help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else "
-                "mlflow.db in the working directory)",
+                help=TRACKING_HELP,
             )
         sub.set_defaults(handler=handler)
 
@@ -273,10 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--tracking-uri",
-        help="MLflow store of the search (default: $AUGKD_TRACKING_URI, else mlflow.db in "
-        "the working directory)",
+        help=TRACKING_HELP,
     )
-    evaluate.add_argument("--address", help="Ray cluster (default: join one, else local)")
+    evaluate.add_argument("--address", help=ADDRESS_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
@@ -284,9 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="folder (default: SEARCH/report)")
     report.add_argument(
         "--tracking-uri",
-        default=None,
-        help="MLflow store (default: $AUGKD_TRACKING_URI, else mlflow.db in the working "
-        "directory, as python search.py)",
+        help=TRACKING_HELP,
     )
     report.set_defaults(handler=cmd_report)
 

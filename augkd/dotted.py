@@ -50,3 +50,21 @@ def unflatten_dotted(flat: dict[str, Any]) -> dict[str, Any]:
     for key, value in flat.items():
         set_dotted(data, key, value)
     return data
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each key's shortest dotted suffix that no other key ends with: module3.a -> a, but
+    module2.temperature and module3.temperature keep their sections (column headings)."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if not any(other != key and _ends_with(other, suffix) for other in keys):
+                break
+        names[key] = suffix
+    return names
+
+
+def _ends_with(key: str, suffix: str) -> bool:
+    return key == suffix or key.endswith("." + suffix)

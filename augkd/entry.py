@@ -43,8 +43,10 @@ def run_command(
 
     An AugkdError prints its one sentence; Ctrl-C prints ``on_interrupt``, the command's
     own word on what it left behind. ``debug`` adds the traceback. Any other exception
-    is a defect and keeps its traceback (exit 1).
+    is a defect and keeps its traceback (exit 1). The libraries' chatter is quietened
+    first, for every command.
     """
+    quiet_libraries()
     try:
         code = body()
     except AugkdError as error:

@@ -26,6 +26,8 @@ STAGE_CACHE = "stage_cache"
 SEARCH_MARKERS = (SPACE_FILE, RESULTS_FILE, "tuner.pkl")
 """A folder holding any of these is a search (Tune writes tuner.pkl, augkd the others)."""
 SEARCH_NAME = re.compile(r"^(?P<space>.+)-(?P<stamp>\d{8}-\d{6})$")
+SEARCH_PATH_ENV = "AUGKD_SEARCH_PATH"
+"""The search that `augkd export|compare|report|evaluate` and the notebook read by default."""
 
 
 def default_storage(workdir: str | Path | None = None) -> str:
@@ -42,6 +44,21 @@ def default_tracking_uri(workdir: str | Path | None = None) -> str:
     if os.environ.get("AUGKD_TRACKING_URI"):
         return os.environ["AUGKD_TRACKING_URI"]
     return f"sqlite:///{(Path(workdir or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+def resolve_tracking_uri(given: str | None, workdir: str | Path | None = None) -> str:
+    """The tracking store a command uses: the one given (--tracking-uri), else the default."""
+    return given or default_tracking_uri(workdir)
+
+
+def experiment_name(space_name: str) -> str:
+    """The MLflow experiment that holds every search of one space."""
+    return f"augkd-{space_name}"
+
+
+def given_search_path(path: str | None) -> str | None:
+    """The search named by the command (--search), else by $AUGKD_SEARCH_PATH."""
+    return path or os.environ.get(SEARCH_PATH_ENV)
 
 
 def storage_root(storage: str) -> str:
@@ -146,7 +163,7 @@ def resolve_search(path: str | None, echo: Callable[[str], None] | None = None) 
     ``path`` may be a search folder, or a storage root: then the latest search there,
     and ``echo`` is told which. Anything else is a ConfigError naming the path.
     """
-    given = path or os.environ.get("AUGKD_SEARCH_PATH") or default_storage()
+    given = given_search_path(path) or default_storage()
     uri = storage_root(given)
     if is_search(uri):
         return uri

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 from torch import nn
 
@@ -41,14 +39,3 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, normalize) -> dict[str, float]:
     return topk_accuracy(predict_logits(model, x, normalize), y)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation over seeds (0 for a single value)."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), spread
-
-
-def format_mean_std(values: list[float]) -> str:
-    mean, spread = mean_std(values)
-    return f"{mean:.1f} ± {spread:.1f}"

@@ -41,10 +41,10 @@ from augkd.data import load_student_splits
 from augkd.errors import AugkdError, ConfigError
 from augkd.method.budget import StepBudget
 from augkd.method.mixup import module3_budget
-from augkd.metrics import format_mean_std
 from augkd.pipeline import run_trial
 from augkd.runtime import resolve_device
 from augkd.search.space import PACKAGED_SPACES, load_space
+from augkd.seed_stats import format_mean_std, paired_difference
 from augkd.teacher import default_cache_root
 
 BENCHMARKS = ("digits", "fonts", "forms")
@@ -96,15 +96,6 @@ def budget_of(config: Config) -> StepBudget:
     """The Module-3 budget of ``config`` on its data, in optimizer steps and epochs."""
     splits = load_student_splits(config.data, config.seed, resolve_device("cpu"))
     return module3_budget(config.module3, len(splits.train_y))
-
-
-def paired(values: list[float], reference: list[float]) -> tuple[float, float]:
-    """Mean and standard error over seeds of the per-seed difference."""
-    differences = [a - b for a, b in zip(values, reference, strict=True)]
-    mean = statistics.fmean(differences)
-    if len(differences) < 2:
-        return mean, float("nan")
-    return mean, statistics.stdev(differences) / math.sqrt(len(differences))
 
 
 def run_benchmark(
@@ -166,9 +157,9 @@ def format_table(summary: dict[str, Any]) -> str:
     for entry, record in methods.items():
         diff, ratio = "-", "-"
         if best is not None and entry != best:
-            mean, error = paired(record["test_acc1"], methods[best]["test_acc1"])
-            diff = f"{mean:+.1f} ± {error:.1f}"
-            ratio = f"{mean / error:+.1f}" if error > 0 else "-"
+            difference = paired_difference(record["test_acc1"], methods[best]["test_acc1"])
+            diff = str(difference)
+            ratio = f"{difference.ratio():+.1f}" if math.isfinite(difference.ratio()) else "-"
         lines.append(
             f"| {entry} | {format_mean_std(record['test_acc1'])} | "
             f"{format_mean_std(record['best_val_acc1'])} | "

@@ -21,9 +21,10 @@ from pathlib import Path
 import ray
 import yaml
 
-from augkd.metrics import format_mean_std
+from augkd.search.ending import cache_savings
 from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, cache_savings, run_search
+from augkd.search.runner import SearchOptions, run_search
+from augkd.seed_stats import format_mean_std
 
 GRID = {
     "module3.a": {

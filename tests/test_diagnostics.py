@@ -46,6 +46,7 @@ def test_teacher_view_matches_hand_computation():
     assert "gz_acc1" not in teacher_view(logits, None, "gz")
 
 
+@pytest.mark.slow
 def test_each_diagnostic_on_a_tiny_run_matches_the_networks(tiny_config, cache_home):
     cache = StageCache(cache_home)
     trial = prepare_trial(tiny_config, cache, _quiet)
@@ -102,6 +103,7 @@ def test_no_anchor_has_no_anchor_or_mask_metrics(tiny_config, cache_home):
     assert not [key for key in metrics if key.startswith(("anchor_", "mask_"))]
 
 
+@pytest.mark.slow
 def test_trial_reports_diagnostics_each_epoch_unless_switched_off(tiny_config, cache_home):
     seen, reports = [], []
     run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m),

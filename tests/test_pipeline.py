@@ -54,6 +54,7 @@ def test_a_step_budget_takes_its_steps_whatever_the_data_size(tiny_config):
     assert (result.metrics["epochs"], result.metrics["step"]) == (20.0, 20.0)
 
 
+@pytest.mark.slow
 def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
     reports = []
     run_trial(tiny_config, on_epoch=lambda m, _s: reports.append(m), log=_quiet)
@@ -61,12 +62,19 @@ def test_best_epoch_is_chosen_on_val_not_test(tiny_config):
     assert reports[-1]["best_epoch"] == float(val.index(max(val)) + 1)
 
 
-@pytest.mark.parametrize("method", ["ce", "kd", "dfkd", "no_anchor", "no_mixup"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "ce",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("kd", "dfkd", "no_anchor", "no_mixup")),
+    ],
+)
 def test_every_baseline_runs_on_the_same_runner(tiny_config, method):
     result = run_trial(with_overrides(tiny_config, {"method": method}), log=_quiet)
     assert result.metrics["epoch"] == 3.0 and "test_acc1" in result.metrics
 
 
+@pytest.mark.slow
 def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
     cache = StageCache(str(tmp_path))
     first = run_trial(tiny_config, cache=cache, log=_quiet)
@@ -83,6 +91,7 @@ def test_second_trial_reuses_stage_artifacts(tiny_config, tmp_path):
     assert other.metrics["module1_cache_hit"] == 1.0 and other.metrics["module2_cache_hit"] == 0.0
 
 
+@pytest.mark.slow
 def test_resume_mid_module3_matches_an_uninterrupted_run(tiny_config, tmp_path):
     config = with_overrides(tiny_config, {"module3.epochs": 4})
     full = run_trial(config, cache=StageCache(str(tmp_path)), log=_quiet)

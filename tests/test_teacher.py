@@ -95,6 +95,7 @@ def test_pretrained_weights_come_from_torchvisions_local_cache(tmp_path, monkeyp
     assert model.fc.out_features == 10
 
 
+@pytest.mark.slow
 def test_augkd_teacher_fine_tunes_cached_imagenet_weights(tmp_path, monkeypatch, capsys):
     _cached_imagenet_weights(tmp_path / "torch", monkeypatch)
     out = tmp_path / "teacher.pt"

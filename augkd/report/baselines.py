@@ -9,16 +9,18 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from augkd.locations import BASELINES_FILE
-from augkd.metrics import mean_std
+from augkd.metric_names import TEST_ACC1
 from augkd.report.loading import (
     NO_SEARCH,
     SearchData,
     num,
 )
 from augkd.report.section import Section
+from augkd.search.evaluate import DEFAULTS, WINNER_KEY
+from augkd.seed_stats import mean_std
 from augkd.storage import uri_is_file
 
-METHOD_LABELS = {"augkd": "AuG-KD", "ce": "CE", "kd": "KD", "dfkd": "DFKD"}
+METHOD_LABELS = {WINNER_KEY: "AuG-KD", DEFAULTS: "defaults", "ce": "CE", "kd": "KD", "dfkd": "DFKD"}
 
 
 def find_baselines(data: SearchData, path: str | None = None) -> str | None:
@@ -34,7 +36,7 @@ def find_baselines(data: SearchData, path: str | None = None) -> str | None:
     return None
 
 
-def plot_baselines(data: SearchData, path: str | None = None, metric: str = "test_acc1") -> Section:
+def plot_baselines(data: SearchData, path: str | None = None, metric: str = TEST_ACC1) -> Section:
     """AuG-KD against the baselines: mean ± std over seeds, every seed as a dot."""
     from augkd.storage import read_bytes
 
@@ -63,11 +65,11 @@ def plot_baselines(data: SearchData, path: str | None = None, metric: str = "tes
     series = {name: values for name, values in series.items() if values}
     if not series:
         return Section(key, title, note=f"{found} holds no method with {metric} values.")
-    order = sorted(series, key=lambda n: (n != "augkd", n))
+    order = sorted(series, key=lambda n: (n != WINNER_KEY, n != DEFAULTS, n))
     means, stds = zip(*(mean_std(series[n]) for n in order), strict=True)
     figure = Figure(figsize=(max(5.0, 1.0 * len(order) + 2), 4.0))
     ax = figure.subplots()
-    colors = ["tab:red" if n == "augkd" else "tab:gray" for n in order]
+    colors = ["tab:red" if n == WINNER_KEY else "tab:gray" for n in order]
     ax.bar(range(len(order)), means, yerr=stds, capsize=5, color=colors, alpha=0.75)
     for i, name in enumerate(order):
         ax.scatter([i] * len(series[name]), series[name], color="black", s=12, zorder=3)

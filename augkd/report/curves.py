@@ -7,8 +7,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from augkd.metric_names import EPOCH, MIXUP_SHARE, VAL_ACC1
 from augkd.report.loading import (
-    OBJECTIVE,
     TOP_K,
     SearchData,
     asha_rungs,
@@ -44,11 +44,11 @@ def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
             history = trial_history(row)
             if group_label is None:  # the top trials: one colour and label each
                 style = {**style, "color": f"C{j}"}
-                label = f"#{j + 1} {row['trial_id']} (best {num(row[OBJECTIVE]):.1f})"
+                label = f"#{j + 1} {row['trial_id']} ({data.objective.metric} {_value(row, data)})"
             else:
                 label = group_label if j == 0 else None
             ax.plot(
-                [h["epoch"] for h in history], [h.get("val_acc1") for h in history],
+                [h[EPOCH] for h in history], [h.get(VAL_ACC1) for h in history],
                 label=label, **style,
             )  # fmt: skip
     rungs = asha_rungs(data)
@@ -71,6 +71,11 @@ def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return Section(key, title, figure=figure)
+
+
+def _value(row: dict[str, Any], data: SearchData) -> str:
+    value = num(row.get(data.objective.metric))
+    return "-" if value is None else f"{value:.3g}"
 
 
 def schedule_curve(data: SearchData, row: dict[str, Any]) -> tuple[list[int], list[float]] | None:
@@ -123,11 +128,11 @@ def plot_mixup_schedule(data: SearchData, top_k: int = TOP_K) -> Section:
         if curve is not None:
             ax.plot(*curve, color=f"C{i}", linewidth=1.8, drawstyle="default", label=label)
             drawn += 1
-        history = [h for h in trial_history(row) if num(h.get("mixup_share")) is not None]
+        history = [h for h in trial_history(row) if num(h.get(MIXUP_SHARE)) is not None]
         if history:
             ax.plot(
-                [h["epoch"] for h in history],
-                [h["mixup_share"] for h in history],
+                [h[EPOCH] for h in history],
+                [h[MIXUP_SHARE] for h in history],
                 linestyle="none",
                 marker="o",
                 color=f"C{i}",

@@ -10,18 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augkd.dotted import get_dotted
+from augkd.dotted import get_dotted, short_names
 from augkd.errors import ConfigError
 from augkd.locations import (
     SEARCH_NAME,
+    SEARCH_PATH_ENV,
     SPACE_FILE,
     default_storage,
-    default_tracking_uri,
+    given_search_path,
     latest_search,
     resolve_search,
+    resolve_tracking_uri,
 )
+from augkd.metric_names import EPOCH
 
-OBJECTIVE = "best_val_acc1"
 TOP_K = 3
 FINISHED = ("completed", "pruned")
 NO_SEARCH = "(no search)"
@@ -35,9 +37,7 @@ def resolve_search_path(
     A storage root stands for its latest search; what is not found stays as given,
     for the caller's note.
     """
-    import os
-
-    given = search_path or os.environ.get("AUGKD_SEARCH_PATH")
+    given = given_search_path(search_path)
     if given is None:
         return latest_search(default_storage(workdir))
     try:
@@ -68,13 +68,24 @@ class SearchData:
         return match["space"] if match else self.name
 
     @property
+    def objective(self):
+        """What the search optimised (space.Objective): every figure ranks and colours by it."""
+        from augkd.search.space import objective_of
+
+        return objective_of(self.space)
+
+    @property
     def param_keys(self) -> list[str]:
         """The searched hyperparameters (dotted config keys), in the space's order."""
+        from augkd.search.results import param_keys
+
         keys = list((self.space or {}).get("params") or {})
-        from_rows = sorted(
-            {k.removeprefix("param:") for r in self.rows for k in r if k.startswith("param:")}
-        )
-        return keys + [k for k in from_rows if k not in keys]
+        return keys + [k for k in param_keys(self.rows) if k not in keys]
+
+    @property
+    def param_names(self) -> dict[str, str]:
+        """Each searched key's shortest unambiguous name, for headings and axes."""
+        return short_names(self.param_keys)
 
     def param_spec(self, key: str) -> dict[str, Any]:
         return ((self.space or {}).get("params") or {}).get(key) or {}
@@ -123,9 +134,9 @@ def load_search(
     with notes. ``workdir`` is where ``python search.py`` ran (default: here).
     """
     from augkd.search.results import load_results
-    from augkd.storage import join_uri, read_bytes
+    from augkd.search.space import recorded_space
 
-    uri = tracking_uri or default_tracking_uri(workdir)
+    uri = resolve_tracking_uri(tracking_uri, workdir)
     if strict:
         resolved: str | None = resolve_search(search_path, echo)
     else:
@@ -133,7 +144,7 @@ def load_search(
     if resolved is None:
         data = SearchData(NO_SEARCH, uri)
         data.notes.append(
-            f"No search found: set AUGKD_SEARCH_PATH to a search folder or storage root, or "
+            f"No search found: set {SEARCH_PATH_ENV} to a search folder or storage root, or "
             f"run `python search.py` in the working directory (it writes {default_storage(workdir)})."
         )
         return data
@@ -154,8 +165,10 @@ def load_search(
             ) from None
         data.notes.append(f"The results table of '{resolved}' cannot be read ({error}).")
     try:
-        data.space = json.loads(read_bytes(join_uri(resolved, SPACE_FILE)))
+        data.space = recorded_space(resolved)
     except Exception:
+        data.space = None
+    if data.space is None:
         data.notes.append(
             f"No readable {SPACE_FILE} in '{resolved}': param ranges come from the trials, "
             "and fANOVA importance and ASHA's rungs are left out."
@@ -178,13 +191,14 @@ def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
         history = json.loads(row.get("history_json") or "[]")
     except (TypeError, ValueError):
         return []
-    return [h for h in history if isinstance(h, dict) and num(h.get("epoch")) is not None]
+    return [h for h in history if isinstance(h, dict) and num(h.get(EPOCH)) is not None]
 
 
 def ranked(data: SearchData) -> list[dict[str, Any]]:
+    """The trials, completed first, best first by the search's objective."""
     from augkd.search.results import rank
 
-    return rank(data.rows)
+    return rank(data.rows, data.objective)
 
 
 def with_status(data: SearchData, *statuses: str) -> list[dict[str, Any]]:
@@ -192,14 +206,16 @@ def with_status(data: SearchData, *statuses: str) -> list[dict[str, Any]]:
 
 
 def finished(data: SearchData) -> list[dict[str, Any]]:
-    """Completed and pruned trials that reported a best val Acc@1."""
-    return [r for r in with_status(data, *FINISHED) if num(r.get(OBJECTIVE)) is not None]
+    """Completed and pruned trials that reported a value of the objective."""
+    metric = data.objective.metric
+    return [r for r in with_status(data, *FINISHED) if num(r.get(metric)) is not None]
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """module3.a -> a, unless two keys share their last part."""
-    last = [k.split(".")[-1] for k in keys]
-    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
+def param_value(row: dict[str, Any], key: str) -> Any:
+    """A trial's sampled value of a searched key (None when it was not sampled)."""
+    from augkd.search.results import param_column
+
+    return row.get(param_column(key))
 
 
 def error_line(value: Any, width: int = 120) -> str | None:
@@ -212,9 +228,8 @@ def error_line(value: Any, width: int = 120) -> str | None:
 
 def config_value(data: SearchData, row: dict[str, Any], key: str) -> Any:
     """A trial's value for a dotted config key: its sampled param, else the base config."""
-    if row.get(f"param:{key}") is not None:
-        return row[f"param:{key}"]
-    return get_dotted(data.base, key)
+    sampled = param_value(row, key)
+    return sampled if sampled is not None else get_dotted(data.base, key)
 
 
 def scheduler_settings(data: SearchData):

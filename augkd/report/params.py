@@ -8,42 +8,44 @@ import warnings
 from matplotlib.figure import Figure
 
 from augkd.locations import SPACE_FILE
+from augkd.metric_names import EPOCH, label, ranking_value
 from augkd.report.loading import (
     FINISHED,
-    OBJECTIVE,
     SearchData,
     asha_rungs,
     finished,
     max_epochs,
     num,
-    short_names,
+    param_value,
     trial_history,
 )
 from augkd.report.section import Section
 
 
 def plot_parallel_coordinates(data: SearchData) -> Section:
-    """One line per trial over the searched params, coloured by best val Acc@1."""
+    """One line per trial over the searched params, coloured by the objective."""
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     key = "parallel_coordinates"
-    title = "Parallel coordinates of the searched hyperparameters, coloured by best val Acc@1"
+    objective = data.objective
+    metric = objective.metric
+    title = f"Parallel coordinates of the searched hyperparameters, coloured by {metric}"
     keys = data.param_keys
     if not keys:
         return Section(key, title, note="No searched hyperparameters recorded.")
-    rows = [r for r in data.rows if any(r.get(f"param:{k}") is not None for k in keys)]
-    scored = [r for r in rows if num(r.get(OBJECTIVE)) is not None]
+    rows = [r for r in data.rows if any(param_value(r, k) is not None for k in keys)]
+    scored = [r for r in rows if num(r.get(metric)) is not None]
     if not scored:
-        return Section(key, title, note="No trial reported a val accuracy yet: nothing to colour.")
+        return Section(key, title, note=f"No trial reported {metric} yet: nothing to colour.")
 
-    names = short_names(keys)
+    names = data.param_names
     axes_info = []  # (label, function value -> [0, 1], tick labels [(pos, text)])
     for k in keys:
         spec = data.param_spec(k)
-        values = [r.get(f"param:{k}") for r in rows if r.get(f"param:{k}") is not None]
+        values = [param_value(r, k) for r in rows if param_value(r, k) is not None]
         if spec.get("type") == "categorical" or any(isinstance(v, str | bool) for v in values):
             choices = list(spec.get("choices") or [])
             choices += [v for v in dict.fromkeys(values) if v not in choices]
@@ -70,11 +72,11 @@ def plot_parallel_coordinates(data: SearchData) -> Section:
             return ((math.log10(n) if log else n) - f_low) / width
 
         ticks = [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
-        label = f"{names[k]}\n(log)" if log else names[k]
-        axes_info.append((label, scale, ticks))
+        axis_label = f"{names[k]}\n(log)" if log else names[k]
+        axes_info.append((axis_label, scale, ticks))
 
-    objective = [num(r.get(OBJECTIVE)) for r in scored]
-    o_low, o_high = min(objective), max(objective)
+    values = [num(r.get(metric)) for r in scored]
+    o_low, o_high = min(values), max(values)
     if o_high - o_low < 1e-9:
         o_low, o_high = o_low - 1.0, o_high + 1.0
     norm = Normalize(o_low, o_high)
@@ -84,9 +86,10 @@ def plot_parallel_coordinates(data: SearchData) -> Section:
     ax = figure.subplots()
     n_axes = len(axes_info) + 1
     xs = np.arange(n_axes)
-    for row in sorted(rows, key=lambda r: num(r.get(OBJECTIVE)) or -math.inf):
-        value = num(row.get(OBJECTIVE))
-        ys = [f(row.get(f"param:{k}")) for k, (_, f, _) in zip(keys, axes_info, strict=True)]
+    # the best last, drawn on top
+    for row in sorted(rows, key=lambda r: ranking_value(num(r.get(metric)), objective.mode)):
+        value = num(row.get(metric))
+        ys = [f(param_value(row, k)) for k, (_, f, _) in zip(keys, axes_info, strict=True)]
         ys.append(norm(value) if value is not None else np.nan)
         status = row.get("status")
         if value is None:
@@ -122,16 +125,16 @@ def plot_parallel_coordinates(data: SearchData) -> Section:
             fontsize=7,
             va="center",
         )
-    ax.set_xticks(xs, [label for label, _, _ in axes_info] + ["best val acc1"], fontsize=8)
+    ax.set_xticks(xs, [name for name, _, _ in axes_info] + [label(metric)], fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.08, 1.08)
     ax.set_xlim(-0.2, n_axes - 0.6)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label="best val Acc@1", pad=0.02)
+    figure.colorbar(ScalarMappable(norm, cmap), ax=ax, label=objective.label(), pad=0.02)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(data.status_counts().items()))
     ax.set_title(
-        f"{data.name}: {statuses}\n(solid: completed, dashed: pruned, grey dotted: no val acc)",
+        f"{data.name}: {statuses}\n(solid: completed, dashed: pruned, grey dotted: no {metric})",
         fontsize=9,
     )
     return Section(key, title, figure=figure)
@@ -154,22 +157,22 @@ def importance_fidelity(data: SearchData) -> tuple[float, list[dict]] | None:
     top = max_epochs(data)
     levels = sorted({*asha_rungs(data), *([float(top)] if top else [])}, reverse=True)
     for epoch in levels:
-        reached = [r for r in done if any(num(h["epoch"]) == epoch for h in trial_history(r))]
+        reached = [r for r in done if any(num(h[EPOCH]) == epoch for h in trial_history(r))]
         if len(reached) >= max(2, len(done) / 2):
             return epoch, reached
     return None
 
 
-def _value_at(row: dict, epoch: float) -> float | None:
+def _value_at(row: dict, epoch: float, metric: str) -> float | None:
     for step in trial_history(row):
-        if num(step["epoch"]) == epoch:
-            return num(step.get(OBJECTIVE))
+        if num(step[EPOCH]) == epoch:
+            return num(step.get(metric))
     return None
 
 
 def importance_study(data: SearchData):
     """An in-memory Optuna study of the trials at one fidelity (importance_fidelity),
-    each valued by its best val Acc@1 at that epoch. Returns (study, epoch, statuses)."""
+    each valued by the objective at that epoch. Returns (study, epoch, statuses)."""
     optuna = _optuna()
     from augkd.search.space import Param
 
@@ -178,15 +181,16 @@ def importance_study(data: SearchData):
         for k in data.param_keys
         if data.param_spec(k)
     }
-    study = optuna.create_study(direction="maximize")
+    objective = data.objective
+    study = optuna.create_study(direction="maximize" if objective.mode == "max" else "minimize")
     chosen = importance_fidelity(data)
     if chosen is None:
         return study, None, {}
     epoch, rows = chosen
     statuses: dict[str, int] = {}
     for row in rows:
-        params = {k: row[f"param:{k}"] for k in distributions if row.get(f"param:{k}") is not None}
-        value = _value_at(row, epoch)
+        params = {k: param_value(row, k) for k in distributions if param_value(row, k) is not None}
+        value = _value_at(row, epoch, objective.metric)
         try:
             trial = optuna.trial.create_trial(
                 params=params,
@@ -202,7 +206,7 @@ def importance_study(data: SearchData):
 
 
 def plot_importance(data: SearchData) -> Section:
-    """fANOVA importance of the params for best val Acc@1, at one fidelity, drawn by
+    """fANOVA importance of the params for the objective, at one fidelity, drawn by
     optuna.visualization.matplotlib."""
     optuna = _optuna()
     key = "importance"
@@ -214,14 +218,15 @@ def plot_importance(data: SearchData) -> Section:
         return Section(
             key,
             title,
-            note="fANOVA needs at least 2 finished (completed or pruned) trials with a val "
-            f"accuracy at one epoch; this search has {len(finished(data))} finished.",
+            note="fANOVA needs at least 2 finished (completed or pruned) trials with a value "
+            f"of {data.objective.metric} at one epoch; this search has {len(finished(data))} "
+            "finished.",
         )
     if len({t.value for t in study.trials}) < 2:
         return Section(
             key,
             title,
-            note=f"Every trial scored the same best val Acc@1 at epoch {epoch:g}: "
+            note=f"Every trial scored the same {data.objective.metric} at epoch {epoch:g}: "
             "there is no variance to attribute.",
         )
     from matplotlib import pyplot
@@ -239,8 +244,8 @@ def plot_importance(data: SearchData) -> Section:
     counts = " + ".join(f"{statuses.get(s, 0)} {s}" for s in FINISHED)
     rough = f"; rough with {len(study.trials)} trials" if len(study.trials) < 10 else ""
     ax.set_title(
-        f"fANOVA at epoch {epoch:g} over {counts} trials that reached it\n(best val Acc@1 "
-        f"at that epoch: one fidelity{rough})",
+        f"fANOVA at epoch {epoch:g} over {counts} trials that reached it\n"
+        f"({data.objective.metric} at that epoch: one fidelity{rough})",
         fontsize=9,
     )
     figure.set_size_inches(6.5, 0.45 * len(data.param_keys) + 1.8)

@@ -8,37 +8,48 @@ from typing import Any
 
 import pandas as pd
 
+from augkd.locations import experiment_name
+from augkd.metric_names import (
+    BEST_EPOCH,
+    BEST_VAL_ACC1,
+    EPOCH,
+    MIXUP_SHARE,
+    TEST_ACC1,
+    VAL_ACC1,
+    label,
+)
 from augkd.report.loading import (
-    OBJECTIVE,
     SearchData,
     error_line,
     num,
+    param_value,
     ranked,
-    short_names,
 )
 from augkd.report.section import Section
 
 
 def leaderboard(data: SearchData, limit: int | None = None) -> Section:
-    """Completed trials first, by best val Acc@1; test Acc@1 is shown, never used to rank."""
-    title = "Leaderboard (ranked by best val Acc@1; test Acc@1 shown, never used to choose)"
+    """Completed trials first, best first by the objective; test Acc@1 is shown, never
+    used to rank."""
+    from augkd.search.results import leaderboard_metrics
+
+    objective = data.objective
+    title = f"Leaderboard (ranked by {objective.label()}; test Acc@1 shown, never used to choose)"
     if not data.rows:
         return Section("leaderboard", title, note="No trials to rank. " + " ".join(data.notes))
-    keys = data.param_keys
-    names = short_names(keys)
+    keys, names = data.param_keys, data.param_names
     records = []
     for place, row in enumerate(ranked(data)[:limit], start=1):
         record: dict[str, Any] = {
             "rank": place,
             "trial": row.get("trial_id"),
             "status": row.get("status"),
-            "best val acc1": num(row.get(OBJECTIVE)),
-            "test acc1": num(row.get("test_acc1")),
+            **{label(m): num(row.get(m)) for m in leaderboard_metrics(objective)},
             "epochs": num(row.get("epochs_run")),
-            "best epoch": num(row.get("best_epoch")),
+            "best epoch": num(row.get(BEST_EPOCH)),
         }
         for key in keys:
-            value = row.get(f"param:{key}")
+            value = param_value(row, key)
             record[names[key]] = round(value, 4) if isinstance(value, float) else value
         record["wall s"] = num(row.get("wall_seconds"))
         record["error"] = error_line(row.get("error"))
@@ -53,11 +64,7 @@ MLFLOW_COLUMNS = {
     "tags.augkd.trial_id": "trial",
     "tags.augkd.status": "augkd.status",
     "status": "mlflow status",
-    "metrics.best_val_acc1": "best_val_acc1",
-    "metrics.val_acc1": "val_acc1",
-    "metrics.test_acc1": "test_acc1",
-    "metrics.epoch": "epoch",
-    "metrics.mixup_share": "mixup_share",
+    **{f"metrics.{m}": m for m in (BEST_VAL_ACC1, VAL_ACC1, TEST_ACC1, EPOCH, MIXUP_SHARE)},
     "run_id": "run_id",
 }
 
@@ -74,7 +81,7 @@ def mlflow_runs(data: SearchData) -> Section:
             note=f"The tracking store {uri} does not exist; set "
             "AUGKD_TRACKING_URI (or --tracking-uri) to the search's store.",
         )
-    experiment = f"augkd-{data.space_name}"
+    experiment = experiment_name(data.space_name)
     try:
         import mlflow
 
@@ -102,10 +109,14 @@ def mlflow_runs(data: SearchData) -> Section:
         return Section(
             key, title, note=f"No child runs of {data.name} in experiment '{experiment}' at {uri}."
         )
-    columns = [c for c in MLFLOW_COLUMNS if c in runs.columns]
-    table = runs[columns].rename(columns=MLFLOW_COLUMNS)
-    if "best_val_acc1" in table.columns:
-        table = table.sort_values("best_val_acc1", ascending=False, na_position="last")
+    objective = data.objective
+    shown = {**MLFLOW_COLUMNS, f"metrics.{objective.metric}": objective.metric}
+    columns = [c for c in shown if c in runs.columns]
+    table = runs[columns].rename(columns=shown)
+    if objective.metric in table.columns:
+        table = table.sort_values(
+            objective.metric, ascending=objective.mode == "min", na_position="last"
+        )
     return Section(
         key, title, table=table.reset_index(drop=True), note=f"experiment '{experiment}'"
     )

@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 
-from augkd.errors import AllTrialsFailedError, Interrupted
-from augkd.search.results import ResultsTable
+from augkd.errors import AllTrialsFailedError, ConfigError, Interrupted
+from augkd.locations import experiment_name
+from augkd.metric_names import TEST_ACC1
+from augkd.search.results import ResultsTable, format_leaderboard, load_results, rank
+from augkd.search.study import publish
 from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
-    from augkd.search.runner import SearchOptions
+    from augkd.search.prepare import SearchOptions, SearchPlace
+    from augkd.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,74 @@ def close_after_exit(
             client.set_terminated(parent.info.run_id, MLFLOW_STATUS[outcome])
     except Exception as cleanup_error:  # the store itself may be what failed
         log.warning("could not close the search's MLflow runs: %s", cleanup_error)
+
+
+def record_end(
+    space: SearchSpace, place: SearchPlace, seconds: float, interrupted: bool, echo
+) -> tuple[list[dict[str, Any]], str]:
+    """After Tune's fit: the trials' ends, the study, the parent run and the leaderboard,
+    whatever the outcome. Returns the rows and the outcome (completed, interrupted, failed)."""
+    experiment = experiment_name(space.name)
+    if interrupted:
+        close_open_trials(
+            place.tracking_uri, experiment, place.name, place.search_path, INTERRUPTED
+        )
+    publish(place.search_path)  # before any exit: a resumed or failed search keeps its study
+    rows = _rows(place.search_path)
+    outcome = search_outcome(rows, interrupted)
+    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome)
+    echo(
+        f"\n[search] leaderboard (ranked by {space.objective.label()}; "
+        "test shown, never used to choose)"
+    )
+    echo(format_leaderboard(rows, space.objective))
+    return rows, outcome
+
+
+def _rows(search_path: str) -> list[dict[str, Any]]:
+    try:
+        return load_results(search_path)
+    except ConfigError:  # no trial ever started (e.g. a time budget of zero)
+        return []
+
+
+def finish_parent(space, tracking_uri, name, rows, seconds, outcome: str) -> None:
+    """The parent run's summary: trial counts, cache savings and the best completed trial
+    by the search's objective (its value under the metric's own name)."""
+    from augkd.search.tracking import SearchTracker
+
+    tracker = SearchTracker(tracking_uri, experiment_name(space.name), name)
+    objective = space.objective
+    completed = [r for r in rank(rows, objective) if r.get("status") == "completed"]
+    summary: dict[str, float] = {"search_seconds": seconds, "trials": float(len(rows))}
+    for status in ("completed", "pruned", "failed", INTERRUPTED):
+        summary[f"trials_{status}"] = float(sum(r.get("status") == status for r in rows))
+    summary.update(cache_savings(rows))
+    tags = {"augkd.status": outcome, "augkd.objective": objective.label()}
+    if completed:
+        best = completed[0]
+        if best.get(objective.metric) is not None:
+            summary[objective.metric] = best[objective.metric]
+        if best.get(TEST_ACC1) is not None:
+            summary[f"best_{TEST_ACC1}"] = best[TEST_ACC1]
+        tags["augkd.best_trial_id"] = best["trial_id"]
+    tracker.finish(summary, tags, MLFLOW_STATUS[outcome])
+
+
+def cache_savings(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Hits, misses and an estimate of compute saved: hits x mean producing time."""
+    out: dict[str, float] = {}
+    saved = 0.0
+    for stage in ("module1", "module2"):
+        hits = [r for r in rows if r.get(f"{stage}_cache_hit") == 1.0]
+        misses = [r for r in rows if r.get(f"{stage}_cache_hit") == 0.0]
+        out[f"{stage}_cache_hits"] = float(len(hits))
+        out[f"{stage}_cache_misses"] = float(len(misses))
+        if misses:
+            produce = sum(r.get(f"{stage}_seconds") or 0.0 for r in misses) / len(misses)
+            saved += len(hits) * produce
+    out["cache_seconds_saved"] = saved
+    return out
 
 
 def search_outcome(rows: list[dict[str, Any]], interrupted: bool) -> str:

@@ -1,13 +1,15 @@
-"""A search's final answer, as a paper reports it: the top-k configs by val and the
-baselines, each re-run over N fresh seeds (seeds the search never used), the same
-seeds for every method so that differences are paired.
+"""A search's final answer, as a paper reports it: the top-k configs by the search's
+objective, the base config's defaults (the search's starting point) and the baselines,
+each re-run over N fresh seeds (seeds the search never used), the same seeds for every
+method so that differences are paired.
 
 Every (config, seed) is one Ray task with the trial's resources, reading and filling
-the search's stage cache. The winner is chosen by mean VAL, never by test. Writes
-``evaluation.parquet`` (one row per run) and ``baselines.json`` (what the report and
-the notebook draw) into the search folder, logs one MLflow run per (config, seed)
-under the search's parent run, and returns a table of mean ± std of test Acc@1/3/5
-with the paired difference to the best baseline.
+the search's stage cache. The winner is chosen by the mean of the search's objective
+(val by default), never by test. Writes ``evaluation.parquet`` (one row per run) and
+``baselines.json`` (what the report and the notebook draw) into the search folder, logs
+one MLflow run per (config, seed) under the search's parent run, and returns a table of
+mean ± std of test Acc@1/3/5 with the paired differences to the best baseline and to
+the defaults.
 """
 
 from __future__ import annotations
@@ -18,39 +20,70 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from augkd.config import METHODS, Config, config_from_dict, with_overrides
+from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
 from augkd.locations import BASELINES_FILE, EVALUATION_FILE, SPACE_FILE
-from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
+from augkd.metric_names import (
+    BEST_EPOCH,
+    BEST_VAL_ACC1,
+    REPORTED,
+    TEST_ACC1,
+    TEST_ACC3,
+    TEST_ACC5,
+    label,
+    ranking_value,
+)
+from augkd.search.space import Objective, objective_of, recorded_space
+from augkd.seed_stats import PairedDifference, format_mean_std, paired_by_seed
+from augkd.storage import join_uri, write_bytes
 
-METRICS = ("test_acc1", "test_acc3", "test_acc5", "best_val_acc1")
 EVALUATION_TAG = "augkd.evaluation"
 BASELINES = ("ce", "kd", "dfkd")
+DEFAULTS = "defaults"
+"""The label of the base config's defaults, the search's starting point."""
+WINNER_KEY = "augkd"
+"""The winner's key in baselines.json (the report draws it as AuG-KD)."""
+IGNORED_WHEN_COMPARING = ("threads", "device", "teacher.cache_dir", "seed")
+"""Keys a run pins for itself (augkd.reproduce); two configs equal but for these run the
+same method."""
+
+Kind = Literal["searched", "defaults", "baseline"]
 
 
 @dataclass
 class Candidate:
-    """One method to evaluate: a top-k config of the search, or a baseline."""
+    """One method to evaluate: a top-k config of the search, the defaults, or a baseline."""
 
     label: str
     config: Config
     trial_id: str | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    kind: Kind = "searched"
+    is_defaults: bool = False
+    """The base config's defaults: the defaults candidate, or a top-k trial that is them."""
 
     @property
     def is_baseline(self) -> bool:
-        return self.trial_id is None
+        return self.kind == "baseline"
 
     def values(self, metric: str) -> list[float]:
         return [r[metric] for r in sorted(self.runs, key=lambda r: r["seed"]) if metric in r]
 
+    def by_seed(self, metric: str) -> dict[int, float]:
+        return {r["seed"]: r[metric] for r in self.runs if metric in r}
+
     def mean(self, metric: str) -> float:
         values = self.values(metric)
-        return statistics.fmean(values) if values else -math.inf
+        return statistics.fmean(values) if values else math.nan
+
+    def score(self, objective: Objective) -> float:
+        """Higher is better: the mean of the objective over seeds, in its direction."""
+        return ranking_value(self.mean(objective.metric), objective.mode)
 
 
 @dataclass
@@ -60,6 +93,11 @@ class Evaluation:
     candidates: list[Candidate]
     winner: Candidate | None
     best_baseline: Candidate | None
+    objective: Objective = field(default_factory=Objective)
+
+    @property
+    def defaults(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.is_defaults), None)
 
     def table(self) -> str:
         return format_table(self)
@@ -86,23 +124,47 @@ def fresh_seeds(used: set[int], count: int) -> list[int]:
     return seeds
 
 
+def _same_method(one: Config, other: Config) -> bool:
+    def comparable(config: Config) -> dict[str, Any]:
+        flat = flatten_dotted(config.to_dict())
+        return {k: v for k, v in flat.items() if k not in IGNORED_WHEN_COMPARING}
+
+    return comparable(one) == comparable(other)
+
+
+def _recorded_space(search_path: str) -> dict[str, Any]:
+    space = recorded_space(search_path)
+    if space is None or not space.get("base_resolved"):
+        raise ConfigError(
+            f"Search '{search_path}' has no readable {SPACE_FILE} (the search writes it when "
+            "it starts); pass --search a folder that `python search.py` wrote."
+        )
+    return space
+
+
 def plan(search_path: str, top_k: int, seeds: int, baselines: list[str]):
-    """The candidates (top-k configs and baselines) and the fresh seeds."""
+    """The candidates (top-k configs, the defaults once, the baselines) and the fresh seeds."""
     from augkd.locations import stage_cache_root
     from augkd.search.results import load_results, ranked_completed
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be at least 1.")
+    space = _recorded_space(search_path)
     ranked = ranked_completed(search_path)[:top_k]
-    cache = stage_cache_root(search_path.rstrip("/").rsplit("/", 1)[0])
+    cache = {"teacher.cache_dir": stage_cache_root(search_path.rstrip("/").rsplit("/", 1)[0])}
+    defaults = with_overrides(config_from_dict(space["base_resolved"]), cache)
     candidates = []
     for place, row in enumerate(ranked, start=1):
-        config = config_from_dict(yaml.safe_load(row["config_yaml"]))
-        config = with_overrides(config, {"teacher.cache_dir": cache})
-        candidates.append(Candidate(f"rank{place}", config, row["trial_id"]))
+        config = with_overrides(config_from_dict(yaml.safe_load(row["config_yaml"])), cache)
+        is_defaults = _same_method(config, defaults)
+        candidates.append(
+            Candidate(f"rank{place}", config, row["trial_id"], is_defaults=is_defaults)
+        )
+    if not any(c.is_defaults for c in candidates):
+        candidates.append(Candidate(DEFAULTS, defaults, kind="defaults", is_defaults=True))
     for method in baselines:
         config = with_overrides(candidates[0].config, {"method": method})
-        candidates.append(Candidate(method, config))
+        candidates.append(Candidate(method, config, kind="baseline"))
     used = set()
     for row in load_results(search_path):
         if row.get("config_yaml"):
@@ -112,13 +174,11 @@ def plan(search_path: str, top_k: int, seeds: int, baselines: list[str]):
 
 
 def _resources(search_path: str) -> dict[str, float]:
-    uri = join_uri(search_path, SPACE_FILE)
-    space = json.loads(read_bytes(uri)) if uri_is_file(uri) else {}
-    resources = space.get("resources") or {}
+    resources = (recorded_space(search_path) or {}).get("resources") or {}
     return {"cpu": float(resources.get("cpu", 1.0)), "gpu": float(resources.get("gpu", 0.0))}
 
 
-def _run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
+def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, Any]:
     """A Ray task: one full run; bad input comes back as an error, not an exception."""
     import ray
 
@@ -137,7 +197,7 @@ def _run_one(config_dict: dict[str, Any]) -> dict[str, Any]:
     except AugkdError as error:
         return {"error": str(error)}
     return {
-        **{k: float(v) for k, v in result.metrics.items() if k in METRICS or k == "best_epoch"},
+        **{k: float(v) for k, v in result.metrics.items() if k in kept},
         "config_yaml": config.to_yaml(),
     }
 
@@ -155,6 +215,8 @@ def run_evaluation(
 
     candidates, seed_list = plan(search_path, top_k, seeds, list(baselines))
     find_parent_run(search_path, tracking_uri)  # a wrong store fails before any run
+    objective = objective_of(recorded_space(search_path))
+    kept = _kept_metrics(objective)
     resources = _resources(search_path)
     threads = max(1, int(resources["cpu"]))
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(_run_one)
@@ -165,7 +227,7 @@ def run_evaluation(
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
-            pending[task.remote(config.to_dict())] = (candidate, seed)
+            pending[task.remote(config.to_dict(), kept)] = (candidate, seed)
     echo(
         f"[evaluate] {len(candidates)} methods x {len(seed_list)} fresh seeds {seed_list}: "
         f"{len(pending)} runs"
@@ -178,18 +240,30 @@ def run_evaluation(
         if "error" in outcome:
             echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")
         else:
-            echo(
-                f"[evaluate] {candidate.label} seed {seed}: val {outcome['best_val_acc1']:.1f} "
-                f"test {outcome['test_acc1']:.1f}"
-            )
-    searched = [c for c in candidates if not c.is_baseline]
-    compared = [c for c in candidates if c.is_baseline]
-    winner = max(searched, key=lambda c: c.mean("best_val_acc1"), default=None)
-    best_baseline = max(compared, key=lambda c: c.mean("best_val_acc1"), default=None)
-    evaluation = Evaluation(search_path, seed_list, candidates, winner, best_baseline)
+            shown = dict.fromkeys([objective.metric, BEST_VAL_ACC1, TEST_ACC1])
+            values = " ".join(f"{label(m)} {outcome[m]:.3g}" for m in shown if m in outcome)
+            echo(f"[evaluate] {candidate.label} seed {seed}: {values}")
+    evaluation = judge(search_path, seed_list, candidates, objective)
     _write_files(evaluation)
     _log_runs(evaluation, tracking_uri)
     return evaluation
+
+
+def _kept_metrics(objective: Objective) -> tuple[str, ...]:
+    """What each run returns: the reported metrics, the best epoch and the objective."""
+    return tuple(dict.fromkeys((*REPORTED, BEST_EPOCH, objective.metric)))
+
+
+def judge(
+    search_path: str, seeds: list[int], candidates: list[Candidate], objective: Objective
+) -> Evaluation:
+    """The winner among the searched configs and the best baseline, both by the mean of
+    the search's objective over the fresh seeds (test never chooses)."""
+    searched = [c for c in candidates if c.kind == "searched"]
+    compared = [c for c in candidates if c.is_baseline]
+    winner = max(searched, key=lambda c: c.score(objective), default=None)
+    best_baseline = max(compared, key=lambda c: c.score(objective), default=None)
+    return Evaluation(search_path, seeds, candidates, winner, best_baseline, objective)
 
 
 def _rows(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -201,8 +275,10 @@ def _rows(evaluation: Evaluation) -> list[dict[str, Any]]:
                 "method": candidate.config.method,
                 "trial_id": candidate.trial_id,
                 "winner": candidate is evaluation.winner,
+                "defaults": candidate.is_defaults,
                 "seed": run["seed"],
-                **{k: run.get(k) for k in (*METRICS, "best_epoch", "error", "config_yaml")},
+                **{k: run.get(k) for k in _kept_metrics(evaluation.objective)},
+                **{k: run.get(k) for k in ("error", "config_yaml")},
             })  # fmt: skip
     return rows
 
@@ -214,16 +290,19 @@ def _write_files(evaluation: Evaluation) -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(_rows(evaluation)), buffer)
     write_bytes(join_uri(evaluation.search_path, EVALUATION_FILE), buffer.getvalue())
-    methods: dict[str, dict[str, list[float]]] = {}
-    if evaluation.winner is not None:
-        methods["augkd"] = {m: evaluation.winner.values(m) for m in METRICS}
-    for candidate in evaluation.candidates:
-        if candidate.is_baseline:
-            methods[candidate.label] = {m: candidate.values(m) for m in METRICS}
+    compared = {WINNER_KEY: evaluation.winner, DEFAULTS: evaluation.defaults}
+    compared |= {c.label: c for c in evaluation.candidates if c.is_baseline}
+    methods = {
+        key: {m: candidate.values(m) for m in REPORTED}
+        for key, candidate in compared.items()
+        if candidate is not None
+    }
     payload = {
         "seeds": evaluation.seeds,
+        "objective": evaluation.objective.model_dump(),
         "winner": evaluation.winner.label if evaluation.winner else None,
         "winner_trial_id": evaluation.winner.trial_id if evaluation.winner else None,
+        "defaults": evaluation.defaults.label if evaluation.defaults else None,
         "methods": methods,
     }
     write_bytes(
@@ -236,15 +315,15 @@ def find_parent_run(search_path: str, tracking_uri: str | None) -> tuple[Any, st
     naming the store when it holds no such search (checked before any run starts)."""
     from mlflow.tracking import MlflowClient
 
-    from augkd.locations import default_tracking_uri
+    from augkd.locations import experiment_name, resolve_tracking_uri
     from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 
-    uri = tracking_uri or default_tracking_uri()
+    uri = resolve_tracking_uri(tracking_uri)
     name = search_path.rstrip("/").rsplit("/", 1)[-1]
-    space = json.loads(read_bytes(join_uri(search_path, SPACE_FILE)))
+    space = _recorded_space(search_path)
     client = MlflowClient(uri)
     try:
-        experiment = client.get_experiment_by_name(f"augkd-{space['name']}")
+        experiment = client.get_experiment_by_name(experiment_name(space["name"]))
         parents = (
             client.search_runs(
                 [experiment.experiment_id],
@@ -270,7 +349,6 @@ def _log_runs(evaluation: Evaluation, tracking_uri: str | None) -> None:
     """One MLflow run per (candidate, seed) under the search's parent run."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from augkd.dotted import flatten_dotted
     from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG, source_tags
 
     name = evaluation.search_path.rstrip("/").rsplit("/", 1)[-1]
@@ -291,7 +369,8 @@ def _log_runs(evaluation: Evaluation, tracking_uri: str | None) -> None:
             ).info.run_id
             config = yaml.safe_load(run["config_yaml"]) if run.get("config_yaml") else {}
             params = [Param(k, str(v)[:6000]) for k, v in flatten_dotted(config).items()]
-            metrics = [Metric(k, float(run[k]), 0, 0) for k in METRICS if k in run]
+            kept = _kept_metrics(evaluation.objective)
+            metrics = [Metric(k, float(run[k]), 0, 0) for k in kept if k in run]
             tags = [RunTag("augkd.error", run["error"][:5000])] if run.get("error") else []
             for start in range(0, max(len(params), 1), 100):
                 client.log_batch(
@@ -303,7 +382,7 @@ def _log_runs(evaluation: Evaluation, tracking_uri: str | None) -> None:
             client.set_terminated(created, "FAILED" if run.get("error") else "FINISHED")
     summary = []
     if evaluation.winner is not None:
-        for metric in METRICS:
+        for metric in _kept_metrics(evaluation.objective):
             summary.append(Metric(f"evaluation_{metric}", evaluation.winner.mean(metric), 0, 0))
     client.log_batch(
         parent_run_id,
@@ -314,58 +393,64 @@ def _log_runs(evaluation: Evaluation, tracking_uri: str | None) -> None:
     )
 
 
-def paired_difference(method: Candidate, baseline: Candidate, metric: str = "test_acc1"):
-    """Mean and standard error of the per-seed difference (seeds share splits)."""
-    ours = {r["seed"]: r[metric] for r in method.runs if metric in r}
-    theirs = {r["seed"]: r[metric] for r in baseline.runs if metric in r}
-    diffs = [ours[s] - theirs[s] for s in sorted(ours.keys() & theirs.keys())]
-    if not diffs:
-        return None
-    mean = statistics.fmean(diffs)
-    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
-    return mean, error, len(diffs)
+def paired_difference(
+    method: Candidate, reference: Candidate, metric: str = TEST_ACC1
+) -> PairedDifference | None:
+    """The per-seed difference of two candidates (the seeds share splits)."""
+    return paired_by_seed(method.by_seed(metric), reference.by_seed(metric))
 
 
-def _cell(values: list[float]) -> str:
-    if not values:
+def _difference_cell(candidate: Candidate, reference: Candidate | None) -> str:
+    if reference is None or candidate is reference:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
+    difference = paired_difference(candidate, reference)
+    if difference is None:
+        return "-"
+    return f"{difference}{' (> 2 s.e.)' if difference.beyond() else ''}"
+
+
+HEADINGS = {
+    TEST_ACC1: "test Acc@1",
+    TEST_ACC3: "test Acc@3",
+    TEST_ACC5: "test Acc@5",
+    BEST_VAL_ACC1: "val Acc@1",
+}
 
 
 def format_table(evaluation: Evaluation) -> str:
-    """Mean ± std over the fresh seeds; the paired difference in test Acc@1 to the best
-    baseline (chosen by mean val), as mean ± its standard error."""
-    base = evaluation.best_baseline
-    header = ["method", "seeds", "test Acc@1", "test Acc@3", "test Acc@5", "val Acc@1"]
+    """Mean ± std over the fresh seeds; the paired differences in test Acc@1 to the best
+    baseline and to the defaults (both chosen or named before looking at test), as mean ±
+    its standard error."""
+    objective = evaluation.objective
+    base, defaults = evaluation.best_baseline, evaluation.defaults
+    shown = list(dict.fromkeys([*REPORTED, objective.metric]))
+    header = ["method", "seeds", *(HEADINGS.get(m, m) for m in shown)]
+    references: dict[str, Candidate] = {}
     if base is not None:
-        header.append(f"Δ Acc@1 vs {base.label} (± s.e.)")
+        references[base.label] = base
+    if defaults is not None:
+        references[DEFAULTS] = defaults
+    header += [f"Δ Acc@1 vs {name} (± s.e.)" for name in references]
     lines = []
     for candidate in evaluation.candidates:
-        label = candidate.label
+        name = candidate.label
         if candidate.trial_id:
-            label += f" ({candidate.trial_id})"
+            name += f" ({candidate.trial_id})"
+        if candidate.is_defaults and candidate.kind != "defaults":
+            name += f" = {DEFAULTS}"
         if candidate is evaluation.winner:
-            label += " *"
-        cells = [label, str(len(candidate.values("test_acc1")))]
-        cells += [_cell(candidate.values(m)) for m in METRICS]
-        if base is not None:
-            difference = None if candidate is base else paired_difference(candidate, base)
-            if difference is None:
-                cells.append("-")
-            else:
-                mean, error, _ = difference
-                beyond = math.isfinite(error) and abs(mean) > 2 * error
-                cells.append(
-                    f"{mean:+.1f} ± {error:.1f}{' (> 2 s.e.)' if beyond else ''}"
-                    if math.isfinite(error)
-                    else f"{mean:+.1f}"
-                )
+            name += " *"
+        cells = [name, str(len(candidate.values(TEST_ACC1)))]
+        cells += [format_mean_std(candidate.values(m)) for m in shown]
+        cells += [_difference_cell(candidate, reference) for reference in references.values()]
         lines.append(cells)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     render = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    note = f"fresh seeds {evaluation.seeds}; * the winner by mean val Acc@1" + (
-        f"; best baseline by mean val: {base.label}" if base else ""
-    )
+    note = f"fresh seeds {evaluation.seeds}; * the winner by mean {objective.label()}"
+    if base is not None:
+        note += f"; best baseline by mean {objective.metric}: {base.label}"
+    if defaults is not None:
+        note += f"; {DEFAULTS}: the base config's values of the searched keys"
+        if defaults.kind != "defaults":
+            note += f" ({defaults.label} is them)"
     return "\n".join([render(header), *(render(line) for line in lines), note])

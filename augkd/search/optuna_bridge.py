@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from augkd.metric_names import EPOCH, EPOCHS
 from augkd.search.study import TUNE_TRIAL_ATTR
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,9 @@ log = logging.getLogger(__name__)
 
 def trial_outcome(result: dict | None, error: bool) -> str:
     """completed, pruned or failed, from a trial's last result."""
-    if error or not result or result.get("failed") or "epoch" not in result:
+    if error or not result or result.get("failed") or EPOCH not in result:
         return "failed"  # also a trial that ended before reporting any epoch
-    if result.get("epoch", 0) < result.get("epochs", float("inf")):
+    if result.get(EPOCH, 0) < result.get(EPOCHS, float("inf")):
         return "pruned"
     return "completed"
 

@@ -6,12 +6,15 @@ import time
 
 from ray.tune import Callback
 
+from augkd.dotted import short_names
+from augkd.metric_names import EPOCH, EPOCHS
 from augkd.search.optuna_bridge import trial_outcome
 
 
 class ProgressView(Callback):
     def __init__(self, params: list[str], metric: str, interval_s: float = 15.0) -> None:
         self.params = params
+        self.names = short_names(params)
         self.metric = metric
         self.interval_s = interval_s
         self.last = 0.0
@@ -35,13 +38,13 @@ class ProgressView(Callback):
                 continue
             result = trial.last_result or {}
             settings = " ".join(
-                f"{key.split('.')[-1]}={_short(trial.config.get(key))}"
+                f"{self.names[key]}={_short(trial.config.get(key))}"
                 for key in self.params
                 if key in trial.config
             )
-            if "epoch" in result:
+            if EPOCH in result:
                 state = (
-                    f"epoch {result['epoch']:.0f}/{result['epochs']:.0f} "
+                    f"epoch {result[EPOCH]:.0f}/{result[EPOCHS]:.0f} "
                     f"{self.metric} {result.get(self.metric, float('nan')):.1f}"
                 )
             else:

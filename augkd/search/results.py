@@ -13,12 +13,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from augkd.dotted import short_names
 from augkd.errors import ConfigError, DataError
 from augkd.locations import RESULTS_FILE
+from augkd.metric_names import BEST_VAL_ACC1, TEST_ACC1, label, ranking_value
+from augkd.search.space import Objective, recorded_objective
 from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
 PARAM_PREFIX = "param:"
-LEADERBOARD_COLUMNS = ("best_val_acc1", "test_acc1", "epochs_run", "status")
+"""A results-table column holding a sampled value is this prefix and the config key."""
+STATUS_ORDER = {"completed": 0, "pruned": 1, "running": 2, "interrupted": 2, "failed": 3}
+
+
+def param_column(key: str) -> str:
+    """The results-table column of a searched config key (module3.a -> param:module3.a)."""
+    return PARAM_PREFIX + key
+
+
+def param_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The searched config keys the rows hold a sampled value for, sorted."""
+    return sorted(
+        {k.removeprefix(PARAM_PREFIX) for row in rows for k in row if k.startswith(PARAM_PREFIX)}
+    )
 
 
 class ResultsTable:
@@ -66,34 +82,39 @@ def load_results(search_path: str) -> list[dict[str, Any]]:
     return _read_table(uri).to_pylist()
 
 
-def _objective(row: dict[str, Any]) -> float:
-    value = row.get("best_val_acc1")
-    return value if isinstance(value, float) and math.isfinite(value) else -math.inf
+def rank(rows: list[dict[str, Any]], objective: Objective) -> list[dict[str, Any]]:
+    """Completed trials first, then best first by the search's objective (test never
+    decides; a trial without a value goes last)."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            STATUS_ORDER.get(r.get("status"), 4),
+            -ranking_value(r.get(objective.metric), objective.mode),
+        ),
+    )
 
 
-def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Completed trials first, then by best val Acc@1 (test never decides)."""
-    order = {"completed": 0, "pruned": 1, "running": 2, "interrupted": 2, "failed": 3}
-    return sorted(rows, key=lambda r: (order.get(r.get("status"), 4), -_objective(r)))
+def leaderboard_metrics(objective: Objective) -> list[str]:
+    """The objective first, then best val and test Acc@1 (shown, never used to choose)."""
+    return list(dict.fromkeys([objective.metric, BEST_VAL_ACC1, TEST_ACC1]))
 
 
-def format_leaderboard(rows: list[dict[str, Any]], limit: int = 20) -> str:
+def format_leaderboard(rows: list[dict[str, Any]], objective: Objective, limit: int = 20) -> str:
     if not rows:
         return "no trials yet"
-    params = sorted({key for row in rows for key in row if key.startswith(PARAM_PREFIX)})
-    header = ["#", "trial", "status", "val acc1", "test acc1", "epochs"] + [
-        p.removeprefix(PARAM_PREFIX).split(".")[-1] for p in params
-    ]
+    keys = param_keys(rows)
+    names = short_names(keys)
+    metrics = leaderboard_metrics(objective)
+    header = ["#", "trial", "status", *map(label, metrics), "epochs"] + [names[k] for k in keys]
     lines = []
-    for place, row in enumerate(rank(rows)[:limit], start=1):
+    for place, row in enumerate(rank(rows, objective)[:limit], start=1):
         cells = [
             str(place),
             str(row["trial_id"]),
             str(row.get("status", "?")),
-            _fmt(row.get("best_val_acc1")),
-            _fmt(row.get("test_acc1")),
+            *(_fmt(row.get(metric)) for metric in metrics),
             _fmt(row.get("epochs_run")),
-        ] + [_fmt(row.get(p)) for p in params]
+        ] + [_fmt(row.get(param_column(k))) for k in keys]
         lines.append(cells)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     render = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
@@ -109,8 +130,12 @@ def _fmt(value: Any) -> str:
 
 
 def ranked_completed(search_path: str) -> list[dict[str, Any]]:
-    """Completed trials by best val Acc@1; a ConfigError when there is none."""
-    ranked = [r for r in rank(load_results(search_path)) if r.get("status") == "completed"]
+    """Completed trials, best first by the search's objective; a ConfigError when there
+    is none."""
+    objective = recorded_objective(search_path)
+    ranked = [
+        r for r in rank(load_results(search_path), objective) if r.get("status") == "completed"
+    ]
     if not ranked:
         raise ConfigError(
             f"Search '{search_path}' has no completed trial to export; let it run longer "
@@ -126,14 +151,17 @@ def best_completed(search_path: str) -> dict[str, Any]:
 def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
     """Write the top-k completed trials' full configs; they re-run unchanged."""
     ranked = ranked_completed(search_path)
+    objective = recorded_objective(search_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for place, row in enumerate(ranked[:top_k], start=1):
         config = yaml.safe_load(row["config_yaml"])
+        values = ", ".join(f"{m} {_fmt(row.get(m))}" for m in leaderboard_metrics(objective))
         header = (
-            f"# exported from {search_path}, trial {row['trial_id']}, rank {place}\n"
-            f"# best val acc1 {row.get('best_val_acc1'):.2f}, test acc1 {row.get('test_acc1'):.2f}\n"
+            f"# exported from {search_path}, trial {row['trial_id']}, rank {place} "
+            f"by {objective.label()}\n"
+            f"# {values}\n"
             f"# re-run: augkd train --config {out / f'rank{place}.yaml'}\n"
         )
         path = out / f"rank{place}.yaml"

@@ -3,6 +3,7 @@ the objective, the sampler, ASHA and the resources. Validated before any trial s
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Literal
 
 import optuna
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from augkd.config import (
     Config,
@@ -22,6 +23,17 @@ from augkd.config import (
 )
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
+from augkd.locations import SPACE_FILE
+from augkd.metric_names import (
+    DEFAULT_MODE,
+    DEFAULT_OBJECTIVE,
+    OBJECTIVE_METRICS,
+    RUNG_METRICS,
+    TEST_METRICS,
+    Mode,
+    natural_mode,
+)
+from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
 PACKAGED_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 """The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
@@ -92,8 +104,28 @@ class Param(_Strict):
 
 
 class Objective(_Strict):
-    metric: str = "best_val_acc1"
-    mode: Literal["max", "min"] = "max"
+    """What the search optimises; everything that ranks trials or candidates follows it."""
+
+    metric: str = DEFAULT_OBJECTIVE
+    mode: Mode = DEFAULT_MODE
+
+    @field_validator("metric")
+    @classmethod
+    def _reported_every_epoch(cls, metric: str) -> str:
+        if metric in TEST_METRICS:
+            raise ValueError(
+                f"'{metric}' is measured once, on test data, and never chooses anything; "
+                f"optimise a val metric such as {DEFAULT_OBJECTIVE}"
+            )
+        if metric not in OBJECTIVE_METRICS:
+            raise ValueError(
+                f"'{metric}' is not a metric every epoch reports; choose one of "
+                f"{', '.join(OBJECTIVE_METRICS)}"
+            )
+        return metric
+
+    def label(self) -> str:
+        return f"{self.metric} ({self.mode})"
 
 
 class SamplerSettings(_Strict):
@@ -112,9 +144,10 @@ class SchedulerSettings(_Strict):
     brackets: int = Field(1, ge=1)
     """ASHA brackets; bracket s places its first rung at grace_period * factor**s, so more
     brackets hedge against a grace period that cuts too early."""
-    rung_metric: Literal["best_val_acc1", "val_acc1", "val_acc3", "val_acc5"] | None = None
-    """The result key ASHA compares at its rungs (default: the objective). Measured with
-    benchmarks/rung_correlation.py, which prints each candidate's rank correlation."""
+    rung_metric: Literal[RUNG_METRICS] | None = None  # type: ignore[valid-type]
+    """The result key ASHA compares at its rungs (default: the objective), each in its own
+    direction. Measured with benchmarks/rung_correlation.py, which prints each candidate's
+    rank correlation."""
 
     def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
         """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""
@@ -168,6 +201,44 @@ class SearchSpace(_Strict):
 
     def max_epochs(self) -> int:
         return self.scheduler.max_epochs or self.base_config_object().module3.epochs
+
+    def rung_objective(self) -> Objective:
+        """What ASHA compares at its rungs: the rung metric in its own direction, else the
+        objective."""
+        metric = self.scheduler.rung_metric
+        if metric is None:
+            return self.objective
+        return Objective(metric=metric, mode=natural_mode(metric))
+
+    def tracked_metrics(self) -> tuple[str, ...]:
+        """Every metric something ranks by: kept per epoch and per trial in the results."""
+        objectives = (self.objective, self.second_objective, self.rung_objective())
+        return tuple(dict.fromkeys(o.metric for o in objectives if o is not None))
+
+
+def write_recorded_space(search_path: str, space: SearchSpace) -> None:
+    """The resolved space next to the results: what ranks them (its objective), and the
+    distributions analysis needs (fANOVA)."""
+    payload = space.model_dump(mode="json")
+    payload["base_resolved"] = space.base_resolved
+    write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
+
+
+def recorded_space(search_path: str) -> dict[str, Any] | None:
+    """The space a search wrote next to its results; None when it wrote none."""
+    uri = join_uri(search_path, SPACE_FILE)
+    return json.loads(read_bytes(uri)) if uri_is_file(uri) else None
+
+
+def objective_of(space: dict[str, Any] | None) -> Objective:
+    """A recorded space's objective; the default (best_val_acc1, max) for a search
+    that recorded none."""
+    return Objective.model_validate((space or {}).get("objective") or {})
+
+
+def recorded_objective(search_path: str) -> Objective:
+    """What ranks the trials of a search that is known only by its path."""
+    return objective_of(recorded_space(search_path))
 
 
 def _format(error: ValidationError, source: str, from_command_line: set[str]) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 from ray import tune
 
+from augkd.metric_names import EPOCH
+
 
 class SameFailureStopper(tune.Stopper):
     def __init__(self, count: int) -> None:
@@ -21,7 +23,7 @@ class SameFailureStopper(tune.Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         failed = bool(result.get("failed"))
-        if trial_id not in self.outcomes and (failed or "epoch" in result):
+        if trial_id not in self.outcomes and (failed or EPOCH in result):
             self.outcomes[trial_id] = str(result.get("error")) if failed else None
         return failed
 

@@ -24,17 +24,35 @@ from ray.tune import Callback
 
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
+from augkd.metric_names import (
+    BEST_EPOCH,
+    BEST_VAL_ACC1,
+    EPOCH,
+    MIXUP_SHARE,
+    STUDENT_PARAMS,
+    TEST_METRICS,
+    TRAIN_LOSS,
+    VAL_ACC1,
+)
 from augkd.search.interrupt import interrupt_requested
 from augkd.search.model_logging import log_student_model
 from augkd.search.optuna_bridge import trial_outcome
-from augkd.search.results import PARAM_PREFIX, ResultsTable
+from augkd.search.results import ResultsTable, param_column
 from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR
 
 log = logging.getLogger(__name__)
 
 TRIAL_TAG = "augkd.trial_id"
 SEARCH_TAG = "augkd.search"
-HISTORY_KEYS = ("epoch", "val_acc1", "best_val_acc1", "mixup_share", "train_loss")
+HISTORY_KEYS = (EPOCH, VAL_ACC1, BEST_VAL_ACC1, MIXUP_SHARE, TRAIN_LOSS)
+"""Kept per epoch in the results table (with whatever the search ranks by)."""
+EPOCH_ROW_KEYS = (VAL_ACC1, BEST_VAL_ACC1, BEST_EPOCH)
+"""Kept per trial, updated every epoch (with whatever the search ranks by)."""
+FINAL_ROW_KEYS = (
+    "module1_seconds", "module2_seconds", "module1_cache_hit", "module2_cache_hit",
+    STUDENT_PARAMS, *TEST_METRICS, *EPOCH_ROW_KEYS,
+)  # fmt: skip
+"""Kept per trial from its last result."""
 RUN_SETTINGS = ("threads", "device")
 """Config keys a trial resolves itself; its first epoch reports them."""
 MLFLOW_STATUS = {
@@ -197,14 +215,33 @@ class SearchRecorder(Callback):
         search_path: str,
         base_config: dict[str, Any] | None = None,
         cache_root: str | None = None,
+        ranked_by: tuple[str, ...] = (),
     ) -> None:
         self.settings = (uri, experiment, search_name, search_path)
         self.base_config = base_config or {}
         self.cache_root = cache_root
+        self.ranked_by = tuple(ranked_by)
+        """The metrics the search ranks by (objectives, rung metric): kept like val Acc@1."""
         self.run_ids: dict[str, str] = {}
         self.logged_epoch: dict[str, float] = {}
         self.started: dict[str, float] = {}
         self.last_write = 0.0
+
+    def _with_ranked(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        # getattr: a search pickled before ranked_by existed resumes with the defaults
+        return tuple(dict.fromkeys((*keys, *getattr(self, "ranked_by", ()))))
+
+    @property
+    def history_keys(self) -> tuple[str, ...]:
+        return self._with_ranked(HISTORY_KEYS)
+
+    @property
+    def epoch_row_keys(self) -> tuple[str, ...]:
+        return self._with_ranked(EPOCH_ROW_KEYS)
+
+    @property
+    def final_row_keys(self) -> tuple[str, ...]:
+        return self._with_ranked(FINAL_ROW_KEYS)
 
     def setup(self, **info) -> None:
         uri, experiment, search_name, search_path = self.settings
@@ -233,7 +270,7 @@ class SearchRecorder(Callback):
         if found:
             run = found[0]
             run_id = run.info.run_id
-            self.logged_epoch[trial_id] = run.data.metrics.get("epoch", 0.0)
+            self.logged_epoch[trial_id] = run.data.metrics.get(EPOCH, 0.0)
             self._recover_history(trial_id, run_id, int(self.logged_epoch[trial_id]))
             if run.info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
@@ -256,7 +293,7 @@ class SearchRecorder(Callback):
         self.table.update(
             trial_id,
             mlflow_run_id=run_id,
-            **{PARAM_PREFIX + k: v for k, v in trial.config.items()},
+            **{param_column(k): v for k, v in trial.config.items()},
         )
         return run_id
 
@@ -274,10 +311,10 @@ class SearchRecorder(Callback):
         results table (written every few seconds) lost; take them back from MLflow, since
         those epochs will not be reported again."""
         row = self.table.rows.get(trial_id, {})
-        history = {int(h["epoch"]): h for h in json.loads(row.get("history_json") or "[]")}
+        history = {int(h[EPOCH]): h for h in json.loads(row.get("history_json") or "[]")}
         if all(epoch in history for epoch in range(1, logged + 1)):
             return
-        for key in HISTORY_KEYS:
+        for key in self.history_keys:
             for metric in self.client.get_metric_history(run_id, key):
                 if 1 <= metric.step <= logged:
                     history.setdefault(metric.step, {}).setdefault(key, metric.value)
@@ -299,7 +336,7 @@ class SearchRecorder(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id = self._run_for(trial)
-        epoch = result.get("epoch")
+        epoch = result.get(EPOCH)
         if epoch is None or epoch <= self.logged_epoch.get(trial.trial_id, 0.0):
             return  # a re-report after a restore: already logged
         step = int(epoch)
@@ -311,15 +348,13 @@ class SearchRecorder(Callback):
         self.client.log_batch(run_id, metrics=metrics)
         self.logged_epoch[trial.trial_id] = epoch
         row = self.table.rows.get(trial.trial_id, {})
-        history = {int(h["epoch"]): h for h in json.loads(row.get("history_json") or "[]")}
-        history[step] = {k: result[k] for k in HISTORY_KEYS if k in result}
+        history = {int(h[EPOCH]): h for h in json.loads(row.get("history_json") or "[]")}
+        history[step] = {k: result[k] for k in self.history_keys if k in result}
         self.table.update(
             trial.trial_id,
             history_json=json.dumps([history[k] for k in sorted(history)]),
             epochs_run=float(epoch),
-            val_acc1=result.get("val_acc1"),
-            best_val_acc1=result.get("best_val_acc1"),
-            best_epoch=result.get("best_epoch"),
+            **{k: result.get(k) for k in self.epoch_row_keys},
         )
         self._write_table_soon()
 
@@ -345,11 +380,7 @@ class SearchRecorder(Callback):
             "error": str(message) if message else None,
             "wall_seconds": time.time() - self.started.get(trial.trial_id, time.time()),
         }
-        for key in ("module1_seconds", "module2_seconds", "module1_cache_hit", "module2_cache_hit",
-                    "student_params", "test_acc1", "test_acc3", "test_acc5", "val_acc1",
-                    "best_val_acc1", "best_epoch"):  # fmt: skip
-            if key in result:
-                row[key] = result[key]
+        row |= {key: result[key] for key in self.final_row_keys if key in result}
         row |= {k: v for k, v in result.items() if k.startswith("diag_")}
         # Where the trial's seconds went: every stage it ran (Module 3's included), what it
         # spent before its first report (out of ASHA's reach), and Tune's total.

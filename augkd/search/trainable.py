@@ -16,6 +16,7 @@ from ray import tune
 from augkd.cache import StageCache
 from augkd.config import config_from_dict, with_overrides
 from augkd.errors import AugkdError
+from augkd.metric_names import EPOCH, EPOCHS
 from augkd.pipeline import run_trial
 from augkd.reproduce import pin_run_settings
 from augkd.runtime import limit_gpu_memory, resolve_device
@@ -73,7 +74,7 @@ def run_tune_trial(
 
     def on_epoch(metrics: dict[str, float], make_state) -> None:
         metrics = {**metrics, **node, **run_settings}
-        if not cadence.due(int(metrics["epoch"]), int(metrics["epochs"])):
+        if not cadence.due(int(metrics[EPOCH]), int(metrics[EPOCHS])):
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -83,7 +84,7 @@ def run_tune_trial(
                 (Path(folder) / DIAGNOSTICS_DIR).mkdir()
                 for name, png in pictures.items():
                     (Path(folder) / DIAGNOSTICS_DIR / name).write_bytes(png)
-            if metrics["epoch"] == metrics["epochs"]:
+            if metrics[EPOCH] == metrics[EPOCHS]:
                 torch.save(state["best_student"], Path(folder) / BEST_STUDENT_FILE)
                 torch.save(state["student_meta"], Path(folder) / STUDENT_META_FILE)
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())

@@ -106,6 +106,7 @@ def test_the_fixture_is_a_real_finished_search(search):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.slow
 def test_notebook_draws_every_figure(path, search, clean_env):
     notebook = run_notebook(path, clean_env, search["path"], search["uri"], search["baselines"])
     sections = tagged_outputs(notebook)
@@ -296,6 +297,7 @@ def test_edge_cases_give_notes_in_the_report(kind, search, tmp_path, clean_env):
 
 
 @pytest.mark.parametrize("kind", ["one_trial", "failed_only", "no_finished"])
+@pytest.mark.slow
 def test_edge_cases_give_a_readable_notebook(kind, search, tmp_path, clean_env):
     folder = synthetic_search(search, tmp_path, kind)
     for path in NOTEBOOKS:

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_throughput_smallest_setting_runs_on_cpu(tmp_path):
     out = tmp_path / "throughput.json"
     run = subprocess.run(
@@ -34,6 +35,7 @@ def test_gpu_throughput_smallest_setting_runs_on_cpu(tmp_path):
     assert "epochs/s total" in run.stdout
 
 
+@pytest.mark.slow
 def test_a_trial_process_that_dies_ends_the_run_instead_of_hanging(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu_throughput.py"), "--device", "cpu",

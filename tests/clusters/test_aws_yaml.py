@@ -231,8 +231,11 @@ def test_the_checkout_is_mounted_and_pip_installed_not_editable_on_every_node(
 
 
 def test_nodes_pin_the_ray_version_of_pyproject_and_of_this_machine(cfg: dict) -> None:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    pinned = next(d for d in deps if d.startswith("ray[")).split("==")[1]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    pinned = next(d for d in extras["cluster"] if d.startswith("ray[")).split("==")[1]
+    assert f"ray=={pinned}\n" in (REPO / "constraints.txt").read_text()  # what CI tests
     install = _one(cfg["setup_commands"], "ray[default")
     assert f"=={pinned}" in install
     # validate_config refuses a config prepared by an older autoscaler; the launcher and the

@@ -15,6 +15,8 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from augkd.search.results import load_results
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SAFETY_S = 600.0
 """Only keeps a broken run from hanging the suite; no assert is about speed."""
@@ -60,6 +62,7 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
         time.sleep(1)
     logs = client.get_job_logs(job)
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
+    assert "[search] joined the Ray cluster at" in logs  # a job's driver gets $RAY_ADDRESS
     imported = next(line for line in logs.splitlines() if line.startswith("augkd from"))
     assert "working_dir_files" in imported and str(ROOT) not in imported
     rows = load_results(str(tmp_path / "runs" / "job"))

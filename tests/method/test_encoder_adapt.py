@@ -3,6 +3,7 @@ and data, and every plan that uses E (augkd, no_anchor, no_mixup) reads the same
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -38,6 +39,7 @@ def _pca_decoder(train_images: torch.Tensor, latent: int) -> nn.Module:
     return nn.Sequential(linear, nn.Unflatten(1, train_images.shape[1:])).eval()
 
 
+@pytest.mark.slow
 def test_adaptation_lowers_reconstruction_error_and_leaves_the_generator_alone(tiny_config):
     config = with_overrides(tiny_config, {"encoder_adapt.epochs": 3, "encoder_adapt.lr": 3e-3})
     splits = load_student_splits(config.data, config.seed, CPU)
@@ -61,6 +63,7 @@ def test_adaptation_lowers_reconstruction_error_and_leaves_the_generator_alone(t
     assert all(not p.requires_grad for p in encoder.parameters())
 
 
+@pytest.mark.slow
 def test_one_adapted_encoder_per_seed_serves_every_plan_that_mixes(tiny_config, tmp_path):
     cache = StageCache(str(tmp_path))
     for method in ("augkd", "no_anchor", "no_mixup"):
@@ -71,6 +74,7 @@ def test_one_adapted_encoder_per_seed_serves_every_plan_that_mixes(tiny_config, 
     assert read.count("encoder") == 2  # no_anchor and no_mixup read augkd's
 
 
+@pytest.mark.slow
 def test_no_adaptation_means_no_encoder_stage_and_the_old_stage2_key(tiny_config, tmp_path):
     from augkd.pipeline import stage2_key
     from augkd.teacher import load_teacher

@@ -66,6 +66,7 @@ def stage_inputs(tiny_config):
     return config, teacher
 
 
+@pytest.mark.slow
 def test_module1_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_inputs):
     config, teacher = stage_inputs
 
@@ -81,6 +82,7 @@ def test_module1_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_in
     _same(whole, resumed)
 
 
+@pytest.mark.slow
 def test_module2_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_inputs):
     config, teacher = stage_inputs
     few = with_overrides(config, {"data.split": [0.2, 0.1, 0.7]}).data  # 180 train images

@@ -159,6 +159,7 @@ def _check_accounts(search_path: str, tracking_uri: str, name: str, num_samples:
     return rows
 
 
+@pytest.mark.slow
 def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tmp_path):
     storage, name, samples = tmp_path / "runs", "multinode", 4
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -197,6 +198,7 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tm
     assert all(row["module2_cache_hit"] == 0.0 for row in rows)
 
 
+@pytest.mark.slow
 def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_path):
     storage, name, samples = tmp_path / "runs", "nodeloss", 4
     search_path = str(storage / name)
@@ -252,6 +254,7 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_p
     assert [r["epoch"] for r in victim] == list(range(1, len(victim) + 1)), story
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
     storage, name, samples = tmp_path / "runs", "driverkill", 4
     search_path = str(storage / name)
@@ -353,6 +356,7 @@ SHARED_STAGES = ("domain", "module1", "encoder")
 """What the tasks before the search produce when module2.* is searched."""
 
 
+@pytest.mark.slow
 def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp_path, monkeypatch):
     """Nothing on local paths but MLflow's database: the nodes read the dataset and the teacher
     from S3, the shared stages are produced there once, before the first trial, and the
@@ -436,6 +440,7 @@ def _on_fake_gpu_node(num_gpus: float, device: str) -> tuple[list, str]:
     return ray.get(place.remote())
 
 
+@pytest.mark.slow
 def test_zero_gpu_trial_on_a_gpu_node_runs_on_cpu(cluster):
     _ensure_workers(cluster)
     ray.init(address=cluster.address, log_to_driver=False, ignore_reinit_error=True)

@@ -27,6 +27,7 @@ def _runs(tracking_uri: str, name: str) -> dict[str, object]:
     return {run.data.tags[TRIAL_TAG]: run for run in runs}
 
 
+@pytest.mark.slow
 def test_search_whose_every_trial_failed_exits_3_naming_the_error(
     local_ray, search_main, tiny_config, tmp_path, capsys
 ):
@@ -53,6 +54,7 @@ def test_search_whose_every_trial_failed_exits_3_naming_the_error(
     assert not (tmp_path / "doomed" / "best_configs").exists()
 
 
+@pytest.mark.slow
 def test_exception_escaping_the_search_leaves_nothing_running(local_ray, tmp_path, monkeypatch):
     def disk_full(self, iteration, trials, trial, result, **info):
         raise OSError("injected: no space left on device")

@@ -28,6 +28,8 @@ from augkd.search.results import load_results
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 NAME, EPOCHS, TRIALS = "ctrl-c", 10, 2
 SETTINGS = [
     "method=ce",  # the teacher and Module 3 only: enough for a trial to be mid-way
@@ -175,6 +177,7 @@ def test_search_output_has_no_library_noise(interrupted_then_resumed):
     for text in (first["out"], first["err"], resumed.stdout, resumed.stderr):
         found = [marker for marker in NOISE if marker.lower() in text.lower()]
         assert not found, (found, text[:3000])
-    assert first["out"].lstrip().startswith("[search] preflight passed on a worker")
+    assert first["out"].lstrip().startswith("[search] started a local Ray (")  # --address local
+    assert "\n[search] preflight passed on a worker" in first["out"]
     assert f"\n[search] {NAME}: {TRIALS} trials" in first["out"]
     assert resumed.stderr == ""

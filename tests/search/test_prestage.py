@@ -69,7 +69,7 @@ def test_a_grid_too_large_to_train_up_front_is_left_to_the_trials(monkeypatch):
 
 
 def test_the_smoke_test_trains_two_anchor_nets_including_the_base_setting():
-    from augkd.search.runner import SearchOptions, prepare_space
+    from augkd.search.prepare import SearchOptions, prepare_space
 
     space = prepare_space(SearchOptions(space="fonts", smoke_test=True))
     plan = plan_shared_stages(space)

@@ -31,6 +31,7 @@ def smoke_search(local_ray, tmp_path_factory):
     return root, outcome
 
 
+@pytest.mark.slow
 def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     root, outcome = smoke_search
     mlflow.set_tracking_uri(outcome.tracking_uri)
@@ -54,6 +55,7 @@ def test_smoke_search_records_every_trial_in_table_and_mlflow(smoke_search):
     assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
 
 
+@pytest.mark.slow
 def test_stages_are_produced_once_before_the_trials_which_only_read_them(smoke_search):
     root, outcome = smoke_search
     rows = load_results(outcome.search_path)
@@ -89,6 +91,7 @@ def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
     assert len(list((root / "runs" / "stage_cache" / "module2").glob("*.pt"))) == 3
 
 
+@pytest.mark.slow
 def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
     _, outcome = smoke_search
     assert (
@@ -106,6 +109,7 @@ def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
     assert augkd_main(["compare", "--search", outcome.search_path]) == 0
 
 
+@pytest.mark.slow
 def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(
     local_ray, tmp_path, tiny_config
 ):
@@ -175,6 +179,7 @@ def _produce_in_process(root: str, out: str) -> None:
     assert torch.equal(artifact["weights"], torch.ones(3))
 
 
+@pytest.mark.slow
 def test_concurrent_trials_needing_one_artifact_compute_it_once(tmp_path):
     out = tmp_path / "producers.txt"
     context = multiprocessing.get_context("spawn")

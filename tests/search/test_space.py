@@ -3,7 +3,8 @@ import ray
 import yaml
 
 from augkd.errors import ConfigError
-from augkd.search.runner import SearchOptions, prepare_space, run_search
+from augkd.search.prepare import prepare_space
+from augkd.search.runner import SearchOptions, run_search
 from augkd.search.space import build_sampler, load_space
 
 
@@ -110,3 +111,36 @@ def test_the_rung_metric_must_be_a_val_metric_trials_report():
     assert load_space("digits", {"scheduler": {"rung_metric": "val_acc1"}}).scheduler.brackets == 1
     with pytest.raises(ConfigError, match="rung_metric"):
         load_space("digits", {"scheduler": {"rung_metric": "test_acc1"}})
+
+
+@pytest.mark.parametrize(
+    ("metric", "sentence"),
+    [
+        ("val_acc7", "'val_acc7' is not a metric every epoch reports; choose one of"),
+        ("test_acc1", "'test_acc1' is measured once, on test data, and never chooses anything"),
+    ],
+)
+def test_an_objective_trials_cannot_be_ranked_by_exits_2_naming_the_key(
+    search_main, tmp_path, capsys, metric, sentence
+):
+    code = search_main(
+        ["--set", f"objective.metric={metric}", "--storage", str(tmp_path / "runs"),
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--set objective.metric: {sentence}" in err
+    assert not ray.is_initialized()
+
+
+def test_the_rung_metric_is_compared_in_its_own_direction():
+    from augkd.search.space import Objective
+
+    space = load_space(
+        "digits",
+        {"objective": {"metric": "train_loss", "mode": "min"},
+         "scheduler": {"rung_metric": "val_acc1"}},
+    )  # fmt: skip
+    assert space.rung_objective() == Objective(metric="val_acc1", mode="max")
+    assert space.tracked_metrics() == ("train_loss", "val_acc1")
+    assert load_space("digits").rung_objective() == Objective()  # best_val_acc1, max

@@ -1,0 +1,39 @@
+"""The last step of a finished search: the best configs exported where `augkd train
+--config` re-runs them, and the commands that open its results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from augkd.errors import ConfigError
+from augkd.locations import RESULTS_FILE, local_folder
+from augkd.search.results import export_best
+from augkd.search.study import open_commands
+from augkd.storage import join_uri
+
+Echo = Callable[[str], None]
+
+
+def export_best_configs(search_path: str, top_k: int, echo: Echo) -> list[Path]:
+    """The top-k completed trials as configs beside the search (none when no trial
+    completed: said, not raised, since the search itself did what was asked)."""
+    try:
+        exported = export_best(
+            search_path, top_k, os.path.join(local_folder(search_path), "best_configs")
+        )
+    except ConfigError as error:
+        echo(f"\n[search] nothing exported: {error}")
+        return []
+    echo(f"\n[search] best config: {exported[0]}  (re-run: augkd train --config {exported[0]})")
+    return exported
+
+
+def print_next_commands(search_path: str, tracking_uri: str, echo: Echo) -> None:
+    """Where the results are, and the commands that open MLflow and the Optuna study."""
+    echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
+    echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
+    dashboard, load = open_commands(search_path)
+    echo(f"[search] open the Optuna study: {dashboard}")
+    echo(f"[search]   or in Python: {load}")

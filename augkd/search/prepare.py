@@ -1,0 +1,134 @@
+"""The first step of a search: what it was asked to do, the space it runs (validated with
+every override), and where it writes (checked), all before Ray starts, so that bad input
+costs seconds and leaves no half-made search behind."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from augkd.config import parse_override
+from augkd.dotted import get_dotted, set_dotted
+from augkd.errors import ConfigError
+from augkd.locations import default_storage, latest_search, resolve_tracking_uri, storage_root
+from augkd.search.checks import check_before_ray, check_resumable
+from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
+from augkd.storage import join_uri
+
+SMOKE_TEST = {
+    "num_samples": 4,
+    "max_concurrent": 2,
+    "base": {
+        "teacher": {"epochs": 15},
+        "module1": {"epochs": 1, "iters_per_epoch": 6, "student_steps": 2},
+        "encoder_adapt": {"epochs": 1},
+        "module2": {"epochs": 2},
+        "module3": {"epochs": 4},
+    },
+    "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
+}
+SPACE_KEYS = set(SearchSpace.model_fields)
+
+
+@dataclass
+class SearchOptions:
+    space: str = "fonts"
+    storage: str | None = None
+    """None: $AUGKD_STORAGE, else augkd_runs in the working directory."""
+    name: str | None = None
+    tracking_uri: str | None = None
+    num_samples: int | None = None
+    time_budget: float | None = None
+    resume: bool = False
+    smoke_test: bool = False
+    overrides: list[str] = field(default_factory=list)
+    address: str | None = None
+    """The Ray cluster to join (auto, or host:port); None: $RAY_ADDRESS, else a local Ray."""
+    export_top_k: int = 1
+
+
+@dataclass
+class SearchPlace:
+    """Where one search writes: its storage root, name, folder and tracking store."""
+
+    storage: str
+    name: str
+    search_path: str
+    tracking_uri: str
+
+
+def _split_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """--set keys of the search space (sampler.name=random) vs of the trial config."""
+    space_values: dict[str, Any] = {}
+    config_values: dict[str, Any] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        target = space_values if key.split(".")[0] in SPACE_KEYS else config_values
+        set_dotted(target, key, value)
+    return space_values, config_values
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def prepare_space(options: SearchOptions) -> SearchSpace:
+    """Load and validate the space with every override; fails before Ray starts."""
+    path = resolve_space_path(options.space)
+    raw = read_space_file(path)
+    space_values, config_values = _split_overrides(options.overrides)
+    extra: dict[str, Any] = {}
+    if options.smoke_test:
+        extra = _merge(extra, SMOKE_TEST)
+    extra = _merge(extra, space_values)
+    if config_values:
+        extra = _merge(extra, {"base": config_values})
+    if options.num_samples is not None:
+        extra["num_samples"] = options.num_samples
+    merged = _merge(raw, extra)
+    space = load_space(path, {k: merged[k] for k in merged}, set(space_values))
+    return _smoke_module2_grid(space) if options.smoke_test else space
+
+
+def _smoke_module2_grid(space: SearchSpace) -> SearchSpace:
+    """--smoke-test trains two AnchorNets, not a whole grid: the first categorical Module-2
+    param keeps its base value and one more; the others keep the base value alone."""
+    trimmed = False
+    for key, param in space.params.items():
+        if not key.startswith("module2.") or param.type != "categorical" or param.when:
+            continue
+        value = get_dotted(space.base_resolved, key)
+        others = [choice for choice in param.choices or [] if choice != value]
+        keep = [value, *others[:1]] if not trimmed else [value]
+        param.choices = keep if value in (param.choices or []) else (param.choices or [])[:2]
+        trimmed = True
+    return space
+
+
+def place_search(options: SearchOptions, space: SearchSpace) -> SearchPlace:
+    """The storage, name and tracking store of the search, each checked; --resume finds
+    the search it continues."""
+    tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    storage = storage_root(options.storage or default_storage())
+    check_before_ray(space, storage, tracking_uri)
+    name = options.name
+    if options.resume and name is None:
+        latest = latest_search(storage, space.name)
+        name = latest.rsplit("/", 1)[-1] if latest else None
+        if name is None:
+            raise ConfigError(
+                f"--resume found no earlier '{space.name}' search under {storage}; "
+                "pass --name of the search to resume."
+            )
+    name = name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    search_path = join_uri(storage, name)
+    if options.resume:
+        check_resumable(search_path)
+    return SearchPlace(storage, name, search_path, tracking_uri)

@@ -1,0 +1,141 @@
+"""One objective everywhere: a real tiny search that minimises train_loss is ranked by
+train_loss in the leaderboard, the parent run, export, the report and the evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from augkd import report
+from augkd.cli import main as augkd_main
+from augkd.metric_names import TRAIN_LOSS
+from augkd.search.evaluate import DEFAULTS, plan, run_evaluation
+from augkd.search.results import format_leaderboard, load_results, rank
+from augkd.search.runner import SearchOptions, run_search
+from augkd.search.space import Objective, recorded_objective
+from augkd.search.tracking import TRIAL_TAG
+from tests.conftest import TINY_SEARCH
+
+pytestmark = pytest.mark.slow
+
+MIN_LOSS = Objective(metric=TRAIN_LOSS, mode="min")
+
+
+@pytest.fixture(scope="module")
+def loss_search(local_ray, tmp_path_factory):
+    """Three trials that all run to the end (FIFO), ranked by their last train loss; the
+    first is the space's defaults. Then its three configs on one fresh seed."""
+    root = tmp_path_factory.mktemp("objective")
+    settings = ["objective.metric=train_loss", "objective.mode=min", "scheduler.name=fifo"]
+    outcome = run_search(
+        SearchOptions(
+            space="digits", storage=str(root / "runs"), tracking_uri=f"sqlite:///{root}/mlflow.db",
+            smoke_test=True, num_samples=3, overrides=[*TINY_SEARCH, *settings], name="loss",
+        ),
+        echo=lambda *_: None,
+    )  # fmt: skip
+    evaluation = run_evaluation(
+        outcome.search_path, top_k=3, seeds=1, baselines=[], tracking_uri=outcome.tracking_uri,
+        echo=lambda *_: None,
+    )  # fmt: skip
+    return {"outcome": outcome, "evaluation": evaluation, "root": root}
+
+
+def _losses(rows):
+    return [row[TRAIN_LOSS] for row in rows]
+
+
+def test_the_search_records_its_objective_for_every_trial(loss_search):
+    outcome = loss_search["outcome"]
+    assert recorded_objective(outcome.search_path) == MIN_LOSS
+    rows = load_results(outcome.search_path)
+    assert [row["status"] for row in rows] == ["completed"] * 3
+    for row in rows:  # the last epoch's train loss, also kept per epoch
+        history = json.loads(row["history_json"])
+        assert row[TRAIN_LOSS] == history[-1][TRAIN_LOSS] > 0
+
+
+def test_the_leaderboard_and_the_parent_run_follow_the_min_objective(loss_search):
+    outcome = loss_search["outcome"]
+    ranked = rank(load_results(outcome.search_path), MIN_LOSS)
+    assert _losses(ranked) == sorted(_losses(ranked))
+    printed = format_leaderboard(outcome.rows, MIN_LOSS).splitlines()
+    assert printed[0].split()[3:5] == ["train", "loss"]  # the objective's column comes first
+    assert [line.split()[1] for line in printed[1:]] == [r["trial_id"] for r in ranked]
+    client = MlflowClient(outcome.tracking_uri)
+    experiment = client.get_experiment_by_name("augkd-digits")
+    parent = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = 'parent'"
+    )[0]
+    assert parent.data.metrics[TRAIN_LOSS] == ranked[0][TRAIN_LOSS]
+    assert parent.data.tags["augkd.best_trial_id"] == ranked[0]["trial_id"]
+    assert parent.data.tags["augkd.objective"] == "train_loss (min)"
+
+
+def test_export_rank1_is_the_trial_with_the_lowest_loss(loss_search, tmp_path):
+    outcome = loss_search["outcome"]
+    args = ["export", "--search", outcome.search_path, "--top-k", "3", "--out", str(tmp_path)]
+    assert augkd_main(args) == 0
+    ranked = rank(load_results(outcome.search_path), MIN_LOSS)
+    for place, row in enumerate(ranked, start=1):
+        exported = (tmp_path / f"rank{place}.yaml").read_text()
+        assert f"trial {row['trial_id']}, rank {place} by train_loss (min)" in exported
+        assert yaml.safe_load(exported) == yaml.safe_load(row["config_yaml"])
+
+
+def test_the_report_ranks_and_colours_by_the_objective(loss_search):
+    outcome = loss_search["outcome"]
+    data = report.load_search(outcome.search_path, outcome.tracking_uri)
+    assert data.objective == MIN_LOSS
+    table = report.leaderboard(data).table
+    assert list(table["train loss"]) == sorted(table["train loss"])
+    assert "train_loss (min)" in report.leaderboard(data).title
+    study, epoch, _ = report.importance_study(data)
+    assert study.direction.name == "MINIMIZE" and epoch == 3
+
+
+def test_the_evaluations_winner_has_the_lowest_mean_objective(loss_search):
+    evaluation = loss_search["evaluation"]
+    searched = [c for c in evaluation.candidates if c.kind == "searched"]
+    assert len(searched) == 3 and evaluation.seeds == [1]
+    assert evaluation.winner is min(searched, key=lambda c: c.mean(TRAIN_LOSS))
+    rows = pq.read_table(f"{evaluation.search_path}/evaluation.parquet").to_pylist()
+    winner_rows = [r for r in rows if r["winner"]]
+    assert [r[TRAIN_LOSS] for r in winner_rows] == [min(r[TRAIN_LOSS] for r in rows)]
+    assert "* the winner by mean train_loss (min)" in evaluation.table()
+
+
+def test_the_defaults_are_evaluated_once_when_a_top_k_trial_is_them(loss_search):
+    evaluation = loss_search["evaluation"]
+    defaults = [c for c in evaluation.candidates if c.is_defaults]
+    first_trial = min(evaluation.candidates, key=lambda c: c.trial_id or "")
+    assert defaults == [first_trial]  # the first trial is the defaults, so no extra run
+    assert DEFAULTS not in [c.label for c in evaluation.candidates]
+    header, *lines, note = evaluation.table().splitlines()
+    assert "Δ Acc@1 vs defaults (± s.e.)" in header
+    assert any(line.startswith(f"{first_trial.label} ({first_trial.trial_id}) = defaults")
+               for line in lines)  # fmt: skip
+    assert f"({first_trial.label} is them)" in note
+    payload = json.loads((loss_search["root"] / "runs" / "loss" / "baselines.json").read_text())
+    assert payload["defaults"] == first_trial.label
+    assert payload["methods"][DEFAULTS]["test_acc1"] == first_trial.values("test_acc1")
+
+
+def test_the_defaults_are_a_candidate_of_their_own_when_no_top_k_trial_is_them(
+    loss_search, tmp_path
+):
+    search = tmp_path / "moved"
+    shutil.copytree(loss_search["root"] / "runs" / "loss", search)
+    space_file = search / "search_space.json"
+    space = json.loads(space_file.read_text())
+    space["base_resolved"]["module3"]["a"] = 0.55  # a starting point no trial sampled
+    space_file.write_text(json.dumps(space))
+    candidates, seeds = plan(str(search), top_k=3, seeds=2, baselines=["ce"])
+    assert [c.label for c in candidates] == ["rank1", "rank2", "rank3", DEFAULTS, "ce"]
+    assert [c.is_defaults for c in candidates] == [False, False, False, True, False]
+    assert candidates[3].config.module3.a == 0.55 and seeds == [1, 2]
