@@ -4,16 +4,17 @@ A real `python search.py` run in-process (Ray Tune + Optuna TPE + ASHA + MLflow,
 stages produced by Ray tasks before the trials) on the fonts benchmark rendered at 32 px, at
 the release's shapes: resnet34 teacher, mobilenet_v3_small student, Module-3 batch 256, bf16.
 The GPU's utilisation and memory are sampled every second (NVML, else nvidia-smi) and split
-by phase: the shared stages (preflight, teacher, Module 1, encoder adaptation) and the trials
-(Module 2 per trial, which its keys are searched, then Module 3 under ASHA). It prints wall
+by phase: the shared stages (preflight, teacher, Module 1, encoder adaptation, the Module-2
+grid of the space's AnchorNets) and the trials (Module 3 under ASHA). It prints wall
 time, mean utilisation and idle share per phase, trials per hour, a timeline of running trials
 against utilisation, and each trial's time before its first report (work ASHA cannot stop).
 
 Budgets (scaled from the release's so that one run fits in one device call of under 10 minutes
 on an H100/H200; the release's Module 1 alone is 200 x 200 generator steps):
   teacher 10 epochs on ~4,000 rendered digits; Module 1 4 epochs x 50 generator steps;
-  encoder adaptation 5 epochs; Module 2 20 epochs per trial; Module 3 up to 40 epochs on
-  1,437 student images (data.split 0.8/0.1/0.1), ASHA grace 5, reduction 2 (rungs 5, 10, 20);
+  encoder adaptation 5 epochs; Module 2 20 epochs per grid point; Module 3 up to 40 epochs
+  (240 optimizer steps) on 1,437 student images (data.split 0.8/0.1/0.1), ASHA grace 30
+  steps, reduction 2 (rungs at 30, 60, 120 steps: epochs 5, 10, 20);
   8 trials, 4 at a time on the GPU (resources.gpu 0.25).
 
     python benchmarks/gpu_search.py                 # on a machine with one CUDA GPU
@@ -46,14 +47,14 @@ RELEASE_SHAPES = [
     "teacher.arch=resnet34", "teacher.epochs=10", "student.arch=mobilenet_v3_small",
     "precision=bf16", "module1.epochs=4", "module1.iters_per_epoch=50",
     "encoder_adapt.epochs=5", "module2.epochs=20", "module3.batch_size=256",
-    "module3.epochs=40", "scheduler.max_epochs=40", "scheduler.grace_period=5",
+    "module3.epochs=40", "scheduler.grace_period=30",
     "scheduler.reduction_factor=2",
 ]  # fmt: skip
 TINY = [
     "data.image_size=16", "teacher.arch=small_cnn", "teacher.epochs=3",
     "student.arch=tiny_cnn", "module1.epochs=1", "module1.iters_per_epoch=4",
     "module1.student_steps=2", "encoder_adapt.epochs=1", "module2.epochs=1",
-    "module3.epochs=4", "scheduler.max_epochs=4", "scheduler.grace_period=1",
+    "module3.epochs=4", "scheduler.grace_period=1",
     "scheduler.reduction_factor=2",
 ]  # fmt: skip
 IDLE_PCT = 10.0

@@ -1,16 +1,18 @@
-"""Do ASHA's rungs rank trials right? Over full-budget trials (a random-sampler FIFO
-search of a space, by default the default fonts space), the Spearman rank correlation between a rung
-metric at each epoch and the final best val Acc@1, and what ASHA would save in
-trial-seconds (not only epochs) at each grace period.
+"""Do ASHA's rungs rank trials right, and what does ASHA save? Over full-budget trials (a
+random-sampler FIFO search of a space, by default the default fonts space): the Spearman rank
+correlation between a rung metric at each val pass and the final best val Acc@1; what ASHA
+would save in trial-seconds (not only steps) at each grace period, with the best trial kept
+or not; and the share of trial-seconds spent before a trial's first report (out of ASHA's
+reach), beside the seconds of the shared stages produced before the trials.
 
     python benchmarks/rung_correlation.py [--space fonts] [--trials 16] [--seed 0] [--out benchmarks/results]
     python benchmarks/rung_correlation.py --reuse /tmp/augkd_rung_runs/NAME
 
-ASHA is replayed offline on the recorded curves, in start order, as Ray's
-asynchronous ASHA decides (a trial stops at a rung when it is below the
-1 - 1/reduction_factor quantile of the values recorded there so far). Trial-seconds
-are Tune's time_total_s at the epoch a trial would stop (Module 1 and 2 included).
-Writes rung_correlation_<space>.json and prints the tables.
+ASHA is replayed offline on the recorded curves, in start order, as Ray's asynchronous ASHA
+decides: a trial is judged at its first report at or past each rung (optimizer steps) and
+stops when below the 1 - 1/reduction_factor quantile of the values recorded there so far.
+Trial-seconds are Tune's time_total_s at the report a trial would stop at (everything the
+trial did before its first report included). Writes rung_correlation_<space>.json.
 """
 
 from __future__ import annotations
@@ -53,27 +55,32 @@ def run_search(storage: Path, space: str, trials: int, seed: int, overrides: lis
 
 
 def curves(search_path: str) -> list[list[dict]]:
-    """Every trial's per-epoch Tune results (result.json), in start order."""
+    """Every trial's Tune results (result.json), one per val pass, in start order."""
     found = []
     for path in Path(search_path).glob("*/result.json"):
         results = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        results = [r for r in results if "epoch" in r]
+        results = [r for r in results if "step" in r]
         if results and results[-1]["epoch"] == results[-1]["epochs"]:
-            found.append(sorted(results, key=lambda r: r["epoch"]))
+            found.append(sorted(results, key=lambda r: r["step"]))
     return sorted(found, key=lambda c: c[0]["timestamp"] - c[0]["time_total_s"])
 
 
 def correlations(trials: list[list[dict]]) -> dict[str, list[dict]]:
-    """Spearman rho (and p) between each metric at epoch e and the final best val."""
+    """Spearman rho (and p) between each metric at each val pass and the final best val."""
     final = [t[-1][FINAL] for t in trials]
     out: dict[str, list[dict]] = {}
     for metric in METRICS:
         rows = []
-        for e in range(len(trials[0])):
-            rho, p = spearmanr([t[e][metric] for t in trials], final)
-            rows.append({"epoch": e + 1, "rho": float(rho), "p": float(p)})
+        for index in range(len(trials[0])):
+            rho, p = spearmanr([t[index][metric] for t in trials], final)
+            rows.append({"step": trials[0][index]["step"], "rho": float(rho), "p": float(p)})
         out[metric] = rows
     return out
+
+
+def judged_at(trial: list[dict], milestone: float) -> int | None:
+    """Index of the trial's first report at or past ``milestone`` (where ASHA judges it)."""
+    return next((i for i, r in enumerate(trial) if r["step"] >= milestone), None)
 
 
 def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> dict:
@@ -82,22 +89,23 @@ def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> d
 
     milestones = SchedulerSettings(grace_period=grace, reduction_factor=factor).milestones(max_t)
     recorded: dict[float, list[float]] = {m: [] for m in milestones}
-    spent, kept, stops = 0.0, [], []
+    spent, kept, stopped_at = 0.0, [], []
     for trial in trials:
-        stop = len(trial)
+        stop = len(trial) - 1
         for milestone in milestones:
-            if milestone >= len(trial):
+            index = judged_at(trial, milestone)
+            if index is None or index == len(trial) - 1:
                 break
-            value = trial[int(milestone) - 1][metric]
+            value = trial[index][metric]
             seen = recorded[milestone]
             cutoff = np.nanpercentile(seen, (1 - 1 / factor) * 100) if seen else None
             seen.append(value)
             if cutoff is not None and value < cutoff:
-                stop = int(milestone)
+                stop = index
                 break
-        spent += trial[stop - 1]["time_total_s"]
-        stops.append(stop)
-        if stop == len(trial):
+        spent += trial[stop]["time_total_s"]
+        stopped_at.append(trial[stop]["step"])
+        if stop == len(trial) - 1:
             kept.append(trial)
     full = sum(t[-1]["time_total_s"] for t in trials)
     best = max(t[-1][FINAL] for t in trials)
@@ -109,16 +117,23 @@ def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> d
         "completed": len(kept),
         "trial_seconds": spent,
         "seconds_saved": 1 - spent / full,
-        "epochs_saved": 1 - sum(stops) / sum(len(t) for t in trials),
+        "steps_saved": 1 - sum(stopped_at) / sum(t[-1]["step"] for t in trials),
         "best_final_val": best,
         "best_kept_val": found,
-        "first_rung_rho": None if first is None else correlations_at(trials, metric, int(first)),
+        "first_rung_rho": None if first is None else correlations_at(trials, metric, first),
     }
 
 
-def correlations_at(trials, metric: str, epoch: int) -> float:
-    rho, _ = spearmanr([t[epoch - 1][metric] for t in trials], [t[-1][FINAL] for t in trials])
+def correlations_at(trials, metric: str, milestone: float) -> float:
+    values = [t[judged_at(t, milestone)][metric] for t in trials]
+    rho, _ = spearmanr(values, [t[-1][FINAL] for t in trials])
     return float(rho)
+
+
+def grace_periods(trials: list[list[dict]]) -> list[int]:
+    """Candidate grace periods: the steps of the val passes in the first half of the budget."""
+    steps = [int(r["step"]) for r in trials[0]]
+    return [s for s in steps if s <= steps[-1] // 2]
 
 
 def main() -> None:
@@ -140,44 +155,49 @@ def main() -> None:
         storage, args.space, args.trials, args.seed, args.overrides
     )
     trials = curves(search_path)
-    max_t = len(trials[0])
+    max_t = int(trials[0][-1]["step"])
     corr = correlations(trials)
     replays = {
         metric: [
             replay_asha(trials, metric, grace, args.reduction_factor, max_t)
-            for grace in range(1, max_t // 2 + 1)
+            for grace in grace_periods(trials)
         ]
         for metric in METRICS
     }
-    (out / f"rung_correlation_{args.space}.json").write_text(
-        json.dumps(
-            {"search": search_path, "trials": len(trials), "correlations": corr, "asha": replays},
-            indent=2,
-        )
-    )
-    before = [t[0]["time_total_s"] - t[0].get("epoch_seconds", 0.0) for t in trials]
+    before = [t[0].get("setup_seconds", t[0]["time_total_s"]) for t in trials]
     total = [t[-1]["time_total_s"] for t in trials]
-    print(f"{len(trials)} full-budget trials of {max_t} epochs from {search_path}")
+    summary = {
+        "search": search_path,
+        "trials": len(trials),
+        "before_first_report_share": sum(before) / sum(total),
+        "trial_seconds": sum(total),
+        "correlations": corr,
+        "asha": replays,
+    }
+    (out / f"rung_correlation_{args.space}.json").write_text(json.dumps(summary, indent=2))
+    before = [t[0].get("setup_seconds", t[0]["time_total_s"]) for t in trials]
+    total = [t[-1]["time_total_s"] for t in trials]
+    print(f"{len(trials)} full-budget trials of {max_t} optimizer steps from {search_path}")
     print(
-        f"before the first epoch a trial spends {np.mean(before):.1f} s of its "
-        f"{np.mean(total):.1f} s mean ({np.mean(before) / np.mean(total):.0%}; teacher, "
-        "data, Module 1 and Module 2, cached or produced)\n"
+        f"before its first report a trial spends {np.mean(before):.1f} s of its "
+        f"{np.mean(total):.1f} s mean ({sum(before) / sum(total):.0%} of all trial-seconds: "
+        "loading the data, teacher and stages, whatever it produces itself, diagnostics)\n"
     )
-    print("| epoch | " + " | ".join(f"rho({m}@e, final)" for m in METRICS) + " |")
+    print("| step | " + " | ".join(f"rho({m}@step, final)" for m in METRICS) + " |")
     print("|---|" + "---|" * len(METRICS))
-    for e in range(max_t):
-        cells = [f"{corr[m][e]['rho']:+.2f} (p {corr[m][e]['p']:.2f})" for m in METRICS]
-        print(f"| {e + 1} | " + " | ".join(cells) + " |")
+    for index in range(len(trials[0])):
+        cells = [f"{corr[m][index]['rho']:+.2f} (p {corr[m][index]['p']:.2f})" for m in METRICS]
+        print(f"| {corr[METRICS[0]][index]['step']:g} | " + " | ".join(cells) + " |")
     for metric in METRICS:
         print(f"\nASHA (reduction factor {args.reduction_factor:g}) on {metric}:")
-        print("| grace | rungs | first-rung rho | completed | trial-seconds saved | "
-              "epochs saved | best kept / best |")  # fmt: skip
+        print("| grace (steps) | rungs | first-rung rho | completed | trial-seconds saved | "
+              "steps saved | best kept / best |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")
         for r in replays[metric]:
             print(
                 f"| {r['grace_period']} | {','.join(f'{m:g}' for m in r['rungs'])} | "
                 f"{r['first_rung_rho']:+.2f} | {r['completed']}/{len(trials)} | "
-                f"{r['seconds_saved']:.0%} | {r['epochs_saved']:.0%} | "
+                f"{r['seconds_saved']:.0%} | {r['steps_saved']:.0%} | "
                 f"{r['best_kept_val']:.1f} / {r['best_final_val']:.1f} |"
             )
 

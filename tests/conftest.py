@@ -59,7 +59,7 @@ def search_main():
     return module.main
 
 
-TINY_SEARCH = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3", "scheduler.max_epochs=3"]
+TINY_SEARCH = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3"]
 
 
 @pytest.fixture(scope="session")

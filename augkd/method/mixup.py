@@ -200,7 +200,7 @@ def mixup_reports(
         log(f"resuming module 3 after epoch {first_epoch}")
     schedule = plan.schedule or settings.schedule
     losses: list[torch.Tensor] = []
-    since_report, started = 0, time.perf_counter()
+    since_report, started, reported_epoch = 0, time.perf_counter(), first_epoch
     for epoch in range(first_epoch, budget.epochs):
         share = mixup_schedule(schedule, epoch, budget.epochs, settings.a, settings.b)
         shares = ce_shares(
@@ -225,7 +225,8 @@ def mixup_reports(
         if val["acc1"] > best["val_acc1"]:
             best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "step": step,
                     "student": cpu_copy(student.state_dict())}  # fmt: skip
-        seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        seconds += elapsed
         metrics = {
             "epoch": float(epoch + 1),
             "epochs": float(budget.epochs),
@@ -238,6 +239,7 @@ def mixup_reports(
             "best_epoch": float(best["epoch"]),
             "best_step": float(best["step"]),
             "module3_seconds": seconds,
+            "epoch_seconds": elapsed / max(1, epoch + 1 - reported_epoch),
             **(constant or {}),
         }
         if last:
@@ -255,6 +257,7 @@ def mixup_reports(
             ),
         )
         losses, since_report, started = [], 0, time.perf_counter()
+        reported_epoch = epoch + 1
 
 
 def _test_at_best(

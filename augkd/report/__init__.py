@@ -21,8 +21,8 @@ from augkd.report.diagnostics import plot_diagnostics
 from augkd.report.loading import (
     SearchData,
     asha_rungs,
+    budget_steps,
     load_search,
-    max_epochs,
     resolve_search_path,
 )
 from augkd.report.page import SECTIONS, add_section, sections, show, show_summary, write_report
@@ -38,13 +38,13 @@ __all__ = [
     "Section",
     "add_section",
     "asha_rungs",
+    "budget_steps",
     "default_storage",
     "default_tracking_uri",
     "find_baselines",
     "importance_study",
     "leaderboard",
     "load_search",
-    "max_epochs",
     "mlflow_runs",
     "plot_baselines",
     "plot_curves",

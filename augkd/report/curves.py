@@ -7,13 +7,14 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from augkd.metric_names import EPOCH, MIXUP_SHARE, VAL_ACC1
+from augkd.metric_names import EPOCH, EPOCHS, MIXUP_SHARE, VAL_ACC1
 from augkd.report.loading import (
     TOP_K,
     SearchData,
     asha_rungs,
     config_value,
     finished,
+    history_step,
     num,
     trial_history,
     with_status,
@@ -22,9 +23,9 @@ from augkd.report.section import Section
 
 
 def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
-    """Val Acc@1 per epoch of the top completed trials against the pruned ones."""
+    """Val Acc@1 per optimizer step of the top completed trials against the pruned ones."""
     key = "val_curves"
-    title = f"Val Acc@1 per epoch: top {top_k} completed trials against the pruned ones"
+    title = f"Val Acc@1 by optimizer step: top {top_k} completed trials against the pruned ones"
     top = [r for r in with_status(data, "completed") if trial_history(r)][:top_k]
     pruned = [r for r in with_status(data, "pruned") if trial_history(r)]
     failed = [r for r in with_status(data, "failed", "running") if trial_history(r)]
@@ -48,7 +49,7 @@ def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
             else:
                 label = group_label if j == 0 else None
             ax.plot(
-                [h[EPOCH] for h in history], [h.get(VAL_ACC1) for h in history],
+                [history_step(h) for h in history], [h.get(VAL_ACC1) for h in history],
                 label=label, **style,
             )  # fmt: skip
     rungs = asha_rungs(data)
@@ -61,12 +62,12 @@ def plot_curves(data: SearchData, top_k: int = TOP_K) -> Section:
             label="ASHA rungs" if i == 0 else None,
         )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch (Module 3)")
+    ax.set_xlabel("optimizer step (Module 3)")
     ax.set_ylabel("val Acc@1 (%)")
     extra = "" if top else " (no completed trial)"
     rung_text = ", ".join(f"{m:g}" for m in rungs) or "none"
     ax.set_title(
-        f"{data.name}: val Acc@1 per epoch{extra}\nASHA rungs at epochs {rung_text}", fontsize=9
+        f"{data.name}: val Acc@1 by step{extra}\nASHA rungs at steps {rung_text}", fontsize=9
     )
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
@@ -88,7 +89,8 @@ def schedule_curve(data: SearchData, row: dict[str, Any]) -> tuple[list[int], li
     if plan is None or plan.batches != "mixup":
         return None
     kind = plan.schedule or config_value(data, row, "module3.schedule")
-    total = num(config_value(data, row, "module3.epochs"))
+    reported = [num(h.get(EPOCHS)) for h in trial_history(row)]
+    total = next((r for r in reported if r), None) or num(config_value(data, row, "module3.epochs"))
     a = num(config_value(data, row, "module3.a"))
     b = num(config_value(data, row, "module3.b"))
     if kind not in MIXUP_SCHEDULES or not total or a is None or b is None or a <= 0:

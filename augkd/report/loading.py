@@ -22,7 +22,7 @@ from augkd.locations import (
     resolve_search,
     resolve_tracking_uri,
 )
-from augkd.metric_names import EPOCH
+from augkd.metric_names import EPOCH, STEP, STEPS
 
 TOP_K = 3
 FINISHED = ("completed", "pruned")
@@ -242,15 +242,24 @@ def scheduler_settings(data: SearchData):
         return None
 
 
-def max_epochs(data: SearchData) -> int | None:
+def history_step(entry: dict[str, Any]) -> float | None:
+    """A report's optimizer step (its epoch in tables written before budgets were in steps)."""
+    return num(entry.get(STEP)) if num(entry.get(STEP)) is not None else num(entry.get(EPOCH))
+
+
+def budget_steps(data: SearchData) -> int | None:
+    """The Module-3 budget in optimizer steps: the space's scheduler.max_steps, else the
+    budget the trials reported."""
     settings = scheduler_settings(data)
-    value = (settings.max_epochs if settings else None) or get_dotted(data.base, "module3.epochs")
-    return int(value) if num(value) else None
+    if settings is not None and settings.max_steps:
+        return int(settings.max_steps)
+    reported = [num(h.get(STEPS)) for row in data.rows for h in trial_history(row)]
+    return int(max(r for r in reported if r)) if any(reported) else None
 
 
 def asha_rungs(data: SearchData) -> list[float]:
-    """ASHA's milestones in epochs (first bracket), as the search placed them."""
-    settings, top = scheduler_settings(data), max_epochs(data)
+    """ASHA's milestones in optimizer steps (first bracket), as the search placed them."""
+    settings, top = scheduler_settings(data), budget_steps(data)
     if settings is None or not top or data.space is None:
         return []
     return settings.milestones(top)

@@ -8,13 +8,14 @@ import warnings
 from matplotlib.figure import Figure
 
 from augkd.locations import SPACE_FILE
-from augkd.metric_names import EPOCH, label, ranking_value
+from augkd.metric_names import label, ranking_value
 from augkd.report.loading import (
     FINISHED,
     SearchData,
     asha_rungs,
+    budget_steps,
     finished,
-    max_epochs,
+    history_step,
     num,
     param_value,
     trial_history,
@@ -154,25 +155,28 @@ def importance_fidelity(data: SearchData) -> tuple[float, list[dict]] | None:
     least half of the finished trials reached, with those trials. Mixing fidelities
     would rank a pruned trial's early value against a completed trial's final one."""
     done = [r for r in finished(data) if trial_history(r)]
-    top = max_epochs(data)
+    top = budget_steps(data)
     levels = sorted({*asha_rungs(data), *([float(top)] if top else [])}, reverse=True)
-    for epoch in levels:
-        reached = [r for r in done if any(num(h[EPOCH]) == epoch for h in trial_history(r))]
+    for level in levels:
+        reached = [r for r in done if _value_at(r, level, data.objective.metric) is not None]
         if len(reached) >= max(2, len(done) / 2):
-            return epoch, reached
+            return level, reached
     return None
 
 
-def _value_at(row: dict, epoch: float, metric: str) -> float | None:
-    for step in trial_history(row):
-        if num(step[EPOCH]) == epoch:
-            return num(step.get(metric))
+def _value_at(row: dict, level: float, metric: str) -> float | None:
+    """``metric`` at the trial's first report at or past optimizer step ``level`` (where
+    ASHA judged it)."""
+    for entry in trial_history(row):
+        step = history_step(entry)
+        if step is not None and step >= level:
+            return num(entry.get(metric))
     return None
 
 
 def importance_study(data: SearchData):
     """An in-memory Optuna study of the trials at one fidelity (importance_fidelity),
-    each valued by the objective at that epoch. Returns (study, epoch, statuses)."""
+    each valued by the objective there. Returns (study, optimizer step, statuses)."""
     optuna = _optuna()
     from augkd.search.space import Param
 
@@ -219,14 +223,14 @@ def plot_importance(data: SearchData) -> Section:
             key,
             title,
             note="fANOVA needs at least 2 finished (completed or pruned) trials with a value "
-            f"of {data.objective.metric} at one epoch; this search has {len(finished(data))} "
+            f"of {data.objective.metric} at one step; this search has {len(finished(data))} "
             "finished.",
         )
     if len({t.value for t in study.trials}) < 2:
         return Section(
             key,
             title,
-            note=f"Every trial scored the same {data.objective.metric} at epoch {epoch:g}: "
+            note=f"Every trial scored the same {data.objective.metric} at step {epoch:g}: "
             "there is no variance to attribute.",
         )
     from matplotlib import pyplot
@@ -244,9 +248,9 @@ def plot_importance(data: SearchData) -> Section:
     counts = " + ".join(f"{statuses.get(s, 0)} {s}" for s in FINISHED)
     rough = f"; rough with {len(study.trials)} trials" if len(study.trials) < 10 else ""
     ax.set_title(
-        f"fANOVA at epoch {epoch:g} over {counts} trials that reached it\n"
-        f"({data.objective.metric} at that epoch: one fidelity{rough})",
+        f"fANOVA at optimizer step {epoch:g} over {counts} trials that reached it\n"
+        f"({data.objective.metric} there: one fidelity{rough})",
         fontsize=9,
     )
     figure.set_size_inches(6.5, 0.45 * len(data.param_keys) + 1.8)
-    return Section(key, f"{title} at epoch {epoch:g} over {counts} trials", figure=figure)
+    return Section(key, f"{title} at step {epoch:g} over {counts} trials", figure=figure)

@@ -24,9 +24,9 @@ SMOKE_TEST = {
         "module1": {"epochs": 1, "iters_per_epoch": 6, "student_steps": 2},
         "encoder_adapt": {"epochs": 1},
         "module2": {"epochs": 2},
-        "module3": {"epochs": 4},
+        "module3": {"epochs": None, "steps": 8, "val_every": 2},
     },
-    "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
+    "scheduler": {"grace_period": 2, "reduction_factor": 2},
 }
 SPACE_KEYS = set(SearchSpace.model_fields)
 

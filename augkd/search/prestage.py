@@ -77,6 +77,8 @@ def plan_shared_stages(space: SearchSpace) -> SharedStages:
             seeds = [int(s) for s in seed_param.choices or []]
         elif seed_param.high is not None and seed_param.low is not None:
             seeds = list(range(int(seed_param.low), int(seed_param.high) + 1))
+    # Each trial also runs the next objective.seeds - 1 seeds: their stages are shared too.
+    seeds = sorted({seed + k for seed in seeds for k in range(space.objective.seeds)})
     searched = [key for key in space.params if key != "seed"]
     module1 = (
         any(METHOD_PLANS[m].module1 for m in methods)

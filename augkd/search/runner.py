@@ -103,8 +103,9 @@ class _SearchRun:
                     space, stage_cache_root(place.storage), echo, self.started_locally, again
                 )
                 tuner = build_or_restore_tuner(
-                    space, place.storage, name, search_path, place.tracking_uri, self.options
-                )
+                    space, place.storage, name, search_path, place.tracking_uri, self.options,
+                    shared.preflight["train_images"],
+                )  # fmt: skip
                 for warning in sampler_warnings(space):
                     echo(f"[search] note: {warning}")
                 echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "

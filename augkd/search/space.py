@@ -108,6 +108,10 @@ class Objective(_Strict):
 
     metric: str = DEFAULT_OBJECTIVE
     mode: Mode = DEFAULT_MODE
+    seeds: int = Field(1, ge=1, le=8)
+    """Each trial runs its settings on this many seeds (the base's seed and the next ones:
+    other splits, stages and students) in lockstep and is judged by the mean: a winner picked
+    on one seed's val is often picked on noise. Costs that many times the compute."""
 
     @field_validator("metric")
     @classmethod
@@ -137,10 +141,12 @@ class SamplerSettings(_Strict):
 
 class SchedulerSettings(_Strict):
     name: Literal["asha", "fifo"] = "asha"
-    grace_period: int = Field(3, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
-    max_epochs: int | None = Field(None, ge=1)
-    """Defaults to the base config's module3.epochs."""
+    grace_period: int = Field(40, ge=1)
+    """Module 3's optimizer steps before the first rung (every rung is in optimizer steps,
+    the unit of the budget: module3.steps, or module3.epochs times the steps of an epoch)."""
+    reduction_factor: float = Field(2.0, gt=1)
+    max_steps: int | None = Field(None, ge=1)
+    """Defaults to the base config's Module-3 budget in optimizer steps."""
     brackets: int = Field(1, ge=1)
     """ASHA brackets; bracket s places its first rung at grace_period * factor**s, so more
     brackets hedge against a grace period that cuts too early."""
@@ -149,12 +155,13 @@ class SchedulerSettings(_Strict):
     direction. Measured with benchmarks/rung_correlation.py, which prints each candidate's
     rank correlation."""
 
-    def milestones(self, max_epochs: int, bracket: int = 0) -> list[float]:
-        """ASHA's rung epochs of one bracket, ascending, placed as Ray's _Bracket does."""
+    def milestones(self, max_steps: int, bracket: int = 0) -> list[float]:
+        """ASHA's rungs (optimizer steps) of one bracket, ascending, placed as Ray's _Bracket
+        does."""
         if self.name != "asha":
             return []
         factor = self.reduction_factor
-        count = int(math.log(max_epochs / self.grace_period) / math.log(factor) - bracket + 1)
+        count = int(math.log(max_steps / self.grace_period) / math.log(factor) - bracket + 1)
         return [float(self.grace_period * factor ** (k + bracket)) for k in range(max(count, 0))]
 
 
@@ -199,8 +206,18 @@ class SearchSpace(_Strict):
     def base_config_object(self) -> Config:
         return config_from_dict(self.base_resolved)
 
-    def max_epochs(self) -> int:
-        return self.scheduler.max_epochs or self.base_config_object().module3.epochs
+    def max_steps(self, train_images: int) -> int:
+        """ASHA's last rung: scheduler.max_steps, else the base's Module-3 budget in steps on
+        ``train_images`` (what the preflight found)."""
+        from augkd.method.mixup import module3_budget
+
+        budget = module3_budget(self.base_config_object().module3, train_images)
+        return self.scheduler.max_steps or budget.steps
+
+    def trial_seeds(self) -> list[int]:
+        """The seeds every trial runs (objective.seeds of them, from the base's seed)."""
+        first = int(self.base_resolved.get("seed", 0))
+        return list(range(first, first + self.objective.seeds))
 
     def rung_objective(self) -> Objective:
         """What ASHA compares at its rungs: the rung metric in its own direction, else the

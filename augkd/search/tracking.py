@@ -29,6 +29,8 @@ from augkd.metric_names import (
     BEST_VAL_ACC1,
     EPOCH,
     MIXUP_SHARE,
+    STEP,
+    STEPS,
     STUDENT_PARAMS,
     TEST_METRICS,
     TRAIN_LOSS,
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 
 TRIAL_TAG = "augkd.trial_id"
 SEARCH_TAG = "augkd.search"
-HISTORY_KEYS = (EPOCH, VAL_ACC1, BEST_VAL_ACC1, MIXUP_SHARE, TRAIN_LOSS)
+HISTORY_KEYS = (EPOCH, STEP, STEPS, VAL_ACC1, BEST_VAL_ACC1, MIXUP_SHARE, TRAIN_LOSS)
 """Kept per epoch in the results table (with whatever the search ranks by)."""
 EPOCH_ROW_KEYS = (VAL_ACC1, BEST_VAL_ACC1, BEST_EPOCH)
 """Kept per trial, updated every epoch (with whatever the search ranks by)."""
@@ -344,7 +346,9 @@ class SearchRecorder(Callback):
         if self.logged_epoch.get(trial.trial_id, 0.0) == 0.0:
             self._log_params(run_id, {k: result[k] for k in RUN_SETTINGS if k in result})
         numeric = {k: v for k, v in _numeric(result).items() if k not in RUN_SETTINGS}
-        metrics = [Metric(k, v, stamp, step) for k, v in numeric.items()]
+        # MLflow's x-axis is Module 3's optimizer step, the unit of budgets and rungs.
+        mlflow_step = int(result.get(STEP, epoch))
+        metrics = [Metric(k, v, stamp, mlflow_step) for k, v in numeric.items()]
         self.client.log_batch(run_id, metrics=metrics)
         self.logged_epoch[trial.trial_id] = epoch
         row = self.table.rows.get(trial.trial_id, {})
@@ -354,6 +358,7 @@ class SearchRecorder(Callback):
             trial.trial_id,
             history_json=json.dumps([history[k] for k in sorted(history)]),
             epochs_run=float(epoch),
+            steps_run=result.get(STEP),
             **{k: result.get(k) for k in self.epoch_row_keys},
         )
         self._write_table_soon()

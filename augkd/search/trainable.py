@@ -16,7 +16,7 @@ from ray import tune
 from augkd.cache import StageCache
 from augkd.config import config_from_dict, with_overrides
 from augkd.errors import AugkdError
-from augkd.metric_names import EPOCH, EPOCHS
+from augkd.metric_names import EPOCH, EPOCHS, STEP
 from augkd.pipeline import run_trial
 from augkd.reproduce import pin_run_settings
 from augkd.runtime import limit_gpu_memory, resolve_device
@@ -42,10 +42,12 @@ def run_tune_trial(
     base_config: dict[str, Any],
     cache_root: str,
     gpu_share: float = 0.0,
-    checkpoint_epochs: tuple[int, ...] = (),
+    checkpoint_steps: tuple[float, ...] = (),
     checkpoint_minutes: float = 0.0,
+    seeds: int = 1,
 ) -> None:
-    """Tune entry point; ``params`` maps dotted config keys to sampled values."""
+    """Tune entry point; ``params`` maps dotted config keys to sampled values; ``seeds``:
+    how many seeds (from the config's) the trial runs in lockstep (objective.seeds)."""
     try:
         config = with_overrides(config_from_dict(base_config), params)
         device = resolve_device(config.device, ray_gpu_ids())
@@ -67,14 +69,14 @@ def run_tune_trial(
     # (Asked only inside Ray: get_runtime_context() would start a local Ray otherwise.)
     node = {"node_id": ray.get_runtime_context().get_node_id()} if ray.is_initialized() else {}
     node["device"] = str(device)
-    cadence = CheckpointCadence(list(checkpoint_epochs), checkpoint_minutes)
+    cadence = CheckpointCadence(list(checkpoint_steps), checkpoint_minutes)
 
     pictures: dict[str, bytes] = {}
     run_settings = {"threads": config.threads, "device": config.device}  # logged as params
 
     def on_epoch(metrics: dict[str, float], make_state) -> None:
         metrics = {**metrics, **node, **run_settings}
-        if not cadence.due(int(metrics[EPOCH]), int(metrics[EPOCHS])):
+        if not cadence.due(metrics[STEP], metrics[EPOCH] == metrics[EPOCHS]):
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -95,6 +97,7 @@ def run_tune_trial(
             config, on_epoch=on_epoch, resume_state=resume_state,
             cache=StageCache(cache_root), log=log.info, device=device,
             on_diagnostics=lambda found: pictures.update(found.pictures),
+            seeds=[config.seed + k for k in range(seeds)],
         )  # fmt: skip
     except AugkdError as error:
         # Bad input or divergence would fail again on every retry: end the trial here,

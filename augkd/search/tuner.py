@@ -9,17 +9,20 @@ from typing import Any
 
 from augkd.errors import ConfigError
 from augkd.locations import experiment_name, stage_cache_root
+from augkd.metric_names import STEP
 from augkd.search.space import SearchSpace, build_sampler, suggest, write_recorded_space
 
 
-def build_or_restore_tuner(space, storage, name, search_path, tracking_uri, options):
+def build_or_restore_tuner(
+    space, storage, name, search_path, tracking_uri, options, train_images: int
+):
     """A new Tuner (searcher, ASHA, MLflow recorder, progress view) with the space written
-    next to the results, or the one --resume restores."""
+    next to the results, or the one --resume restores. ``train_images`` (what the preflight
+    found) turns the Module-3 budget into optimizer steps, the unit of ASHA's rungs."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
     from augkd.search.asha import ResumableASHA
-    from augkd.search.checkpointing import judged_epochs
     from augkd.search.optuna_bridge import PruningAwareOptunaSearch
     from augkd.search.progress import ProgressView
     from augkd.search.stopping import SameFailureStopper
@@ -28,12 +31,13 @@ def build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opti
     from augkd.search.trainable import run_tune_trial
 
     cache_root = stage_cache_root(storage)
-    rungs = tuple(judged_epochs(space.scheduler.milestones(space.max_epochs())))
+    max_steps = space.max_steps(train_images)
+    rungs = tuple(space.scheduler.milestones(max_steps))
     trainable = tune.with_resources(
         tune.with_parameters(
             run_tune_trial, base_config=space.base_resolved, cache_root=cache_root,
-            gpu_share=space.resources.gpu, checkpoint_epochs=rungs,
-            checkpoint_minutes=space.checkpoint_minutes,
+            gpu_share=space.resources.gpu, checkpoint_steps=rungs,
+            checkpoint_minutes=space.checkpoint_minutes, seeds=space.objective.seeds,
         ),
         {"cpu": space.resources.cpu, "gpu": space.resources.gpu},
     )  # fmt: skip
@@ -66,10 +70,10 @@ def build_or_restore_tuner(space, storage, name, search_path, tracking_uri, opti
     )  # fmt: skip
     if space.scheduler.name == "asha":
         scheduler = ResumableASHA(
-            time_attr="epoch",
+            time_attr=STEP,
             metric=rungs_by.metric if own_metric else None,
             mode=rungs_by.mode if own_metric else None,
-            max_t=space.max_epochs(), grace_period=space.scheduler.grace_period,
+            max_t=max_steps, grace_period=space.scheduler.grace_period,
             reduction_factor=space.scheduler.reduction_factor,
             brackets=space.scheduler.brackets, search_path=search_path,
         )  # fmt: skip

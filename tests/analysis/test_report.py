@@ -199,14 +199,16 @@ def test_sections_agree_with_the_table(search, clean_env):
             assert shares[epochs.index(int(epoch))] == pytest.approx(share)
 
 
-def test_asha_rungs_fall_back_to_module3_epochs():
+def test_asha_rungs_fall_back_to_the_budget_the_trials_reported():
     space = {
-        "scheduler": {"name": "asha", "grace_period": 2, "reduction_factor": 3, "max_epochs": None},
-        "base_resolved": {"module3": {"epochs": 20}},
+        "scheduler": {"name": "asha", "grace_period": 2, "reduction_factor": 3, "max_steps": None},
+        "base_resolved": {"module3": {"steps": 20}},
     }
-    assert report.asha_rungs(report.SearchData("s", "u", space=space)) == [2, 6, 18]
+    rows = [{"trial_id": "a", "status": "completed",
+             "history_json": json.dumps([{"epoch": 1, "step": 10, "steps": 20}])}]  # fmt: skip
+    assert report.asha_rungs(report.SearchData("s", "u", rows=rows, space=space)) == [2, 6, 18]
     space["scheduler"]["name"] = "fifo"
-    assert report.asha_rungs(report.SearchData("s", "u", space=space)) == []
+    assert report.asha_rungs(report.SearchData("s", "u", rows=rows, space=space)) == []
 
 
 def test_search_and_store_are_found_without_arguments(tmp_path, clean_env):

@@ -46,7 +46,7 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
     shutil.copy(ROOT / "search.py", checkout / "search.py")
     small = [
         "teacher.epochs=3", "module1.iters_per_epoch=2", "module2.epochs=1", "module3.epochs=2",
-        "scheduler.max_epochs=2", "scheduler.grace_period=1",
+        "scheduler.grace_period=1",
     ]  # fmt: skip
     entrypoint = (
         "python -c \"import augkd; print('augkd from', augkd.__file__)\" && "

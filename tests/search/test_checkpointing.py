@@ -1,26 +1,20 @@
-"""Checkpoint cadence: ASHA's rungs, the last epoch, and at most every N minutes."""
+"""Checkpoint cadence: ASHA's rungs, the last report, and at most every N minutes."""
 
-from augkd.search.checkpointing import CheckpointCadence, judged_epochs
-from augkd.search.space import SchedulerSettings
-
-
-def _judged(grace: int, factor: float, max_epochs: int) -> list[int]:
-    settings = SchedulerSettings(grace_period=grace, reduction_factor=factor)
-    return judged_epochs(settings.milestones(max_epochs))
+from augkd.search.checkpointing import CheckpointCadence
 
 
-def test_checkpoint_epochs_are_where_asha_judges_a_trial():
-    assert _judged(4, 2, 20) == [4, 8, 16]
-    assert _judged(20, 3, 200) == [20, 60, 180]
-    assert _judged(2, 1.5, 10) == [2, 3, 5, 7]  # first epoch at or past 2, 3, 4.5, 6.75
-    assert _judged(30, 3, 20) == []
+def test_a_checkpoint_comes_with_the_first_report_at_or_past_each_rung_and_the_last():
+    # Reports every 6 optimizer steps; rungs at 4, 8 and 16 steps (grace 4, factor 2).
+    cadence = CheckpointCadence([4.0, 8.0, 16.0], minutes=60)
+    steps = [6 * k for k in range(1, 6)]
+    assert [s for s in steps if cadence.due(s, final=s == 30)] == [6, 12, 18, 30]
 
 
-def test_checkpoints_only_at_rungs_and_the_last_epoch_within_the_interval():
-    cadence = CheckpointCadence([4, 8], minutes=60)
-    assert [e for e in range(1, 11) if cadence.due(e, 10)] == [4, 8, 10]
+def test_a_report_past_two_rungs_checkpoints_once():
+    cadence = CheckpointCadence([4.0, 8.0], minutes=60)
+    assert [cadence.due(s, final=False) for s in (10, 20)] == [True, False]
 
 
-def test_zero_minutes_checkpoints_every_epoch():
+def test_zero_minutes_checkpoints_every_report():
     cadence = CheckpointCadence([], minutes=0)
-    assert [e for e in range(1, 6) if cadence.due(e, 5)] == [1, 2, 3, 4, 5]
+    assert [s for s in range(1, 6) if cadence.due(s, final=s == 5)] == [1, 2, 3, 4, 5]

@@ -50,7 +50,6 @@ SMALL = [
     "module1.iters_per_epoch=4",
     "module2.epochs=1",
     f"module3.epochs={EPOCHS}",
-    f"scheduler.max_epochs={EPOCHS}",
 ]
 PRINT_PATCH = {"RAY_TQDM_PATCH_PRINT": "0"}
 """Works around the ProgressView pickling bug (see test_progress_view_pickles_after_ray_patches_print):
@@ -378,7 +377,7 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
                 "data.source=folders", f"data.root={data_root}", "data.student_domain=dslr",
                 "data.split=[0.5, 0.25, 0.25]", f"teacher.checkpoint={teacher_uri}",
                 "module1.iters_per_epoch=2", "module2.epochs=1", f"module3.epochs={EPOCHS}",
-                f"scheduler.max_epochs={EPOCHS}", "scheduler.grace_period=2",
+                "scheduler.grace_period=2",
                 "module3.batch_size=4",
             ],
         ),

@@ -34,7 +34,6 @@ SMALL = [
     "module1.iters_per_epoch=2",
     "module2.epochs=1",
     "module3.epochs=2",
-    "scheduler.max_epochs=2",
     "scheduler.grace_period=1",
 ]
 HALF_GPU = ["resources.cpu=0.5", "resources.gpu=0.5"]

@@ -76,3 +76,10 @@ def test_the_smoke_test_trains_two_anchor_nets_including_the_base_setting():
     assert plan.module2 and len(plan.module2_grid) == 2
     assert {"module2.anchor_weight": 0.1, "module2.temperature": 1.0,
             "module2.invariant": 0.25} in plan.module2_grid  # fmt: skip
+
+
+def test_every_seed_a_trial_averages_over_gets_its_shared_stages():
+    space = load_space("digits", {"params": GRID, "objective": {"seeds": 3}})
+    plan = plan_shared_stages(space)
+    assert plan.seeds == [0, 1, 2] and space.trial_seeds() == [0, 1, 2]
+    assert plan.module2 and len(plan.module2_grid) == 6  # per seed

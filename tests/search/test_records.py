@@ -38,7 +38,7 @@ from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from augkd.storage import read_bytes, uri_is_file, write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3", "scheduler.max_epochs=3"]
+TINY = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3"]
 
 
 @pytest.fixture

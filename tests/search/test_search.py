@@ -17,7 +17,7 @@ from augkd.search.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
 
-SMALL = ["module3.epochs=4", "scheduler.max_epochs=4", "scheduler.grace_period=1"]
+SMALL = ["module3.epochs=4", "scheduler.grace_period=1"]
 
 
 @pytest.fixture(scope="module")

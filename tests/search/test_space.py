@@ -67,7 +67,7 @@ def test_set_routes_space_and_config_keys():
     )
     assert space.sampler.name == "random"
     assert space.base_resolved["module3"]["epochs"] == 7
-    assert space.max_epochs() == 7
+    assert space.max_steps(train_images=720) == 7 * 6  # 6 optimizer steps an epoch
 
 
 def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
@@ -96,7 +96,7 @@ def test_asha_milestones_are_where_ray_puts_each_brackets_rungs():
     for grace, factor, top in ((2, 3, 20), (4, 2, 16), (1, 2, 3), (3, 3.0, 20)):
         settings = SchedulerSettings(grace_period=grace, reduction_factor=factor, brackets=2)
         asha = AsyncHyperBandScheduler(
-            time_attr="epoch", max_t=top, grace_period=grace, reduction_factor=factor, brackets=2
+            time_attr="step", max_t=top, grace_period=grace, reduction_factor=factor, brackets=2
         )
         for index, bracket in enumerate(asha._brackets):
             assert settings.milestones(top, bracket=index) == sorted(m for m, _ in bracket._rungs)
