@@ -264,9 +264,10 @@ def test_trials_on_a_node_that_joins_later_download_each_artifact_once(
     # (module2 and diagnostics of the first trial too: both searches start at the defaults)
     assert stages <= {"domain", "module1", "encoder", "module2", "diagnostics"}
     assert [d for d in downloaded if "/stage_cache/" not in d] == [teacher_uri]
-    # the tasks before the trials fetched the shared ones (counted in their cache events) ...
+    # the tasks before the trials fetched the shared ones (counted in their cache events):
+    # the smoke test's two Module-2 grid points with their diagnostics included ...
     assert sorted(stage for stage, _ in outcome.shared.downloads) == sorted(
-        ["domain", "module1", "encoder", "source"]
+        ["domain", "module1", "encoder", "source", *["module2", "diagnostics"] * 2]
     )
     # ... the trials' own events add up to the rest, and every trial read the teacher, the
     # domain, Module 1 and the encoder from the node's copies
