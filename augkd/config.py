@@ -137,7 +137,7 @@ class Module1Config(_Section):
     iters_per_epoch: int = Field(50, ge=1)
     """20 x 50 = 1,000 generator steps, paid once per seed by the stage cache. At 100 the
     teacher recognised 11 % of G(E(x)) on the digits benchmark (chance 10 %); at 1,000,
-    18 % (README, "Modules 1-2 at laptop scale")."""
+    16.7 % (docs/method-notes.md, "Modules 1-2 at laptop scale")."""
     batch_size: int = Field(64, ge=2)
     latent_size: int = Field(32, ge=2)
     generator_lr: float = Field(1e-3, gt=0)
@@ -231,7 +231,7 @@ class Module3Config(_Section):
     """u: weight of CE against the KD term."""
     kd_temperature: float = Field(1.0, gt=0)
     """tau_kd. The paper's 10 lost 11-13 points to ce on both built-in benchmarks, where
-    the teacher is right on 37-51 % of the student domain (README, Benchmarks)."""
+    the teacher is right on 37-51 % of the student domain (docs/benchmarks.md)."""
     teacher_term: Literal["both", "mixed", "none"] = "mixed"
     """Where the teacher's soft targets apply: both halves of [x ; x_mix] (the paper's text),
     the mixed half only (the real half gets CE alone, u = 1), or none (u = 1 everywhere: the

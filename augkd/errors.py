@@ -8,7 +8,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """The failure policy of every entry point (README, "Errors and exit codes")."""
+    """The failure policy of every entry point (docs/errors.md)."""
 
     OK = 0
     """The command did what was asked."""

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Modules 1-2 before/after (README, "Modules 1-2 at laptop scale"): the earlier defaults
+# Modules 1-2 before/after (docs/method-notes.md, "Modules 1-2 at laptop scale"): the earlier defaults
 # and each change in turn, on both built-in benchmarks, seeds 0-2; one folder per run
 # with metrics.json and the two pictures. Usage: benchmarks/modules12_diagnostics.sh [OUT]
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""The failure policy at the `augkd` command line (README, "Errors and exit codes").
+"""The failure policy at the `augkd` command line (docs/errors.md).
 
 Each class of failure runs the real command and checks its exit code, that stderr is
 one line naming the key or file (no traceback), and that nothing was half done: bad

@@ -3,7 +3,7 @@
 The 1,797 8x8 digits are split once, with a fixed seed, into two disjoint halves.
 The teacher domain is the first half, clean (white strokes on black, grey).
 Each student domain is the second half under one named, deterministic shift.
-Measured teacher accuracies are in the README ("Built-in benchmark").
+Measured teacher accuracies are in docs/benchmarks.md ("Built-in regimes").
 """
 
 from __future__ import annotations

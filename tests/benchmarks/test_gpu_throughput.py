@@ -1,5 +1,5 @@
 """benchmarks/gpu_throughput.py runs its smallest setting on a CPU (the GPU run is the
-lent machine's job; see the README)."""
+lent machine's job; see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
