@@ -196,8 +196,11 @@ ADDRESS_HELP = (
 )
 
 
-def _add_search_arg(parser: argparse.ArgumentParser) -> None:
+def _add_search_arg(parser: argparse.ArgumentParser, tracking: bool = True) -> None:
+    """--search, and (for the commands that read its MLflow runs) --tracking-uri."""
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
+    if tracking:
+        parser.add_argument("--tracking-uri", help=TRACKING_HELP)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -270,10 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="NAME",
                 help="also register the best trial's model in MLflow's model registry",
             )
-            sub.add_argument(
-                "--tracking-uri",
-                help=TRACKING_HELP,
-            )
         sub.set_defaults(handler=handler)
 
     evaluate = commands.add_parser(
@@ -286,20 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
     )
-    evaluate.add_argument(
-        "--tracking-uri",
-        help=TRACKING_HELP,
-    )
     evaluate.add_argument("--address", help=ADDRESS_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
     _add_search_arg(report)
     report.add_argument("--out", default=None, help="folder (default: SEARCH/report)")
-    report.add_argument(
-        "--tracking-uri",
-        help=TRACKING_HELP,
-    )
     report.set_defaults(handler=cmd_report)
 
     restore = commands.add_parser(
@@ -307,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy a search's MLflow runs and Optuna journal from its s3:// storage to here "
         "(e.g. after `ray down`)",
     )
-    _add_search_arg(restore)
+    _add_search_arg(restore, tracking=False)
     restore.add_argument(
         "--tracking-uri",
         default=None,

@@ -38,8 +38,9 @@ from augkd.precision import AutocastModule, MixedPrecision
 from augkd.runtime import configure_torch, resolve_device, seed_everything
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
-EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
-"""on_epoch(metrics, make_state): make_state() builds the resume state when wanted."""
+ReportHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
+"""on_epoch(metrics, make_state), at every val pass: make_state() builds the resume state
+when wanted."""
 
 
 @dataclass
@@ -114,7 +115,7 @@ def stage2_key(config: Config, teacher: Teacher) -> str:
 
 def run_trial(
     config: Config,
-    on_epoch: EpochHook | None = None,
+    on_epoch: ReportHook | None = None,
     resume_state: dict[str, Any] | None = None,
     cache: StageCache | None = None,
     log: Callable[[str], None] = print,

@@ -121,10 +121,6 @@ def _first_teacher_row(real_share: float, mixed_share: float, rows: int, mixing:
     return rows
 
 
-ReportHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
-"""on_report(metrics, make_state): make_state() builds the resume state when wanted."""
-
-
 @dataclass
 class Report:
     """One val pass of Module 3: what it reports, and what a resume or an export needs."""
@@ -136,26 +132,8 @@ class Report:
     make_state: Callable[[], dict[str, Any]]
 
 
-@dataclass
-class Module3Result:
-    history: list[dict[str, float]]
-    """Every report's metrics; the last one holds test Acc@1/3/5 at the best-val step."""
-    best_student: dict[str, torch.Tensor]
-
-
 def module3_budget(settings: Module3Config, train_size: int) -> StepBudget:
     return step_budget(settings.steps, settings.epochs, train_size, settings.batch_size)
-
-
-def train_mixup(*args: Any, on_report: ReportHook | None = None, **kwargs: Any) -> Module3Result:
-    """Module 3 to the end (``mixup_reports``' arguments), calling ``on_report`` at each
-    val pass."""
-    last = None
-    for last in mixup_reports(*args, **kwargs):
-        if on_report is not None:
-            on_report(last.metrics, last.make_state)
-    assert last is not None  # every budget ends with a val pass
-    return Module3Result(last.history, last.best_student)
 
 
 def mixup_reports(
