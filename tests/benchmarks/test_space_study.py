@@ -1,0 +1,55 @@
+"""benchmarks/space_study.py: the selection rules choose on val of the seeds they may use and
+are scored on the held-out seed; a knob's effect counts as real only beyond two standard
+errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("space_study", ROOT / "benchmarks" / "space_study.py")
+space_study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(space_study)
+
+
+def _row(index: int, val: tuple[float, float], held_out_test: float, choice: str) -> dict:
+    return {
+        "trial_id": f"t{index:02d}",
+        "best_val_acc1_seed0": val[0],
+        "best_val_acc1_seed1": val[1],
+        "test_acc1_seed2": held_out_test,
+        "mean_test_acc1": held_out_test,
+        "param:module3.schedule": choice,
+    }
+
+
+def test_each_rule_scores_the_winner_it_can_see_on_the_held_out_seed():
+    # Trial 1 looks best on seed 0 alone (a lucky seed); trial 2 is best over both seeds
+    # and is the better config on the held-out seed.
+    rows = [
+        _row(0, (90.0, 90.0), 90.0, "linear"),
+        _row(1, (99.0, 80.0), 85.0, "linear"),
+        _row(2, (95.0, 95.0), 96.0, "step"),
+        _row(3, (91.0, 91.0), 91.0, "step"),
+    ]
+    found = space_study.selection(rows, [0, 1, 2], budget=4, defaults=rows[0])
+    assert found["1 seed"]["held_out_test_mean"] == 85.0  # always picks trial 1
+    assert found["best possible (chosen on test)"]["held_out_test_mean"] == 96.0
+    assert found["defaults"]["held_out_test_mean"] == 90.0
+    assert found["1 seed"]["beats_defaults"] == 0.0
+    # with half the trials, the 2-seed rule picks trial 2 whenever it is among them
+    assert found["2 seeds, half the trials"]["held_out_test_mean"] > 85.0
+
+
+def test_a_choice_counts_as_moving_results_only_beyond_two_standard_errors():
+    space = {"params": {"module3.schedule": {"type": "categorical", "choices": ["linear", "step"]}}}
+    noisy = [_row(i, (0, 0), 90.0 + (i % 2), ["linear", "step"][i // 2 % 2]) for i in range(8)]
+    apart = [_row(i, (0, 0), [90.0, 95.0][i % 2] + 0.1 * (i % 4), ["linear", "step"][i % 2])
+             for i in range(8)]  # fmt: skip
+    assert not space_study.effects(noisy, space, "mean_test_acc1")["module3.schedule"]["moves"]
+    effect = space_study.effects(apart, space, "mean_test_acc1")["module3.schedule"]
+    assert effect["moves"]
+    assert effect["choices"]["step"]["mean"] == pytest.approx(95.2)
