@@ -91,10 +91,16 @@ def close_after_exit(
 
 
 def record_end(
-    space: SearchSpace, place: SearchPlace, seconds: float, interrupted: bool, echo
+    space: SearchSpace,
+    place: SearchPlace,
+    seconds: float,
+    interrupted: bool,
+    echo,
+    shared_seconds: float = 0.0,
 ) -> tuple[list[dict[str, Any]], str]:
-    """After Tune's fit: the trials' ends, the study, the parent run and the leaderboard,
-    whatever the outcome. Returns the rows and the outcome (completed, interrupted, failed)."""
+    """After Tune's fit: the trials' ends, the study, the parent run (with where the
+    compute went) and the leaderboard, whatever the outcome. Returns the rows and the outcome
+    (completed, interrupted, failed)."""
     experiment = experiment_name(space.name)
     if interrupted:
         close_open_trials(
@@ -103,7 +109,13 @@ def record_end(
     publish(place.search_path)  # before any exit: a resumed or failed search keeps its study
     rows = _rows(place.search_path)
     outcome = search_outcome(rows, interrupted)
-    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome)
+    spent = compute_spent(rows, shared_seconds)
+    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent)
+    if spent["trial_seconds"] > 0:
+        echo(f"[search] compute: shared stages {shared_seconds:.0f} s before the trials; trials "
+             f"{spent['trial_seconds']:.0f} trial-seconds, "
+             f"{spent['before_first_report_share']:.0%} of them before a first report "
+             "(out of ASHA's reach)")  # fmt: skip
     echo(
         f"\n[search] leaderboard (ranked by {space.objective.label()}; "
         "test shown, never used to choose)"
@@ -119,7 +131,21 @@ def _rows(search_path: str) -> list[dict[str, Any]]:
         return []
 
 
-def finish_parent(space, tracking_uri, name, rows, seconds, outcome: str) -> None:
+def compute_spent(rows: list[dict[str, Any]], shared_seconds: float) -> dict[str, float]:
+    """Where a search's compute went: the shared stages before the trials (wall seconds),
+    the trials' seconds (Tune's), and the share of those spent before a first report."""
+    trial = sum(r.get("trial_seconds") or 0.0 for r in rows)
+    before = sum(r.get("setup_seconds") or 0.0 for r in rows)
+    return {
+        "shared_stage_seconds": shared_seconds,
+        "trial_seconds": trial,
+        "before_first_report_share": before / trial if trial > 0 else 0.0,
+    }
+
+
+def finish_parent(
+    space, tracking_uri, name, rows, seconds, outcome: str, spent: dict[str, float] | None = None
+) -> None:
     """The parent run's summary: trial counts, cache savings and the best completed trial
     by the search's objective (its value under the metric's own name)."""
     from augkd.search.tracking import SearchTracker
@@ -131,6 +157,7 @@ def finish_parent(space, tracking_uri, name, rows, seconds, outcome: str) -> Non
     for status in ("completed", "pruned", "failed", INTERRUPTED):
         summary[f"trials_{status}"] = float(sum(r.get("status") == status for r in rows))
     summary.update(cache_savings(rows))
+    summary.update(spent or {})
     tags = {"augkd.status": outcome, "augkd.objective": objective.label()}
     if completed:
         best = completed[0]

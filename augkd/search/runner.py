@@ -92,7 +92,7 @@ class _SearchRun:
     def fit_and_record(self) -> SearchOutcome:
         space, place, echo = self.space, self.place, self.echo
         name, search_path = place.name, place.search_path
-        tuner, started = None, time.time()
+        tuner, shared, started = None, None, time.time()
         try:
             with CtrlC(echo) as ctrl_c:
                 again = resume_command(
@@ -120,7 +120,10 @@ class _SearchRun:
                     "cached); run the same command again to start it"
                 ) from None
             interrupted = True
-        rows, outcome = record_end(space, place, time.time() - started, interrupted, echo)
+        rows, outcome = record_end(
+            space, place, time.time() - started, interrupted, echo,
+            shared.seconds if shared is not None else 0.0,
+        )  # fmt: skip
         if outcome == INTERRUPTED:
             raise Interrupted(
                 f"search '{name}' stopped with its trials saved; resume it with: "

@@ -74,6 +74,14 @@ def test_stages_are_produced_once_before_the_trials_which_only_read_them(smoke_s
     # What each trial spent before its first report, and in Module 3, is in the table.
     assert all(r["setup_seconds"] > 0 and r["module3_seconds"] > 0 for r in rows)
     assert all(r["trial_seconds"] >= r["setup_seconds"] + r["module3_seconds"] for r in rows)
+    # ... and the parent run says where the search's compute went
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    parent = mlflow.search_runs(
+        experiment_names=["augkd-digits"], filter_string="tags.`augkd.trial_id` = 'parent'"
+    ).iloc[0]
+    assert parent["metrics.shared_stage_seconds"] == pytest.approx(shared.seconds)
+    assert parent["metrics.trial_seconds"] == pytest.approx(sum(r["trial_seconds"] for r in rows))
+    assert 0 < parent["metrics.before_first_report_share"] < 1
 
 
 def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
