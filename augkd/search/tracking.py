@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -390,6 +391,8 @@ class SearchRecorder(Callback):
         # Where the trial's seconds went: every stage it ran (Module 3's included), what it
         # spent before its first report (out of ASHA's reach), and Tune's total.
         row |= {k: v for k, v in result.items() if k.endswith("_seconds") and k != "epoch_seconds"}
+        # A trial over several seeds (objective.seeds): each seed's own val and test too.
+        row |= {k: v for k, v in result.items() if re.fullmatch(r".+_seed\d+", k)}
         if "time_total_s" in result:
             row["trial_seconds"] = result["time_total_s"]
         if outcome in ("completed", "pruned"):

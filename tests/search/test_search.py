@@ -6,6 +6,7 @@ import multiprocessing
 import time
 
 import mlflow
+import optuna
 import pytest
 import torch
 import yaml
@@ -16,6 +17,7 @@ from augkd.cli import main as augkd_main
 from augkd.search.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
+from augkd.search.study import open_storage
 
 SMALL = ["module3.epochs=4", "scheduler.grace_period=1"]
 
@@ -84,6 +86,7 @@ def test_stages_are_produced_once_before_the_trials_which_only_read_them(smoke_s
     assert 0 < parent["metrics.before_first_report_share"] < 1
 
 
+@pytest.mark.slow
 def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
     from augkd.config import load_config
     from augkd.pipeline import run_trial
@@ -97,6 +100,31 @@ def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
     assert result.metrics["module1_cache_hit"] == 1.0  # the search's stages, from its cache
     assert result.metrics["module2_cache_hit"] == 0.0
     assert len(list((root / "runs" / "stage_cache" / "module2").glob("*.pt"))) == 3
+
+
+@pytest.mark.slow
+def test_trials_judged_over_two_seeds_report_their_mean_and_each_seed(local_ray, tmp_path):
+    options = SearchOptions(
+        space="fonts", storage=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/m.db",
+        smoke_test=True, num_samples=2, name="two-seeds",
+        overrides=["objective.seeds=2", "scheduler.name=fifo", "sampler.name=random"],
+    )  # fmt: skip
+    outcome = run_search(options, echo=lambda *a, **k: None)
+    assert outcome.shared.seeds == [0, 1]  # both seeds' stages produced before the trials
+    assert len(list((tmp_path / "runs" / "stage_cache" / "module1").glob("*.pt"))) == 2
+    rows = load_results(outcome.search_path)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    for row in rows:
+        seeds = (row["best_val_acc1_seed0"], row["best_val_acc1_seed1"])
+        assert row["best_val_acc1"] == pytest.approx(sum(seeds) / 2)  # the objective: the mean
+        assert row["test_acc1"] == pytest.approx(
+            (row["test_acc1_seed0"] + row["test_acc1_seed1"]) / 2
+        )
+    study = optuna.load_study(
+        study_name="two-seeds", storage=open_storage(outcome.search_path)
+    )  # fmt: skip
+    values = sorted(t.value for t in study.trials)
+    assert values == pytest.approx(sorted(r["best_val_acc1"] for r in rows))
 
 
 @pytest.mark.slow
