@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from augkd.cache import StageCache
-from augkd.config import Config, with_overrides
+from augkd.config import Config, Module3Config, with_overrides
 from augkd.data import StudentSplits, load_student_splits
 from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
 from augkd.errors import ConfigError
@@ -25,17 +25,11 @@ from augkd.method.encoder_adapt import adapt_encoder
 from augkd.method.mixup import MixupNets, Report, mixup_reports, module3_budget
 from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.schedules import mixup_schedule
-from augkd.models import (
-    AnchorNet,
-    Encoder,
-    Generator,
-    build_classifier,
-    count_parameters,
-    generator_channels,
-)
+from augkd.models import AnchorNet, Encoder, Generator, build_student, count_parameters
 from augkd.models.deployable import student_meta
 from augkd.precision import AutocastModule, MixedPrecision
 from augkd.runtime import configure_torch, resolve_device, seed_everything
+from augkd.stage_keys import stage_keys
 from augkd.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
 
 ReportHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
@@ -74,43 +68,6 @@ class PreparedTrial:
     stages: _Stages
     device: torch.device
     precision: MixedPrecision
-
-
-def build_student(config: Config, num_classes: int, pretrained: bool | None = None):
-    """The configured student; ``pretrained=False`` skips fetching weights about to be replaced."""
-    use_pretrained = config.student.pretrained if pretrained is None else pretrained
-    return build_classifier(
-        config.student.arch, num_classes, use_pretrained, config.student.small_input
-    )
-
-
-def _generator_channels(config: Config, teacher: Teacher) -> int:
-    normalize = teacher.normalize
-    return generator_channels(
-        config.module1.generator_colour,
-        normalize.mean.flatten().tolist(),
-        normalize.std.flatten().tolist(),
-    )
-
-
-def stage1_key(config: Config, teacher: Teacher) -> str:
-    """The teacher, the student and Module 1's settings, with what they resolve to (a grey
-    or RGB generator) and the precision when not fp32."""
-    precision = "" if config.precision == "fp32" else f"-{config.precision}"
-    grey = "-grey" if _generator_channels(config, teacher) == 1 else ""
-    digest = config.digest("student", "module1")
-    return f"{teacher.identity}-{digest}-s{config.seed}{grey}{precision}"
-
-
-def encoder_key(config: Config, teacher: Teacher) -> str:
-    """Module 1's key plus the student data and the adaptation (E fitted on x)."""
-    return f"{stage1_key(config, teacher)}-{config.digest('data', 'encoder_adapt')}"
-
-
-def stage2_key(config: Config, teacher: Teacher) -> str:
-    if config.encoder_adapt.epochs > 0:  # anchors are learned on the adapted E
-        return f"{encoder_key(config, teacher)}-{config.digest('module2')}"
-    return f"{stage1_key(config, teacher)}-{config.digest('data', 'module2')}"
 
 
 def run_trial(
@@ -286,21 +243,10 @@ def produce_shared_stages(
     return stages.timings
 
 
-def diagnostics_key(config: Config, plan: MethodPlan, teacher: Teacher) -> str:
-    """The stage-2 artifact's key (stage 1's plus the data without an AnchorNet)."""
-    stages = (
-        stage2_key(config, teacher)
-        if plan.module2
-        else f"{stage1_key(config, teacher)}-{config.digest('data', 'encoder_adapt')}-noanchor"
-    )
-    return f"{stages}-{config.digest('diagnostics')}"
-
-
-def first_share(config: Config, plan: MethodPlan, train_size: int) -> float | None:
+def first_share(settings: Module3Config, plan: MethodPlan, train_size: int) -> float | None:
     """Module 3's first s when its batches mix; None when they don't or s = 1 (x_mix = x)."""
     if plan.batches != "mixup":
         return None
-    settings = config.module3
     epochs = module3_budget(settings, train_size).epochs
     share = mixup_schedule(plan.schedule or settings.schedule, 0, epochs, settings.a, settings.b)
     return share if share < 1.0 else None
@@ -317,7 +263,7 @@ def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:
         )
     judge = _judge(trial)
     stage = _stage_diagnostics(trial, cache, judge)
-    share = first_share(config, trial.plan, len(trial.splits.train_y))
+    share = first_share(config.module3, trial.plan, len(trial.splits.train_y))
     return Diagnostics.from_artifact(stage).merged(
         mixup_diagnostics(judge, config.diagnostics, share)
     )
@@ -335,7 +281,7 @@ def _stage_diagnostics(trial: PreparedTrial, cache: StageCache, judge: Judge) ->
     config = trial.config
     return cache.get_or_create(
         "diagnostics",
-        diagnostics_key(config, trial.plan, trial.teacher),
+        stage_keys(config, trial.teacher, trial.plan.module2).diagnostics,
         lambda: stage_diagnostics(
             judge, config.diagnostics, config.module1.latent_size
         ).to_artifact(),
@@ -349,12 +295,12 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
         return _Stages(None, None, timings)
 
     every_s = config.stage_checkpoint_minutes * 60
-    key1 = stage1_key(config, teacher)
+    keys = stage_keys(config, teacher, plan.module2)
 
     def produce_stage1() -> dict[str, Any]:
         seed_everything(config.seed * 1000 + 1)
-        student = build_student(config, num_classes)
-        progress = cache.progress("module1", key1, every_s)
+        student = build_student(config.student, num_classes)
+        progress = cache.progress("module1", keys.module1, every_s)
         return train_datafree(
             teacher.model, student, teacher.normalize, num_classes,
             config.data.image_size, config.module1, device, log,
@@ -362,12 +308,11 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
         )  # fmt: skip
 
     start = time.perf_counter()
-    stage1 = cache.get_or_create("module1", key1, produce_stage1)
+    stage1 = cache.get_or_create("module1", keys.module1, produce_stage1)
     timings["module1_seconds"] = time.perf_counter() - start
     latent = config.module1.latent_size
-    channels = _generator_channels(config, teacher)
     generator = Generator(
-        latent, config.data.image_size, config.module1.generator_width, channels
+        latent, config.data.image_size, config.module1.generator_width, keys.generator_channels
     ).to(device)
     generator.load_state_dict(stage1["generator"])
     encoder = Encoder(latent, config.data.image_size, num_classes).to(device)
@@ -375,7 +320,6 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
     for frozen in (generator, encoder):
         frozen.eval().requires_grad_(False)
     if config.encoder_adapt.epochs > 0 and (plan.module2 or plan.batches == "mixup"):
-        key_e = encoder_key(config, teacher)
 
         def produce_encoder() -> dict[str, Any]:
             rng = torch.Generator().manual_seed(config.seed * 1000 + 5)
@@ -388,18 +332,18 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
             }  # fmt: skip
 
         start = time.perf_counter()
-        encoder.load_state_dict(cache.get_or_create("encoder", key_e, produce_encoder)["encoder"])
+        adapted = cache.get_or_create("encoder", keys.encoder, produce_encoder)
+        encoder.load_state_dict(adapted["encoder"])
         encoder.eval().requires_grad_(False)
         timings["encoder_adapt_seconds"] = time.perf_counter() - start
 
     anchor_net = None
     if plan.module2:
-        key2 = stage2_key(config, teacher)
 
         def produce_stage2() -> dict[str, Any]:
             rng = torch.Generator().manual_seed(config.seed * 1000 + 2)
             seed_everything(config.seed * 1000 + 2)
-            progress = cache.progress("module2", key2, every_s)
+            progress = cache.progress("module2", keys.module2, every_s)
             return train_anchor(
                 encoder, generator, teacher.model, teacher.normalize, splits,
                 num_classes, latent, config.module2, rng, log,
@@ -407,7 +351,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
             )  # fmt: skip
 
         start = time.perf_counter()
-        stage2 = cache.get_or_create("module2", key2, produce_stage2)
+        stage2 = cache.get_or_create("module2", keys.module2, produce_stage2)
         timings["module2_seconds"] = time.perf_counter() - start
         anchor_net = AnchorNet(latent, num_classes).to(device)
         anchor_net.load_state_dict(stage2["anchor_net"])
@@ -426,7 +370,7 @@ def _module3_reports(
     """Module 3 from S0 (or a fresh student), one Report per val pass."""
     config, splits, teacher, stages = trial.config, trial.splits, trial.teacher, trial.stages
     seed_everything(config.seed * 1000 + 3)
-    student = build_student(config, len(splits.class_names)).to(trial.device)
+    student = build_student(config.student, len(splits.class_names)).to(trial.device)
     if stages.student_init is not None:
         student.load_state_dict(stages.student_init)
     meta = student_meta(

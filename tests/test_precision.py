@@ -9,8 +9,9 @@ import torch
 from augkd.config import with_overrides
 from augkd.method.losses import BatchNormStatistics
 from augkd.models import build_classifier
-from augkd.pipeline import run_trial, stage1_key
+from augkd.pipeline import run_trial
 from augkd.precision import AutocastModule, MixedPrecision
+from augkd.stage_keys import stage_keys
 from augkd.teacher import load_teacher
 
 CPU = torch.device("cpu")
@@ -41,8 +42,8 @@ def test_bf16_trial_runs_and_keys_its_stages_apart_from_fp32(tiny_config, tmp_pa
     result = run_trial(config, log=_quiet)
     assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0
     teacher = load_teacher(config, CPU)
-    fp32_key = stage1_key(with_overrides(config, {"precision": "fp32"}), teacher)
-    assert stage1_key(config, teacher) == fp32_key + "-bf16"
+    fp32_key = stage_keys(with_overrides(config, {"precision": "fp32"}), teacher).module1
+    assert stage_keys(config, teacher).module1 == fp32_key + "-bf16"
 
 
 def test_fp16_resume_mid_module3_restores_the_loss_scale_exactly(tiny_config, tmp_path):

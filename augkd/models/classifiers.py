@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from augkd.errors import ModelError
 from augkd.models.layout import fast_layout
+
+if TYPE_CHECKING:
+    from augkd.config import StudentConfig
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -132,6 +136,15 @@ def build_classifier(
             f"Unknown architecture '{arch}'; choose one of: {', '.join(sorted(CLASSIFIERS))}."
         )
     return fast_layout(CLASSIFIERS[arch](num_classes, pretrained, small_input))
+
+
+def build_student(
+    settings: StudentConfig, num_classes: int, pretrained: bool | None = None
+) -> nn.Module:
+    """The configured student; ``pretrained=False`` skips fetching weights about to be
+    replaced (a checkpoint's)."""
+    use_pretrained = settings.pretrained if pretrained is None else pretrained
+    return build_classifier(settings.arch, num_classes, use_pretrained, settings.small_input)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -20,11 +20,11 @@ def deployable_student(config_yaml: str, weights: dict, meta: dict):
     import yaml
 
     from augkd.config import config_from_dict
+    from augkd.models import build_student
     from augkd.models.deployable import RawImageClassifier
-    from augkd.pipeline import build_student
 
     config = config_from_dict(yaml.safe_load(config_yaml))
-    student = build_student(config, len(meta["class_names"]), pretrained=False)
+    student = build_student(config.student, len(meta["class_names"]), pretrained=False)
     student.load_state_dict(weights)
     model = RawImageClassifier(student, meta["mean"], meta["std"], meta["class_names"])
     return model.eval()

@@ -10,8 +10,7 @@ from augkd.config import with_overrides
 from augkd.data import load_student_splits
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
-from augkd.models import Encoder, Generator
-from augkd.pipeline import build_student
+from augkd.models import Encoder, Generator, build_student
 from augkd.runtime import seed_everything
 from augkd.teacher import load_teacher
 
@@ -71,7 +70,7 @@ def test_module1_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_in
     config, teacher = stage_inputs
 
     def run(**hooks):
-        student = build_student(config, 10)
+        student = build_student(config.student, 10)
         return train_datafree(
             teacher.model, student, teacher.normalize, 10, config.data.image_size,
             config.module1, CPU, log=lambda _l: None, **hooks,

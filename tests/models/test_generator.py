@@ -8,7 +8,7 @@ import torch
 
 from augkd.config import Module1Config, with_overrides
 from augkd.models import Generator, generator_channels
-from augkd.pipeline import stage1_key
+from augkd.stage_keys import stage_keys
 from augkd.teacher import load_teacher
 
 
@@ -36,7 +36,7 @@ def test_auto_follows_the_teachers_normalisation(colour, mean, std, channels):
 def test_every_module1_setting_and_the_generator_it_resolves_to_change_the_key(tiny_config):
     teacher = load_teacher(tiny_config, torch.device("cpu"))
     keys = {
-        stage1_key(with_overrides(tiny_config, {f"module1.{name}": value}), teacher)
+        stage_keys(with_overrides(tiny_config, {f"module1.{name}": value}), teacher).module1
         for name, value in [("generator_colour", "grey"), ("generator_colour", "rgb"),
                             ("epochs", 3), ("student_steps", 3), ("batch_size", 32)]
     }  # fmt: skip

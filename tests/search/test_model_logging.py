@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from augkd.cli import main as cli_main
 from augkd.config import config_from_dict, config_keys
 from augkd.data import as_unit_float, load_student_splits
-from augkd.pipeline import build_student
+from augkd.models import build_student
 from augkd.search.tracking import COMMIT_ENV, SEARCH_TAG, source_tags
 from augkd.teacher import load_teacher
 
@@ -62,7 +62,7 @@ def test_the_logged_model_classifies_raw_images_as_the_trial_did(tiny_search, ru
     client = MlflowClient(tiny_search["uri"])
     folder = client.download_artifacts(row["mlflow_run_id"], "weights")
     weights = torch.load(f"{folder}/best_student.pt", weights_only=True)
-    student = build_student(config, len(splits.class_names), pretrained=False).eval()
+    student = build_student(config.student, len(splits.class_names), pretrained=False).eval()
     student.load_state_dict(weights)
     teacher = load_teacher(config, torch.device("cpu"))
     with torch.no_grad():
