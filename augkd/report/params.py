@@ -190,11 +190,11 @@ def importance_study(data: SearchData):
     chosen = importance_fidelity(data)
     if chosen is None:
         return study, None, {}
-    epoch, rows = chosen
+    step, rows = chosen
     statuses: dict[str, int] = {}
     for row in rows:
         params = {k: param_value(row, k) for k in distributions if param_value(row, k) is not None}
-        value = _value_at(row, epoch, objective.metric)
+        value = _value_at(row, step, objective.metric)
         try:
             trial = optuna.trial.create_trial(
                 params=params,
@@ -206,7 +206,7 @@ def importance_study(data: SearchData):
             continue  # a value outside its distribution (a space edited since)
         study.add_trial(trial)
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    return study, epoch, statuses
+    return study, step, statuses
 
 
 def plot_importance(data: SearchData) -> Section:
@@ -217,8 +217,8 @@ def plot_importance(data: SearchData) -> Section:
     title = "Hyperparameter importance (fANOVA)"
     if data.space is None or not (data.space.get("params") or {}):
         return Section(key, title, note=f"No {SPACE_FILE} with the params' distributions.")
-    study, epoch, statuses = importance_study(data)
-    if epoch is None or len(study.trials) < 2:
+    study, step, statuses = importance_study(data)
+    if step is None or len(study.trials) < 2:
         return Section(
             key,
             title,
@@ -230,7 +230,7 @@ def plot_importance(data: SearchData) -> Section:
         return Section(
             key,
             title,
-            note=f"Every trial scored the same {data.objective.metric} at step {epoch:g}: "
+            note=f"Every trial scored the same {data.objective.metric} at step {step:g}: "
             "there is no variance to attribute.",
         )
     from matplotlib import pyplot
@@ -248,9 +248,9 @@ def plot_importance(data: SearchData) -> Section:
     counts = " + ".join(f"{statuses.get(s, 0)} {s}" for s in FINISHED)
     rough = f"; rough with {len(study.trials)} trials" if len(study.trials) < 10 else ""
     ax.set_title(
-        f"fANOVA at optimizer step {epoch:g} over {counts} trials that reached it\n"
+        f"fANOVA at optimizer step {step:g} over {counts} trials that reached it\n"
         f"({data.objective.metric} there: one fidelity{rough})",
         fontsize=9,
     )
     figure.set_size_inches(6.5, 0.45 * len(data.param_keys) + 1.8)
-    return Section(key, f"{title} at step {epoch:g} over {counts} trials", figure=figure)
+    return Section(key, f"{title} at step {step:g} over {counts} trials", figure=figure)

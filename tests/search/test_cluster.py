@@ -192,9 +192,10 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tm
     assert len(list((cache / "teacher").glob("*.pt"))) == 1
     assert len(list((cache / "module1").glob("*.pt"))) == 1
     assert [row["module1_cache_hit"] for row in rows] == [1.0] * samples
-    # Stage 2 depends on the sampled module2.* settings: one artifact per trial.
-    assert len(list((cache / "module2").glob("*.pt"))) == samples
-    assert all(row["module2_cache_hit"] == 0.0 for row in rows)
+    # Stage 2 depends on the sampled module2.* settings, which sit on a grid (two points under
+    # --smoke-test): one AnchorNet per point, trained before the trials and read by each.
+    assert len(list((cache / "module2").glob("*.pt"))) == SMOKE_GRID_POINTS
+    assert [row["module2_cache_hit"] for row in rows] == [1.0] * samples
 
 
 @pytest.mark.slow
@@ -351,8 +352,11 @@ def _s3_files(uri: str) -> dict[str, float]:
     return {i.path[len(path) + 1 :]: i.mtime.timestamp() for i in infos if i.is_file}
 
 
-SHARED_STAGES = ("domain", "module1", "encoder")
-"""What the tasks before the search produce when module2.* is searched."""
+SHARED_STAGES = ("domain", "module1", "encoder", "module2", "diagnostics")
+"""What the tasks before the search produce: Module 2 and its diagnostics once per point
+of the space's Module-2 grid."""
+SMOKE_GRID_POINTS = 2
+"""--smoke-test trims the Module-2 grid to two points (augkd.search.prepare)."""
 
 
 @pytest.mark.slow
@@ -395,14 +399,20 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
 
     # produced exactly once each, by the tasks before the search, and only read by trials
     produced = [(stage, hit) for stage, _, hit, _ in outcome.shared.produced]
-    assert [stage for stage, hit in produced if not hit] == ["domain", "module1", "encoder"]
+    grid_stages = ["module2", "diagnostics"] * SMOKE_GRID_POINTS
+    assert [stage for stage, hit in produced if not hit] == [
+        "domain",
+        "module1",
+        "encoder",
+        *grid_stages,
+    ]
     cache = _s3_files(f"{root}/runs/stage_cache")
     artifacts = {name: t for name, t in cache.items() if name.endswith(".pt") and "/." not in name}
-    assert (
-        sorted(name.split("/")[0] for name in artifacts)
-        == ["diagnostics"] * samples + ["domain", "encoder", "module1"] + ["module2"] * samples
-    )  # module2.* is searched: one per trial, and the diagnostics of each beside it
+    assert sorted(name.split("/")[0] for name in artifacts) == sorted(
+        ["domain", "encoder", "module1", *grid_stages]
+    )  # nothing written by a trial: every stage was produced before the first one
     assert [r["module1_cache_hit"] for r in rows] == [1.0] * samples
+    assert [r["module2_cache_hit"] for r in rows] == [1.0] * samples
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs(
@@ -421,9 +431,21 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
             for line in read_bytes(f"{outcome.search_path}/{name}").decode().splitlines()
         ]
         assert {r["device"] for r in reports} == {"cpu"}
-        saved = [int(r["epoch"]) for r in reports if r.get("checkpoint_dir_name")]
-        ran = int(reports[-1]["epoch"])
-        assert saved == [e for e in (2, 4) if e <= ran] + ([ran] if ran not in (2, 4) else [])
+        steps = [r["step"] for r in reports]
+        saved = [r["step"] for r in reports if r.get("checkpoint_dir_name")]
+        assert saved == _first_reports_past_rungs(steps, grace=2, factor=2) + steps[-1:]
+
+
+def _first_reports_past_rungs(steps: list[float], grace: float, factor: float) -> list[float]:
+    """The reports where ASHA judges a trial: the first at or past each rung (grace, grace *
+    factor, ...), the last report excluded (it is checkpointed anyway)."""
+    judged, rung = [], grace
+    for step in steps[:-1]:
+        if step >= rung:
+            judged.append(step)
+            while rung <= step:
+                rung *= factor
+    return judged
 
 
 def _on_fake_gpu_node(num_gpus: float, device: str) -> tuple[list, str]:
