@@ -247,11 +247,14 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_p
     on_lost = [r["epoch"] for r in victim if r["node_id"] == lost["node_id"]]
     elsewhere = [r for r in victim if r["node_id"] != lost["node_id"]]
     assert elsewhere, f"trial {lost['trial']} never ran again after its node was removed: {story}"
-    # Every epoch is checkpointed: the new node goes on right after the last epoch the
-    # lost node reported, in a restored actor, neither restarting nor repeating.
-    assert elsewhere[0]["epoch"] == max(on_lost) + 1 > 1, story
+    # Every epoch is checkpointed: the new node goes on from the lost node's last checkpoint,
+    # in a restored actor, neither restarting nor repeating. That checkpoint is the last epoch
+    # the driver recorded, or the one after it when the node died with that epoch's report in
+    # flight (its checkpoint already in storage, its result not yet at the driver).
+    assert max(on_lost) + 1 <= elsewhere[0]["epoch"] <= max(on_lost) + 2, story
     assert elsewhere[0]["iterations_since_restore"] == 1, story
-    assert [r["epoch"] for r in victim] == list(range(1, len(victim) + 1)), story
+    epochs = [r["epoch"] for r in victim]
+    assert epochs == sorted(set(epochs)) and epochs[0] == 1, story
 
 
 @pytest.mark.slow
