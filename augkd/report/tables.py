@@ -45,7 +45,7 @@ def leaderboard(data: SearchData, limit: int | None = None) -> Section:
             "trial": row.get("trial_id"),
             "status": row.get("status"),
             **{label(m): num(row.get(m)) for m in leaderboard_metrics(objective)},
-            "epochs": num(row.get("epochs_run")),
+            "steps": num(row.get("steps_run")),
             "best epoch": num(row.get(BEST_EPOCH)),
         }
         for key in keys:

@@ -7,7 +7,7 @@ import time
 from ray.tune import Callback
 
 from augkd.dotted import short_names
-from augkd.metric_names import EPOCH, EPOCHS
+from augkd.metric_names import STEP, STEPS
 from augkd.search.optuna_bridge import trial_outcome
 
 
@@ -42,9 +42,9 @@ class ProgressView(Callback):
                 for key in self.params
                 if key in trial.config
             )
-            if EPOCH in result:
+            if STEP in result:  # budgets and ASHA's rungs count optimizer steps
                 state = (
-                    f"epoch {result[EPOCH]:.0f}/{result[EPOCHS]:.0f} "
+                    f"step {result[STEP]:.0f}/{result[STEPS]:.0f} "
                     f"{self.metric} {result.get(self.metric, float('nan')):.1f}"
                 )
             else:
@@ -56,8 +56,8 @@ class ProgressView(Callback):
         result = trial.last_result or {}
         outcome = trial_outcome(result, error=False)
         detail = result.get("error") or f"{self.metric} {result.get(self.metric, float('nan')):.1f}"
-        self.echo(f"[search] {trial.trial_id} {outcome} after epoch "
-                  f"{result.get('epoch', 0):.0f}: {detail}", flush=True)  # fmt: skip
+        self.echo(f"[search] {trial.trial_id} {outcome} after step "
+                  f"{result.get(STEP, 0):.0f}: {detail}", flush=True)  # fmt: skip
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.echo(

@@ -105,7 +105,7 @@ def format_leaderboard(rows: list[dict[str, Any]], objective: Objective, limit: 
     keys = param_keys(rows)
     names = short_names(keys)
     metrics = leaderboard_metrics(objective)
-    header = ["#", "trial", "status", *map(label, metrics), "epochs"] + [names[k] for k in keys]
+    header = ["#", "trial", "status", *map(label, metrics), "steps"] + [names[k] for k in keys]
     lines = []
     for place, row in enumerate(rank(rows, objective)[:limit], start=1):
         cells = [
@@ -113,7 +113,7 @@ def format_leaderboard(rows: list[dict[str, Any]], objective: Objective, limit: 
             str(row["trial_id"]),
             str(row.get("status", "?")),
             *(_fmt(row.get(metric)) for metric in metrics),
-            _fmt(row.get("epochs_run")),
+            _fmt(row.get("steps_run")),
         ] + [_fmt(row.get(param_column(k))) for k in keys]
         lines.append(cells)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]

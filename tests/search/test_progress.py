@@ -5,10 +5,10 @@ from ray.tune import Callback
 from augkd.search.progress import ProgressView
 
 
-def _trial(trial_id, status, epoch, value):
+def _trial(trial_id, status, step, value):
     return SimpleNamespace(
         trial_id=trial_id, status=status, config={"module3.a": 0.25},
-        last_result={"epoch": epoch, "epochs": 20, "best_val_acc1": value},
+        last_result={"step": step, "steps": 20, "best_val_acc1": value},
     )  # fmt: skip
 
 
@@ -19,7 +19,7 @@ def test_live_view_lists_running_trials_on_tunes_step_hook(capsys):
     view.on_step_end(iteration=1, trials=trials)
     printed = capsys.readouterr().out
     assert "2 trials: 1 running, 1 terminated" in printed
-    assert "aaa epoch 3/20 best_val_acc1 61.1  a=0.25" in printed
+    assert "aaa step 3/20 best_val_acc1 61.1  a=0.25" in printed
     assert "bbb" not in printed
 
 
