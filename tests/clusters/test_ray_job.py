@@ -55,8 +55,8 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
         + " ".join(f"--set {item}" for item in small)
     )
     client = JobSubmissionClient(job_server)
-    job = client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": str(checkout)})
     deadline = time.monotonic() + SAFETY_S
+    job = _submit_when_an_agent_is_up(client, entrypoint, str(checkout), deadline)
     while not client.get_job_status(job).is_terminal():
         assert time.monotonic() < deadline, client.get_job_logs(job)[-3000:]
         time.sleep(1)
@@ -67,3 +67,19 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
     assert "working_dir_files" in imported and str(ROOT) not in imported
     rows = load_results(str(tmp_path / "runs" / "job"))
     assert len(rows) == 2 and {r["status"] for r in rows} <= {"completed", "pruned"}
+
+
+def _submit_when_an_agent_is_up(
+    client: JobSubmissionClient, entrypoint: str, working_dir: str, deadline: float
+) -> str:
+    """A freshly started head's job agent can come up after its dashboard on a loaded machine
+    ("No available agent to submit job, please try again later"); try again, as it says."""
+    while True:
+        try:
+            return client.submit_job(
+                entrypoint=entrypoint, runtime_env={"working_dir": working_dir}
+            )
+        except RuntimeError as error:
+            if "No available agent" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
