@@ -218,6 +218,7 @@ def _trial_reports(search_path: str) -> list[dict]:
     return [json.loads(read_bytes(f"s3://{file}").decode().splitlines()[-1]) for file in files]
 
 
+@pytest.mark.slow
 def test_trials_on_a_node_that_joins_later_download_each_artifact_once(
     s3_server, tmp_path, monkeypatch
 ):

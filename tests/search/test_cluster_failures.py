@@ -107,6 +107,7 @@ def test_fake_gpu_node_without_cuda_stops_a_half_gpu_search_before_any_trial(
     _nothing_running(_tracking(tmp_path))
 
 
+@pytest.mark.slow
 def test_trials_on_a_gpu_node_that_joined_later_refuse_it_and_the_search_stops(cluster, tmp_path):
     """The preflight passes on a node whose logical GPUs are opted in; that node then leaves
     and one without usable GPUs joins: every trial there fails with the same sentence, and
@@ -172,6 +173,7 @@ def _stage_task_running_on(node) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_shared_stage_task_that_keeps_losing_its_node_ends_with_the_command_that_continues(
     cluster, search_main, tmp_path, capsys
 ):

@@ -264,6 +264,7 @@ def _optuna_trials(search_path: str) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 def test_resume_on_a_machine_without_the_records_brings_back_every_run_and_trial(
     s3_server, local_ray, tmp_path, monkeypatch
 ):
