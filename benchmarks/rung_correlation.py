@@ -30,27 +30,22 @@ FINAL = "best_val_acc1"
 
 
 def run_search(storage: Path, space: str, trials: int, seed: int, overrides: list[str]) -> str:
-    import ray
-
     from augkd.search.runner import SearchOptions, run_search
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    try:
-        outcome = run_search(
-            SearchOptions(
-                space=space,
-                storage=str(storage),
-                tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
-                num_samples=trials,
-                overrides=[
-                    "sampler.name=random", f"sampler.seed={seed}", "scheduler.name=fifo",
-                    *overrides,
-                ],
-            ),
-            echo=lambda *a, **k: None,
-        )  # fmt: skip
-    finally:
-        ray.shutdown()
+    outcome = run_search(  # starts a local Ray of its own, never $RAY_ADDRESS's
+        SearchOptions(
+            space=space,
+            address="local",
+            storage=str(storage),
+            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
+            num_samples=trials,
+            overrides=[
+                "sampler.name=random", f"sampler.seed={seed}", "scheduler.name=fifo",
+                *overrides,
+            ],
+        ),
+        echo=lambda *a, **k: None,
+    )  # fmt: skip
     return outcome.search_path
 
 

@@ -43,27 +43,22 @@ DRAWS = 2000
 
 
 def run_search(storage: Path, space: str, trials: int, seeds: int, overrides: list[str]) -> str:
-    import ray
-
     from augkd.search.runner import SearchOptions, run_search
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    try:
-        outcome = run_search(
-            SearchOptions(
-                space=space,
-                storage=str(storage),
-                tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
-                num_samples=trials,
-                overrides=[
-                    "sampler.name=random", "scheduler.name=fifo", f"objective.seeds={seeds}",
-                    *overrides,
-                ],
-            ),
-            echo=print,
-        )  # fmt: skip
-    finally:
-        ray.shutdown()
+    outcome = run_search(  # starts a local Ray of its own, never $RAY_ADDRESS's
+        SearchOptions(
+            space=space,
+            address="local",
+            storage=str(storage),
+            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
+            num_samples=trials,
+            overrides=[
+                "sampler.name=random", "scheduler.name=fifo", f"objective.seeds={seeds}",
+                *overrides,
+            ],
+        ),
+        echo=print,
+    )  # fmt: skip
     return outcome.search_path
 
 
