@@ -4,6 +4,7 @@ tiny real search (Ray Tune + Optuna + ASHA + MLflow) that several modules read."
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ TINY = [
     "module2.epochs=2",
     "module3.epochs=3",
 ]
+
+
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn of a child that a test interrupts: a test run in the background (`pytest &`)
+    starts children with SIGINT ignored, and a CI runner may start them with it blocked;
+    either way Python would never turn the test's SIGINT into Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
 
 @pytest.fixture(scope="session", autouse=True)

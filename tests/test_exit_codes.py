@@ -19,7 +19,7 @@ import torch
 
 from augkd.cli import main
 from augkd.errors import ExitCode
-from tests.conftest import TINY
+from tests.conftest import TINY, sigint_as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,9 +181,7 @@ def test_ctrl_c_of_train_says_one_line_and_leaves_no_file(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     train = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # as from a terminal: a test run in the background (`pytest &`, an xdist worker) starts
-        # its children with SIGINT ignored, and Python then never turns it into Ctrl-C
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=sigint_as_from_a_terminal,
     )  # fmt: skip
     assert train.stdout.readline() == "== ce seed 0 ==\n"  # the teacher's 20 epochs start
     train.send_signal(signal.SIGINT)

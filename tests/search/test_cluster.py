@@ -227,9 +227,10 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_p
             SearchOptions(
                 space="digits", storage=str(storage), name=name, tracking_uri=tracking_uri, smoke_test=True,
                 num_samples=samples, address=cluster.address,
-                # slower epochs and no rung before epoch 3: the victim is mid-training,
-                # not stopped by ASHA, when its node goes; a checkpoint every epoch
-                overrides=[*SMALL, "module3.batch_size=16", "scheduler.grace_period=3",
+                # slower epochs and no early stopping (rungs count optimizer steps, so even a
+                # grace of a few epochs' steps can stop the victim before its node goes);
+                # a checkpoint every epoch
+                overrides=[*SMALL, "module3.batch_size=16", "scheduler.name=fifo",
                            "checkpoint_minutes=0"],
             ),
             echo=lambda *a, **k: None,

@@ -26,7 +26,7 @@ from augkd.errors import ExitCode
 from augkd.search.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.results import load_results
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sigint_as_from_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,10 @@ def interrupted_then_resumed(tmp_path_factory):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     out, err = root / "first.out", root / "first.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        search = subprocess.Popen(command, cwd=root, env=env, stdout=stdout, stderr=stderr)
+        search = subprocess.Popen(
+            command, cwd=root, env=env, stdout=stdout, stderr=stderr,
+            preexec_fn=sigint_as_from_a_terminal,
+        )  # fmt: skip
         while not _first_result_written(storage / NAME):
             assert search.poll() is None, out.read_text() + err.read_text()
             time.sleep(0.2)
