@@ -105,7 +105,7 @@ def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
 @pytest.mark.slow
 def test_trials_judged_over_two_seeds_report_their_mean_and_each_seed(local_ray, tmp_path):
     options = SearchOptions(
-        space="fonts", storage=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/m.db",
+        space="digits", storage=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/m.db",
         smoke_test=True, num_samples=2, name="two-seeds",
         overrides=["objective.seeds=2", "scheduler.name=fifo", "sampler.name=random"],
     )  # fmt: skip
