@@ -268,7 +268,7 @@ def prepare_search(
     plan.downloads.extend(preflight["downloads"])
     if plan.module1:
         names = "Module 1" + (", encoder adaptation" if plan.encoder else "")
-        names += " and 2" if plan.module2 else ""
+        names += " and Module 2" if plan.module2 else ""
         echo(f"[search] producing shared stages before the first trial: {names} for seeds "
              f"{plan.seeds}")  # fmt: skip
         # Module 1 is the longest stage and nothing else runs yet: on a local cluster, give
