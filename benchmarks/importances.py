@@ -16,6 +16,7 @@ import statistics
 import optuna
 
 from augkd import report
+from augkd.errors import ConfigError
 
 
 def importances(search_path: str, tracking_uri: str | None = None, seed: int = 0) -> dict:
@@ -38,7 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     args = parser.parse_args(argv)
     for path in args.search:
-        found = importances(path, args.tracking_uri)
+        try:
+            found = importances(path, args.tracking_uri)
+        except ConfigError as error:  # one line, as the augkd commands print it
+            raise SystemExit(f"error: {error}") from None
         values = found["values"]
         print(f"{found['search']}: step {found['step']}, trials {found['statuses']}")
         if len(values) >= 2:
