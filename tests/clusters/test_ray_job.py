@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import ray
+from ray.cluster_utils import Cluster
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from augkd.search.results import load_results
@@ -24,19 +26,37 @@ SAFETY_S = 600.0
 
 @pytest.fixture
 def job_server():
+    """A head that is alone on this machine as far as its job's driver can tell.
+
+    Two things are shared between Ray instances on one machine, and the suite runs one per
+    xdist worker: the dashboard agent's default port (a second head's agent cannot bind it, so
+    no job is ever accepted) and the default address file, through which the job's driver
+    resolves RAY_ADDRESS=auto (it names whichever Cluster another test started last, and in CI
+    the job joined that cluster, whose GCS lacked the uploaded checkout). A free agent port
+    and a private temp dir holding this head's address pin both."""
     if ray.is_initialized():
         ray.shutdown()
+    temp_dir = tempfile.mkdtemp(prefix="augkd-job-", dir="/tmp")  # short: socket paths
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2, "object_store_memory": 512 * 1024**2, "include_dashboard": True,
+            "dashboard_host": "127.0.0.1", "dashboard_port": _free_port(),
+            "dashboard_agent_listen_port": None, "temp_dir": temp_dir,
+        },
+    )  # fmt: skip
+    ray._private.utils.write_ray_address(cluster.address, temp_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-        dashboard_port=port, log_to_driver=False,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        ray.shutdown()
+        return probe.getsockname()[1]
 
 
 def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tmp_path):
@@ -54,7 +74,7 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
         f"--name job --tracking-uri sqlite:///{tmp_path / 'mlflow.db'} "
         + " ".join(f"--set {item}" for item in small)
     )
-    client = JobSubmissionClient(job_server)
+    client = JobSubmissionClient(f"http://{job_server.webui_url}")
     deadline = time.monotonic() + SAFETY_S
     job = _submit_when_an_agent_is_up(client, entrypoint, str(checkout), deadline)
     while not client.get_job_status(job).is_terminal():
@@ -62,7 +82,7 @@ def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tm
         time.sleep(1)
     logs = client.get_job_logs(job)
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
-    assert "[search] joined the Ray cluster at" in logs  # a job's driver gets $RAY_ADDRESS
+    assert f"[search] joined the Ray cluster at {job_server.address}" in logs  # $RAY_ADDRESS
     imported = next(line for line in logs.splitlines() if line.startswith("augkd from"))
     assert "working_dir_files" in imported and str(ROOT) not in imported
     rows = load_results(str(tmp_path / "runs" / "job"))
