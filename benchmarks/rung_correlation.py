@@ -29,26 +29,6 @@ METRICS = ("best_val_acc1", "val_acc1")
 FINAL = "best_val_acc1"
 
 
-def run_search(storage: Path, space: str, trials: int, seed: int, overrides: list[str]) -> str:
-    from augkd.search.runner import SearchOptions, run_search
-
-    outcome = run_search(  # starts a local Ray of its own, never $RAY_ADDRESS's
-        SearchOptions(
-            space=space,
-            address="local",
-            storage=str(storage),
-            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
-            num_samples=trials,
-            overrides=[
-                "sampler.name=random", f"sampler.seed={seed}", "scheduler.name=fifo",
-                *overrides,
-            ],
-        ),
-        echo=lambda *a, **k: None,
-    )  # fmt: skip
-    return outcome.search_path
-
-
 def curves(search_path: str) -> list[list[dict]]:
     """Every trial's Tune results (result.json), one per val pass, in start order."""
     found = []
@@ -132,6 +112,8 @@ def grace_periods(trials: list[list[dict]]) -> list[int]:
 
 
 def main() -> None:
+    from augkd.search.runner import run_full_budget_search  # torch and Ray: after --help
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", default="fonts", help="search space (default: the default's)")
     parser.add_argument("--trials", type=int, default=16)
@@ -146,9 +128,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     storage = Path(args.storage)
     storage.mkdir(parents=True, exist_ok=True)
-    search_path = args.reuse or run_search(
-        storage, args.space, args.trials, args.seed, args.overrides
-    )
+    search_path = args.reuse or run_full_budget_search(
+        args.space, storage, args.trials, [f"sampler.seed={args.seed}", *args.overrides],
+        echo=lambda *a, **k: None,
+    ).search_path  # fmt: skip
     trials = curves(search_path)
     max_t = int(trials[0][-1]["step"])
     corr = correlations(trials)

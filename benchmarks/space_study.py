@@ -42,26 +42,6 @@ from scipy.stats import spearmanr
 DRAWS = 2000
 
 
-def run_search(storage: Path, space: str, trials: int, seeds: int, overrides: list[str]) -> str:
-    from augkd.search.runner import SearchOptions, run_search
-
-    outcome = run_search(  # starts a local Ray of its own, never $RAY_ADDRESS's
-        SearchOptions(
-            space=space,
-            address="local",
-            storage=str(storage),
-            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
-            num_samples=trials,
-            overrides=[
-                "sampler.name=random", "scheduler.name=fifo", f"objective.seeds={seeds}",
-                *overrides,
-            ],
-        ),
-        echo=print,
-    )  # fmt: skip
-    return outcome.search_path
-
-
 def load(search_path: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
     """The completed trials (in start order), the recorded space, and the trials' seeds."""
     from augkd.search.results import load_results
@@ -206,6 +186,8 @@ def defaults_row(rows: list[dict], space: dict) -> dict | None:
 
 
 def main() -> None:
+    from augkd.search.runner import run_full_budget_search  # torch and Ray: after --help
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", default="fonts")
     parser.add_argument("--trials", type=int, default=24)
@@ -218,7 +200,12 @@ def main() -> None:
     args = parser.parse_args()
     storage = Path(args.storage)
     storage.mkdir(parents=True, exist_ok=True)
-    search = args.reuse or run_search(storage, args.space, args.trials, args.seeds, args.overrides)
+    search = (
+        args.reuse
+        or run_full_budget_search(
+            args.space, storage, args.trials, [f"objective.seeds={args.seeds}", *args.overrides]
+        ).search_path
+    )
     rows, space, seeds = load(search)
     for row in rows:
         row["mean_test_acc1"] = statistics.fmean(row[f"test_acc1_seed{s}"] for s in seeds)

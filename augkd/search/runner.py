@@ -35,7 +35,7 @@ from augkd.search.space import SearchSpace, sampler_warnings
 from augkd.search.tuner import build_or_restore_tuner
 from augkd.storage import join_uri
 
-__all__ = ["SearchOptions", "SearchOutcome", "run_search"]
+__all__ = ["SearchOptions", "SearchOutcome", "run_full_budget_search", "run_search"]
 
 
 @dataclass
@@ -69,6 +69,27 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
                 error,
             )  # fmt: skip
             raise
+
+
+def run_full_budget_search(
+    space: str, storage: Path, trials: int, overrides: list[str], echo=print, **options: Any
+) -> SearchOutcome:
+    """Every trial drawn at random and run to its full budget, on a local Ray of its own
+    unless this process runs one: the sample a study of a space needs (rung correlations,
+    selection rules), which TPE's focus and ASHA's stops would bias. ``options``: more
+    SearchOptions fields (name, smoke_test)."""
+    return run_search(
+        SearchOptions(
+            space=space,
+            address="local",  # never $RAY_ADDRESS's cluster
+            storage=str(storage),
+            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
+            num_samples=trials,
+            overrides=["sampler.name=random", "scheduler.name=fifo", *overrides],
+            **options,
+        ),
+        echo=echo,
+    )
 
 
 def _quiet_tune() -> None:

@@ -16,7 +16,7 @@ from augkd.cache import StageCache
 from augkd.cli import main as augkd_main
 from augkd.search.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_search
+from augkd.search.runner import SearchOptions, run_full_budget_search, run_search
 from augkd.search.study import open_storage
 
 SMALL = ["module3.epochs=4", "scheduler.grace_period=1"]
@@ -104,12 +104,11 @@ def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
 
 @pytest.mark.slow
 def test_trials_judged_over_two_seeds_report_their_mean_and_each_seed(local_ray, tmp_path):
-    options = SearchOptions(
-        space="digits", storage=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/m.db",
-        smoke_test=True, num_samples=2, name="two-seeds",
-        overrides=["objective.seeds=2", "scheduler.name=fifo", "sampler.name=random"],
+    # The full-budget search the space study runs: random draws, FIFO, objective.seeds.
+    outcome = run_full_budget_search(
+        "digits", tmp_path / "runs", 2, ["objective.seeds=2"], echo=lambda *a, **k: None,
+        smoke_test=True, name="two-seeds",
     )  # fmt: skip
-    outcome = run_search(options, echo=lambda *a, **k: None)
     assert outcome.shared.seeds == [0, 1]  # both seeds' stages produced before the trials
     assert len(list((tmp_path / "runs" / "stage_cache" / "module1").glob("*.pt"))) == 2
     rows = load_results(outcome.search_path)
