@@ -45,6 +45,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -slow_in_file[file_of(item)])
 
 
+def free_port() -> int:
+    """A loopback port free right now (servers the tests start bind to loopback only)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def node_copies_folder(tmp_path_factory: pytest.TempPathFactory):
     """Node copies of S3 artifacts (augkd.node_cache) go to a test folder, not ~/.cache; set
@@ -139,16 +148,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """moto's server in a subprocess, with dummy credentials and AWS_ENDPOINT_URL in this
     process's environment (so Ray nodes started later inherit them)."""
     import os
-    import socket
     import subprocess
     import sys
     import time
 
     import requests
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen(

@@ -5,7 +5,6 @@ its trials run the uploaded checkout, not whatever is installed on the nodes."""
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from ray.cluster_utils import Cluster
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from augkd.search.results import load_results
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def job_server():
         initialize_head=True,
         head_node_args={
             "num_cpus": 2, "object_store_memory": 512 * 1024**2, "include_dashboard": True,
-            "dashboard_host": "127.0.0.1", "dashboard_port": _free_port(),
+            "dashboard_host": "127.0.0.1", "dashboard_port": free_port(),
             "dashboard_agent_listen_port": None, "temp_dir": temp_dir,
         },
     )  # fmt: skip
@@ -51,12 +51,6 @@ def job_server():
     finally:
         cluster.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_search_submitted_as_a_ray_job_runs_the_uploaded_checkout(job_server, tmp_path):

@@ -18,16 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "clusters" / "start_once.sh"
 SETTLE_S = 5.0
 """How long an ended process may take to go before it is killed: cleanup, not a speed limit."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _start_once(*args: str) -> subprocess.CompletedProcess:
@@ -74,7 +70,7 @@ def _alive(pid: int) -> bool:
 def test_a_second_run_keeps_the_ray_head_the_first_one_started():
     # a short folder of its own: Ray's socket paths inside it must stay under 108 bytes
     temp_dir = Path(tempfile.mkdtemp(prefix="augkd_start_once_", dir="/tmp"))
-    port, object_manager = _free_port(), _free_port()
+    port, object_manager = free_port(), free_port()
     command = [
         "ray", str(port), "--", "ray", "start", "--head", f"--port={port}",
         f"--object-manager-port={object_manager}", f"--temp-dir={temp_dir}", "--num-cpus=0",
@@ -100,7 +96,7 @@ def test_a_second_run_keeps_the_ray_head_the_first_one_started():
 
 
 def test_a_server_starts_in_the_background_once(tmp_path):
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "logs" / "server.log"
     command = [
         "web", str(port), "--log", str(log), "--",

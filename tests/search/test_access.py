@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from augkd.errors import AccessError, ExitCode
 from augkd.search.access import Location, check_locations, named_locations
 from augkd.search.space import load_space
 from augkd.storage import write_bytes
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.test_exit_codes import one_line
 
 NODE = "node test (host, 127.0.0.1)"
@@ -132,9 +131,7 @@ def iam_server(tmp_path_factory):
     """A second moto server that enforces IAM after its first IAM_SETUP_REQUESTS requests:
     a bucket with data, teachers and a private prefix, and a user holding the shipped
     worker policy. Yields (endpoint, access key id, secret)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("moto_iam") / "server.log"
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(IAM_SETUP_REQUESTS)}
     with log.open("w") as out:

@@ -8,7 +8,6 @@ Storage is moto's S3 server; MLflow stores are real SQLite files (and, once, a r
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from augkd.search.runner import SearchOptions, run_search
 from augkd.search.study import STUDY_FILE, journal_path, load_study
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from augkd.storage import read_bytes, uri_is_file, write_bytes
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3"]
@@ -194,12 +194,6 @@ def test_restore_names_a_search_without_a_copy(s3_search, tmp_path, monkeypatch,
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_an_empty_store_behind_a_running_mlflow_server_gets_the_copy(
     s3_search, tmp_path, monkeypatch
 ):
@@ -214,7 +208,7 @@ def test_an_empty_store_behind_a_running_mlflow_server_gets_the_copy(
 
     fresh = tmp_path / "head" / "mlflow.db"
     fresh.parent.mkdir()
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     with (tmp_path / "server.log").open("w") as log:
         server = subprocess.Popen(
