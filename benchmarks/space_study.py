@@ -22,8 +22,14 @@ Then, offline:
   B - 3 trials on the first seed, then its top 3 on the second seed too, the best mean. Each
   rule draws its trials at random from the pool (2,000 draws); printed: the mean test Acc@1 of
   its winner on the held-out seed, and how often that winner beats the defaults there.
+- **What a larger val split could buy.** No val split, however large, tells a trial's seed-0
+  model better than that model's own test Acc@1 does. So one bound is printed beside the
+  rules: 1 seed, B trials, chosen on the first seed's *test*. It is not a rule one could ship,
+  only the most any val split could give at one seed per trial. The rank correlations among
+  the better half of the trials say why: val against test of the same seed's model (the val
+  split's own noise) and test against test across seeds (the training seed's noise).
 
-Selection never looks at test; test is only what the winner is scored by. Writes
+The rules never look at test; test is only what their winner is scored by. Writes
 space_study_<space>.json.
 """
 
@@ -40,6 +46,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 DRAWS = 2000
+BOUND = "bound of any val split: 1 seed, chosen on its test"
 
 
 def load(search_path: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
@@ -128,6 +135,7 @@ def selection(rows: list[dict], seeds: list[int], budget: int, defaults: dict | 
     held = seeds[-1]
     val = np.array([[r[f"best_val_acc1_seed{s}"] for s in seeds[:-1]] for r in rows])
     test = np.array([r[f"test_acc1_seed{held}"] for r in rows])
+    first_seed_test = np.array([r.get(f"test_acc1_seed{seeds[0]}", math.nan) for r in rows])
     reference = defaults[f"test_acc1_seed{held}"] if defaults else math.nan
     rng = np.random.default_rng(0)
 
@@ -142,12 +150,17 @@ def selection(rows: list[dict], seeds: list[int], budget: int, defaults: dict | 
         top = first[np.argsort(-val[first, 0])[:3]]
         return top[np.argmax(val[top, :2].mean(axis=1))]
 
+    def first_seed_test_bound(pool):
+        return pool[np.argmax(first_seed_test[pool])]
+
     rules = {"1 seed": one_seed}
     if val.shape[1] >= 2:
         rules |= {
             "2 seeds, half the trials": two_seeds,
             "1 seed, top 3 re-run on a 2nd": reevaluate,
         }
+    if not np.isnan(first_seed_test).any():
+        rules[BOUND] = first_seed_test_bound
     out = {}
     for name, rule in rules.items():
         winners = [rule(rng.permutation(len(rows))[:budget]) for _ in range(DRAWS)]
@@ -160,6 +173,28 @@ def selection(rows: list[dict], seeds: list[int], budget: int, defaults: dict | 
     out["best possible (chosen on test)"] = {"held_out_test_mean": float(test.max())}
     out["defaults"] = {"held_out_test_mean": float(reference)}
     return out
+
+
+def seed_agreement(rows: list[dict], seeds: list[int]) -> dict[str, float]:
+    """Rank correlations over the better half of the trials by mean val, averaged over seeds
+    (and seed pairs): how well a model's val ranks its own test, and how well one seed's test
+    ranks another's."""
+    top = sorted(rows, key=lambda r: -statistics.fmean(r[f"best_val_acc1_seed{s}"] for s in seeds))
+    top = top[: max(3, len(rows) // 2)]
+
+    def rho(a: str, b: str) -> float:
+        return float(spearmanr([r[a] for r in top], [r[b] for r in top])[0])
+
+    pairs = [(s, u) for s in seeds for u in seeds if s < u]
+    return {
+        "trials": len(top),
+        "val_vs_own_test": statistics.fmean(
+            rho(f"best_val_acc1_seed{s}", f"test_acc1_seed{s}") for s in seeds
+        ),
+        "test_vs_other_seed_test": statistics.fmean(
+            rho(f"test_acc1_seed{s}", f"test_acc1_seed{u}") for s, u in pairs
+        ),
+    }
 
 
 def spread(rows: list[dict], defaults: dict | None) -> dict[str, Any]:
@@ -220,6 +255,7 @@ def main() -> None:
         "effects_test": effects(rows, space, "mean_test_acc1"),
         "spread_test": spread(rows, defaults),
         "selection": selection(rows, seeds, budget, defaults) if len(seeds) > 1 else {},
+        "seed_agreement": seed_agreement(rows, seeds) if len(seeds) > 1 else {},
         "budget": budget,
     }
     out = Path(args.out) / f"space_study_{space['name']}.json"
@@ -254,6 +290,11 @@ def main() -> None:
         print(f"| {name} | {result['held_out_test_mean']:.2f}"
               + (f" ± {result['held_out_test_sd']:.2f}" if "held_out_test_sd" in result else "")
               + f" | {'-' if beats is None else f'{beats:.0%}'} |")  # fmt: skip
+    agreement = summary["seed_agreement"]
+    if agreement:
+        print(f"\nover the best {agreement['trials']} trials by mean val: rho(val, own test) "
+              f"{agreement['val_vs_own_test']:+.2f}, rho(test, another seed's test) "
+              f"{agreement['test_vs_other_seed_test']:+.2f}")  # fmt: skip
     print(f"written to {out}")
 
 

@@ -202,6 +202,18 @@ def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, An
     }
 
 
+def top_k_shortfall(candidates: list[Candidate], top_k: int) -> str | None:
+    """Why fewer searched configs than --top-k are evaluated, if so: only trials that ran
+    to the full budget are candidates, and ASHA may have stopped all but a few."""
+    searched = sum(c.kind == "searched" for c in candidates)
+    if searched >= top_k:
+        return None
+    return (
+        f"top {top_k} asked, but only {searched} trial(s) of the search ran to the full "
+        "budget (ASHA stopped the others early): evaluating those"
+    )
+
+
 def run_evaluation(
     search_path: str,
     top_k: int = 3,
@@ -228,6 +240,9 @@ def run_evaluation(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
             pending[task.remote(config.to_dict(), kept)] = (candidate, seed)
+    shortfall = top_k_shortfall(candidates, top_k)
+    if shortfall:
+        echo(f"[evaluate] {shortfall}")
     echo(
         f"[evaluate] {len(candidates)} methods x {len(seed_list)} fresh seeds {seed_list}: "
         f"{len(pending)} runs"

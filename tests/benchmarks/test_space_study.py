@@ -53,3 +53,38 @@ def test_a_choice_counts_as_moving_results_only_beyond_two_standard_errors():
     effect = space_study.effects(apart, space, "mean_test_acc1")["module3.schedule"]
     assert effect["moves"]
     assert effect["choices"]["step"]["mean"] == pytest.approx(95.2)
+
+
+def test_the_val_split_bound_chooses_on_the_first_seeds_test_and_is_scored_on_the_held_out():
+    # Trial 1 has the best seed-0 test (what a perfect val split would see) but the worst
+    # held-out test: a larger val split cannot undo the training seed's noise.
+    rows = [
+        _row(i, (90.0, 90.0), held, "linear") for i, held in enumerate([92.0, 88.0, 91.0, 90.0])
+    ]
+    for row, first_test in zip(rows, [90.0, 97.0, 93.0, 89.0], strict=True):
+        row["test_acc1_seed0"] = first_test
+    found = space_study.selection(rows, [0, 1, 2], budget=4, defaults=rows[0])
+    assert found[space_study.BOUND]["held_out_test_mean"] == 88.0
+    assert found[space_study.BOUND]["beats_defaults"] == 0.0
+
+
+def test_seed_agreement_separates_the_val_splits_noise_from_the_training_seeds():
+    # Each model's val ranks its own test perfectly; the seeds disagree completely.
+    rows = []
+    for i, (first, second) in enumerate([(90.0, 93.0), (91.0, 92.0), (92.0, 91.0), (93.0, 90.0)]):
+        row = _row(i, (first, second), 0.0, "linear")
+        row |= {"test_acc1_seed0": first, "test_acc1_seed1": second}
+        rows.append(row)
+    found = space_study.seed_agreement(rows, [0, 1])
+    assert found["val_vs_own_test"] == pytest.approx(1.0)
+    assert found["test_vs_other_seed_test"] == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("regime", ["fonts", "forms"])
+def test_the_study_spaces_search_only_what_the_default_space_leaves_at_its_base(regime):
+    from augkd.search.space import load_space
+
+    study = load_space(str(ROOT / "benchmarks" / "spaces" / f"{regime}_study.yaml"))
+    default = load_space(regime)
+    assert study.base_resolved["data"] == default.base_resolved["data"]
+    assert study.params and not set(study.params) & set(default.params)

@@ -26,7 +26,9 @@ from augkd.search.evaluate import (
     paired_difference,
     parse_baselines,
     plan,
+    top_k_shortfall,
 )
+from augkd.search.results import load_results
 from augkd.search.tracking import TRIAL_TAG
 
 
@@ -173,6 +175,14 @@ def test_the_plan_holds_the_top_k_the_defaults_once_and_the_baselines(tiny_searc
         baseline["method"] == "kd"
         and baseline["module3"] == candidates[0].config.to_dict()["module3"]
     )
+
+
+def test_an_evaluation_says_when_fewer_trials_than_top_k_ran_to_the_full_budget(tiny_search):
+    completed = sum(r.get("status") == "completed" for r in load_results(tiny_search["path"]))
+    candidates, _ = plan(tiny_search["path"], top_k=completed + 2, seeds=1, baselines=["ce"])
+    note = top_k_shortfall(candidates, completed + 2)
+    assert note and f"only {completed} trial(s)" in note
+    assert top_k_shortfall(candidates, completed) is None
 
 
 def test_fresh_seeds_skip_the_searchs_and_bad_baselines_are_refused():
