@@ -3,6 +3,7 @@ reading, writing and flattening them, for configs, search spaces, overrides and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from augkd.errors import ConfigError
@@ -52,15 +53,18 @@ def unflatten_dotted(flat: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """Each key's shortest dotted suffix that no other key ends with: module3.a -> a, but
-    module2.temperature and module3.temperature keep their sections (column headings)."""
+def short_names(keys: list[str], taken: Iterable[str] = ()) -> dict[str, str]:
+    """Each key's shortest dotted suffix that no other key ends with and that is not one of
+    the ``taken`` headings: module3.a -> a, but module2.temperature and module3.temperature
+    keep their sections, and so does module2.steps beside a table's own "steps"."""
+    taken = set(taken)
     names = {}
     for key in keys:
         parts = key.split(".")
         for size in range(1, len(parts) + 1):
             suffix = ".".join(parts[-size:])
-            if not any(other != key and _ends_with(other, suffix) for other in keys):
+            clash = suffix in taken and suffix != key
+            if not clash and not any(other != key and _ends_with(other, suffix) for other in keys):
                 break
         names[key] = suffix
     return names

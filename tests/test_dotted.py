@@ -26,6 +26,13 @@ def test_short_names_are_the_shortest_suffix_no_other_key_ends_with():
     assert short_names(["seed", "data.seed"]) == {"seed": "seed", "data.seed": "data.seed"}
 
 
+def test_a_searched_key_keeps_its_section_where_the_leaderboard_has_a_column_of_that_name():
+    row = {"trial_id": "t1", "status": "completed", "best_val_acc1": 50.0, "steps_run": 1000}
+    row |= {param_column("module2.steps"): 40, param_column("module3.lr"): 0.001}
+    header = format_leaderboard([row], Objective()).splitlines()[0].split()
+    assert header[-3:] == ["steps", "module2.steps", "lr"]
+
+
 def test_the_leaderboard_and_the_live_view_tell_two_temperatures_apart(capsys):
     row = {"trial_id": "t1", "status": "completed", "best_val_acc1": 50.0}
     row |= {param_column(key): value for key, value in zip(SAME_LAST_PART, VALUES, strict=True)}

@@ -103,9 +103,10 @@ def format_leaderboard(rows: list[dict[str, Any]], objective: Objective, limit: 
     if not rows:
         return "no trials yet"
     keys = param_keys(rows)
-    names = short_names(keys)
     metrics = leaderboard_metrics(objective)
-    header = ["#", "trial", "status", *map(label, metrics), "steps"] + [names[k] for k in keys]
+    fixed = ["#", "trial", "status", *map(label, metrics), "steps"]
+    names = short_names(keys, taken=fixed)
+    header = fixed + [names[k] for k in keys]
     lines = []
     for place, row in enumerate(rank(rows, objective)[:limit], start=1):
         cells = [
