@@ -13,8 +13,10 @@ Then, offline:
 - **Which knobs matter.** fANOVA importance of each searched key for the objective (the mean
   best val over seeds), and each key's effect on the mean test Acc@1: per choice of a
   categorical (mean ± standard error over the trials that drew it), or the Spearman rank
-  correlation of a numeric key's value with it. A knob "moves results" when a choice differs
-  from another by more than two standard errors or its correlation has p < 0.05.
+  correlation of a numeric key's value with it (and, for a shape it cannot see, the mean ±
+  standard error in each third of the key's drawn values). A knob "moves results" when a
+  choice differs from another by more than two standard errors or its correlation has
+  p < 0.05.
 - **Spread.** The trials' mean test Acc@1 (quartiles), and where the defaults land.
 - **Selection at equal compute** (budget: B trial-seeds, B = trials / 2 by default; seed
   ``held_out`` = the last seed is never used to choose): 1 seed, B trials, the best val on the
@@ -81,16 +83,7 @@ def effects(rows: list[dict], space: dict, metric: str) -> dict[str, dict]:
             for choice in spec["choices"]:
                 values = [v for c, v in drawn if c == choice]
                 if values:
-                    error = (
-                        statistics.stdev(values) / math.sqrt(len(values))
-                        if len(values) > 1
-                        else math.nan
-                    )
-                    choices[str(choice)] = {
-                        "n": len(values),
-                        "mean": statistics.fmean(values),
-                        "se": error,
-                    }
+                    choices[str(choice)] = _mean_se(values)
             means = [c for c in choices.values() if c["n"] > 1]
             moves = any(
                 abs(a["mean"] - b["mean"]) > 2 * math.hypot(a["se"], b["se"])
@@ -98,14 +91,30 @@ def effects(rows: list[dict], space: dict, metric: str) -> dict[str, dict]:
             )  # fmt: skip
             out[key] = {"kind": "categorical", "choices": choices, "moves": moves}
         else:
-            rho, p = spearmanr([float(c) for c, _ in drawn], [v for _, v in drawn])
+            values = np.array([float(c) for c, _ in drawn])
+            rho, p = spearmanr(values, [v for _, v in drawn])
+            # Thirds of the drawn values show what the rank correlation cannot: a U shape.
+            edges = np.quantile(values, [1 / 3, 2 / 3])
+            third = np.digitize(values, edges)
             out[key] = {
                 "kind": "numeric",
                 "rho": float(rho),
                 "p": float(p),
                 "moves": bool(p < 0.05),
+                "third_edges": [float(e) for e in edges],
+                "thirds": [
+                    _mean_se([v for (_, v), t in zip(drawn, third, strict=True) if t == k])
+                    for k in range(3)
+                ],
             }
     return out
+
+
+def _mean_se(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "mean": math.nan, "se": math.nan}
+    error = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return {"n": len(values), "mean": statistics.fmean(values), "se": error}
 
 
 def importances(rows: list[dict], space: dict, metric: str) -> dict[str, float]:
@@ -273,7 +282,16 @@ def main() -> None:
                 for c, v in effect["choices"].items()
             )
         else:
-            text = f"rho {effect['rho']:+.2f} (p {effect['p']:.2f})"
+            low, high = effect["third_edges"]
+            thirds = ", ".join(
+                f"{label}: {t['mean']:.1f} ± {t['se']:.1f} (n {t['n']})"
+                for label, t in zip(
+                    (f"< {low:.3g}", f"{low:.3g}–{high:.3g}", f"> {high:.3g}"),
+                    effect["thirds"],
+                    strict=True,
+                )
+            )
+            text = f"rho {effect['rho']:+.2f} (p {effect['p']:.2f}); thirds {thirds}"
         print(f"| {key} | {summary['importance_val'].get(key, 0):.2f} | "
               f"{summary['importance_test'].get(key, 0):.2f} | {text} | "
               f"{'yes' if effect['moves'] else 'no'} |")  # fmt: skip

@@ -88,3 +88,15 @@ def test_the_study_spaces_hold_every_key_they_do_not_search_at_the_default_space
     default = load_space(regime)
     assert study.base_resolved == default.base_resolved
     assert {"module3.lr", "module3.weight_decay", "module2.steps"} == set(study.params)
+
+
+def test_a_numeric_knobs_thirds_show_a_u_shape_its_rank_correlation_misses():
+    space = {"params": {"module3.a": {"type": "float", "low": 0.0, "high": 1.0}}}
+    rows = []
+    for i, value in enumerate([0.1, 0.15, 0.2, 0.45, 0.5, 0.55, 0.8, 0.85, 0.9]):
+        row = _row(i, (0, 0), 0.0, "linear") | {"param:module3.a": value}
+        row["mean_test_acc1"] = 95.0 if 0.3 < value < 0.7 else 90.0
+        rows.append(row)
+    effect = space_study.effects(rows, space, "mean_test_acc1")["module3.a"]
+    assert abs(effect["rho"]) < 0.3 and not effect["moves"]
+    assert [t["mean"] for t in effect["thirds"]] == [90.0, 95.0, 90.0]
