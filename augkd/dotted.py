@@ -63,8 +63,9 @@ def short_names(keys: list[str], taken: Iterable[str] = ()) -> dict[str, str]:
         parts = key.split(".")
         for size in range(1, len(parts) + 1):
             suffix = ".".join(parts[-size:])
-            clash = suffix in taken and suffix != key
-            if not clash and not any(other != key and _ends_with(other, suffix) for other in keys):
+            if suffix not in taken and not any(
+                other != key and _ends_with(other, suffix) for other in keys
+            ):
                 break
         names[key] = suffix
     return names
