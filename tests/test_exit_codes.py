@@ -176,14 +176,18 @@ def test_ctrl_c_of_train_says_one_line_and_leaves_no_file(tmp_path):
     out, cache = tmp_path / "results.json", tmp_path / "cache"
     command = [
         sys.executable, "-m", "augkd.cli", "train", "--method", "ce", "--out", str(out),
-        "--set", "teacher.epochs=20", "--set", f"teacher.cache_dir={cache}",
+        "--set", "teacher.epochs=100", "--set", f"teacher.cache_dir={cache}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     train = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=sigint_as_from_a_terminal,
     )  # fmt: skip
-    assert train.stdout.readline() == "== ce seed 0 ==\n"  # the teacher's 20 epochs start
+    assert train.stdout.readline() == "== ce seed 0 ==\n"
+    # Ctrl-C once the teacher is training, not while the libraries are still importing: a
+    # third-party import can swallow KeyboardInterrupt (the run then ends 0), and one inside
+    # an exec'd string makes CPython re-raise SIGINT at exit (it ends -2).
+    assert train.stdout.readline().startswith("teacher epoch 10/100 ")
     train.send_signal(signal.SIGINT)
     printed, err = train.communicate()
     assert train.returncode == ExitCode.INTERRUPTED, err
