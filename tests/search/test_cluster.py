@@ -88,6 +88,14 @@ def cluster(s3_server):
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def shared_storage(tmp_path_factory) -> Path:
+    """One storage for the module's local searches (each under its own name), as a team shares
+    one: the teacher and Modules 1-2 come from its stage cache after the first search, and
+    these tests are about what happens to trials."""
+    return tmp_path_factory.mktemp("runs")
+
+
 def _ensure_workers(cluster: Cluster, count: int = 2) -> None:
     """Another test may have removed a node; every test starts with ``count`` workers."""
     while len(cluster.worker_nodes) < count:
@@ -159,8 +167,10 @@ def _check_accounts(search_path: str, tracking_uri: str, name: str, num_samples:
 
 
 @pytest.mark.slow
-def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tmp_path):
-    storage, name, samples = tmp_path / "runs", "multinode", 4
+def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(
+    cluster, shared_storage, tmp_path
+):
+    storage, name, samples = shared_storage, "multinode", 4
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _ensure_workers(cluster)
     outcome = run_search(
@@ -186,8 +196,8 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tm
     assert used == _worker_ids(cluster), (used, _worker_ids(cluster))
     assert cluster.head_node.node_id not in used
 
-    # Stage 1 (and the teacher) depend on nothing the search varies: computed once,
-    # before the trials, and loaded from the shared storage by every trial.
+    # Stage 1 (and the teacher) depend on nothing the search varies: computed once (by this
+    # search, or an earlier one in the same storage) and loaded from there by every trial.
     cache = storage / "stage_cache"
     assert len(list((cache / "teacher").glob("*.pt"))) == 1
     assert len(list((cache / "module1").glob("*.pt"))) == 1
@@ -199,8 +209,10 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(cluster, tm
 
 
 @pytest.mark.slow
-def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_path):
-    storage, name, samples = tmp_path / "runs", "nodeloss", 4
+def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(
+    cluster, shared_storage, tmp_path
+):
+    storage, name, samples = shared_storage, "nodeloss", 4
     search_path = str(storage / name)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _ensure_workers(cluster)
@@ -259,8 +271,8 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(cluster, tmp_p
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_loss_or_duplicates(cluster, tmp_path):
-    storage, name, samples = tmp_path / "runs", "driverkill", 4
+def test_killed_driver_resumes_without_loss_or_duplicates(cluster, shared_storage, tmp_path):
+    storage, name, samples = shared_storage, "driverkill", 4
     search_path = str(storage / name)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # As `ray submit` does: search.py alone in an empty folder, the package installed.

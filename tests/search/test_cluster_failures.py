@@ -197,8 +197,10 @@ def test_shared_stage_task_that_keeps_losing_its_node_ends_with_the_command_that
 
     watcher = threading.Thread(target=lose_the_stage_tasks_node_twice, daemon=True)
     watcher.start()
-    # Module 1 long enough to be caught running; its progress saved every epoch
-    slow = ["module1.epochs=60", "stage_checkpoint_minutes=0", "stage_retries=1"]
+    # Module 1 in many cheap epochs: long enough to be caught running twice, its progress saved
+    # every epoch, and quick to finish once a healthy node continues it
+    slow = ["module1.epochs=60", "module1.batch_size=8", "module1.student_steps=1",
+            "stage_checkpoint_minutes=0", "stage_retries=1"]  # fmt: skip
     try:
         code = search_main(_args(tmp_path, "spot", cluster.address, *slow))
     finally:
