@@ -114,7 +114,9 @@ def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 tracking_uri=f"sqlite:///{root}/mlflow.db",
                 smoke_test=True,
                 num_samples=3,
-                overrides=TINY_SEARCH,
+                # a fresh worker process per trial, as Tune does by default (pinned in
+                # tests/search/test_evaluate.py); the other searches reuse them
+                overrides=[*TINY_SEARCH, "reuse_actors=false"],
             ),
             echo=lambda *_: None,
         )

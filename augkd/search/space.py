@@ -185,6 +185,10 @@ class SearchSpace(_Strict):
     max_concurrent: int = Field(2, ge=1)
     resources: Resources = Field(default_factory=Resources)
     max_failures: int = Field(2, ge=0)
+    reuse_actors: bool = True
+    """A finished trial's worker process runs the next trial (Tune's reuse_actors): no new
+    process that imports torch again (seconds a trial, all before its first rung), and the
+    rendered fonts/forms images stay decoded. False: a fresh process for each trial."""
     checkpoint_minutes: float = Field(10.0, ge=0)
     """A trial checkpoints at ASHA's rungs, at its last epoch, and at most this often
     otherwise (0: every epoch). A lost node repeats at most this much of a trial."""

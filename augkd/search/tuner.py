@@ -91,6 +91,7 @@ def build_or_restore_tuner(
             metric=None if own_metric or not single else objective.metric,
             mode=None if own_metric or not single else objective.mode,
             time_budget_s=options.time_budget,
+            reuse_actors=space.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=name,

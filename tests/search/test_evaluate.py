@@ -30,6 +30,7 @@ from augkd.search.evaluate import (
 )
 from augkd.search.results import load_results
 from augkd.search.tracking import TRIAL_TAG
+from tests.search.conftest import trial_worker_pids
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,13 @@ def test_evaluate_prints_a_paired_table_against_the_best_baseline(evaluated):
     ce = next(line for line in lines if line.startswith("ce"))
     assert f"{mean:+.1f} ± {error:.1f}" in rank1
     assert f"{statistics.fmean(by[('ce', s)] for s in (1, 2)):.1f} ±" in ce
+
+
+def test_without_actor_reuse_every_trial_gets_a_fresh_worker_process(tiny_search):
+    """tiny_search sets reuse_actors=false (the other searches reuse; test_objective.py)."""
+    pids = trial_worker_pids(tiny_search["path"])
+    assert len(pids) == 3 and all(len(of_trial) == 1 for of_trial in pids.values())
+    assert len(set().union(*pids.values())) == 3, pids
 
 
 def test_the_plan_holds_the_top_k_the_defaults_once_and_the_baselines(tiny_search):

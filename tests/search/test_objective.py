@@ -21,6 +21,7 @@ from augkd.search.runner import SearchOptions, run_search
 from augkd.search.space import Objective, recorded_objective, recorded_space
 from augkd.search.tracking import TRIAL_TAG
 from tests.conftest import TINY_SEARCH
+from tests.search.conftest import trial_worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +146,11 @@ def test_the_defaults_are_a_candidate_of_their_own_when_no_top_k_trial_is_them(
     assert [c.label for c in candidates] == ["rank1", "rank2", "rank3", DEFAULTS, "ce"]
     assert [c.is_defaults for c in candidates] == [False, False, False, True, False]
     assert candidates[3].config.module3.a == 0.55 and seeds == [1, 2]
+
+
+def test_a_finished_trials_worker_process_runs_a_later_trial(loss_search):
+    """reuse_actors (on by default): three trials, two at a time, run to their ends in two
+    worker processes; the third did not pay for a process of its own."""
+    pids = trial_worker_pids(loss_search["outcome"].search_path)
+    assert len(pids) == 3 and all(len(of_trial) == 1 for of_trial in pids.values())
+    assert len(set().union(*pids.values())) == 2, pids
