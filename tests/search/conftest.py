@@ -17,12 +17,20 @@ def local_ray():
     ray.shutdown()
 
 
-def trial_worker_pids(search_path: str) -> dict[str, set[int]]:
-    """Trial id -> the worker process ids that reported its results (Tune's ``pid``)."""
-    pids: dict[str, set[int]] = {}
+def trial_results(search_path: str) -> dict[str, list[dict]]:
+    """Every result Tune received, per trial, from the trial folders' result.json."""
+    reports: dict[str, list[dict]] = {}
     for path in Path(search_path).glob("*/result.json"):
         for line in path.read_text().splitlines():
             if line.strip():
                 result = json.loads(line)
-                pids.setdefault(result["trial_id"], set()).add(result["pid"])
-    return pids
+                reports.setdefault(result["trial_id"], []).append(result)
+    return reports
+
+
+def trial_worker_pids(search_path: str) -> dict[str, set[int]]:
+    """Trial id -> the worker process ids that reported its results (Tune's ``pid``)."""
+    return {
+        trial: {result["pid"] for result in results}
+        for trial, results in trial_results(search_path).items()
+    }

@@ -37,6 +37,7 @@ from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
 from augkd.search.study import load_study
 from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
+from tests.search.conftest import trial_results
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "augkd-digits"
@@ -105,17 +106,6 @@ def _ensure_workers(cluster: Cluster, count: int = 2) -> None:
 
 def _worker_ids(cluster: Cluster) -> set[str]:
     return {node.node_id for node in cluster.worker_nodes}
-
-
-def _reports(search_path: str) -> dict[str, list[dict]]:
-    """Every result Tune received, per trial, from the trial folders' result.json."""
-    reports: dict[str, list[dict]] = {}
-    for path in Path(search_path).glob("*/result.json"):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                result = json.loads(line)
-                reports.setdefault(result["trial_id"], []).append(result)
-    return reports
 
 
 def _rows(search_path: str) -> list[dict]:
@@ -187,7 +177,7 @@ def test_search_spreads_over_worker_nodes_and_shares_stage_artifacts(
     rows = _check_accounts(outcome.search_path, tracking_uri, name, samples)
     nodes_of = {
         trial: {r["node_id"] for r in results}
-        for trial, results in _reports(outcome.search_path).items()
+        for trial, results in trial_results(outcome.search_path).items()
     }
     assert set(nodes_of) == {row["trial_id"] for row in rows}
     for trial, nodes in nodes_of.items():
@@ -223,7 +213,7 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(
     def remove_a_busy_node() -> None:
         """Crash the node of the first trial that has reported an epoch and has more to run."""
         while not done.is_set():
-            for trial, results in _reports(search_path).items():
+            for trial, results in trial_results(search_path).items():
                 last = results[-1]
                 if 1 <= last["epoch"] < EPOCHS - 1 and last["node_id"] in worker:
                     victim = last["node_id"]
@@ -254,7 +244,7 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(
     assert lost["node_id"] not in _worker_ids(cluster)
 
     _check_accounts(search_path, tracking_uri, name, samples)
-    reports = _reports(search_path)
+    reports = trial_results(search_path)
     victim = reports[lost["trial"]]
     story = [(r["epoch"], r["node_id"], r["iterations_since_restore"]) for r in victim]
     on_lost = [r["epoch"] for r in victim if r["node_id"] == lost["node_id"]]
