@@ -60,6 +60,11 @@ def _end(pids: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0] != "Z"
@@ -107,12 +112,13 @@ def test_a_server_starts_in_the_background_once(tmp_path):
         first = _start_once(*command)
         assert first.returncode == 0, first.stderr
         assert first.stdout.startswith("augkd: started web in the background (pid ")
-        while True:  # until it listens (or dies, which fails the test)
-            [server] = _processes_mentioning(marker)
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        # Until it listens; one that died fails the test. (Until the background child has
+        # exec'd, its command line is the script's own, with this test's pytest folder in it.)
+        started = int(first.stdout.split("(pid ", 1)[1].split(",", 1)[0])
+        while not _listening(port):
+            assert _alive(started) or _processes_mentioning(marker), "the server died"
             time.sleep(0.1)
+        [server] = _processes_mentioning(marker)
         again = _start_once(*command)
         assert again.returncode == 0 and "web already runs on this node" in again.stdout
         assert _processes_mentioning(marker) == {server}
