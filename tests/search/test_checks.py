@@ -92,6 +92,11 @@ def test_trial_count_is_blamed_on_the_flag_that_set_it(refused):
     assert "--set num_samples:" in line and "search-space key" not in line
 
 
+def test_a_reuse_actors_that_is_not_true_or_false_is_refused_naming_the_key(refused):
+    line = refused("--set", "reuse_actors=maybe")
+    assert "--set reuse_actors: Input should be a valid boolean" in line
+
+
 def test_resume_of_nothing_is_refused(refused):
     line = refused("--resume", "--name", "never-ran")
     assert "/never-ran' holds no saved search to resume" in line
