@@ -47,7 +47,7 @@ from augkd.search.space import PACKAGED_SPACES, load_space
 from augkd.seed_stats import format_mean_std, paired_difference
 from augkd.teacher import default_cache_root
 
-BENCHMARKS = ("digits", "fonts", "forms")
+BENCHMARKS = ("digits", "fonts", "forms", "tablet")
 BASELINES = ("ce", "kd", "dfkd")
 ENTRIES: dict[str, dict[str, Any]] = {
     "augkd": {"method": "augkd"},

@@ -27,7 +27,12 @@ from augkd.runtime import resolve_device
 from augkd.search.space import PACKAGED_SPACES, load_space
 from augkd.teacher import Teacher, load_teacher, teacher_split
 
-BENCHMARKS: dict[str, list[str] | None] = {"digits": list(SHIFTS), "fonts": None, "forms": None}
+BENCHMARKS: dict[str, list[str] | None] = {
+    "digits": list(SHIFTS),
+    "fonts": None,
+    "forms": None,
+    "tablet": None,
+}
 """Benchmark -> the student domains to measure (None: its space's student domain)."""
 
 

@@ -20,6 +20,7 @@ BUILT_IN_LOADERS: dict[str, tuple[str, str]] = {
     "digits": ("augkd.data.digits", "load_digits_domain"),
     "fonts": ("augkd.data.fonts", "load_fonts_domain"),
     "forms": ("augkd.data.forms", "load_forms_domain"),
+    "tablet": ("augkd.data.tablet", "load_tablet_domain"),
 }
 """Built-in benchmarks (no download): source -> (module, loader of one domain at a size),
 imported only when used (the fonts renderers need matplotlib and fontTools)."""

@@ -123,7 +123,7 @@ def _printed(image_size: int) -> LabelledImages:
             )
             labels.append(digit)
     grey = torch.from_numpy(np.stack(images)).unsqueeze(1)
-    return _as_domain(grey, torch.tensor(labels, dtype=torch.int64))
+    return as_domain(grey, torch.tensor(labels, dtype=torch.int64))
 
 
 def _handwritten(image_size: int) -> LabelledImages:
@@ -139,10 +139,10 @@ def upsampled_8x8(images: torch.Tensor, labels: torch.Tensor, image_size: int) -
     grey = torch.nn.functional.interpolate(
         images.unsqueeze(1), size=(image_size, image_size), mode="bilinear", align_corners=False
     )
-    return _as_domain(grey, labels)
+    return as_domain(grey, labels)
 
 
-def _as_domain(grey: torch.Tensor, labels: torch.Tensor) -> LabelledImages:
+def as_domain(grey: torch.Tensor, labels: torch.Tensor) -> LabelledImages:
     rgb = grey.clamp(0, 1).expand(-1, 3, -1, -1)
     as_bytes = (rgb * 255).round().to(torch.uint8).contiguous()
     return LabelledImages(as_bytes, labels, [str(c) for c in range(10)])
