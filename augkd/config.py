@@ -74,9 +74,9 @@ def _known_architecture(arch: str) -> str:
 class DataConfig(_Section):
     """Where teacher-domain and student-domain images come from."""
 
-    source: Literal[
-        "digits", "fonts", "forms", "tablet", "folders", "listfile", "torchvision"
-    ] = "digits"
+    source: Literal["digits", "fonts", "forms", "tablet", "folders", "listfile", "torchvision"] = (
+        "digits"
+    )
     """digits: built-in benchmark; fonts: built-in printed -> handwritten digits benchmark;
     forms: built-in handwritten -> typed digits benchmark (the teacher mostly right);
     tablet: built-in scanned forms (printed + handwritten) -> pen-written digits (the
