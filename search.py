@@ -14,6 +14,7 @@ import sys
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from augkd.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
+    from augkd.search.racing import add_race_flags
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="fonts", help="search-space YAML (or a packaged name)")
@@ -46,8 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(as `augkd evaluate`)",
     )  # fmt: skip
     parser.add_argument(
-        "--eval-seeds", type=positive_int, default=5, help="fresh seeds for --evaluate"
-    )
+        "--eval-seeds", type=positive_int, default=3,
+        help="fresh seeds of --evaluate's first round",
+    )  # fmt: skip
+    add_race_flags(parser, "--eval-seeds")
     parser.add_argument(
         "--baselines", default="ce,kd,dfkd", help="baselines for --evaluate (comma-separated)"
     )
@@ -85,13 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     def search() -> None:
         if args.evaluate:
             from augkd.search.evaluate import parse_baselines, run_evaluation
+            from augkd.search.racing import RaceSettings
 
             baselines = parse_baselines(args.baselines)  # refused before the search starts
+            RaceSettings(first_seeds=args.eval_seeds, max_seeds=args.max_seeds, margin=args.margin)
         outcome = run_search(options)
         if args.evaluate:
             evaluation = run_evaluation(
                 outcome.search_path, args.evaluate, args.eval_seeds, baselines,
-                outcome.tracking_uri,
+                outcome.tracking_uri, max_seeds=args.max_seeds, margin=args.margin,
             )  # fmt: skip
             print(evaluation.table())
 

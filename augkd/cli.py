@@ -205,15 +205,19 @@ def _add_search_arg(parser: argparse.ArgumentParser, tracking: bool = True) -> N
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from augkd.search.evaluate import parse_baselines, plan, run_evaluation
+    from augkd.search.racing import RaceSettings
     from augkd.search.ray_session import init_ray
 
     search = _search_folder(args)
     baselines = parse_baselines(args.baselines)
-    plan(search, args.top_k, args.seeds, baselines)  # bad input is named before Ray starts
+    # bad input is named before Ray starts
+    RaceSettings(first_seeds=args.seeds, max_seeds=args.max_seeds, margin=args.margin)
+    plan(search, args.top_k, args.seeds, baselines)
     _tell(f"[evaluate] {init_ray(args.address).summary}")
     evaluation = run_evaluation(
-        search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell
-    )
+        search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell,
+        max_seeds=args.max_seeds, margin=args.margin,
+    )  # fmt: skip
     print(evaluation.table())
     return 0
 
@@ -228,6 +232,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from augkd.config import METHODS
+    from augkd.search.racing import add_race_flags
 
     parser = ArgumentParser(prog="augkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_search_arg(evaluate)
     evaluate.add_argument("--top-k", type=positive_int, default=3, help="configs to re-run, by val")
-    evaluate.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds per method")
+    evaluate.add_argument(
+        "--seeds", type=positive_int, default=3, help="fresh seeds of the first round"
+    )
+    add_race_flags(evaluate, "--seeds")
     evaluate.add_argument(
         "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
     )

@@ -9,6 +9,9 @@ import math
 import statistics
 from dataclasses import dataclass
 
+CONFIDENCE = 0.95
+"""The level of every confidence interval augkd prints."""
+
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation over seeds (0 for a single value)."""
@@ -38,6 +41,26 @@ class PairedDifference:
     def beyond(self, errors: float = 2.0) -> bool:
         """Whether the mean lies more than ``errors`` standard errors from zero."""
         return math.isfinite(self.error) and abs(self.mean) > errors * self.error
+
+    def half_width(self, level: float = CONFIDENCE) -> float:
+        """Half the width of the two-sided ``level`` confidence interval of the mean
+        (Student's t over the seeds); nan with a single seed."""
+        if not math.isfinite(self.error) or self.seeds < 2:
+            return math.nan
+        from scipy.stats import t
+
+        return float(t.ppf(0.5 + level / 2, self.seeds - 1)) * self.error
+
+    def interval(self, level: float = CONFIDENCE) -> tuple[float, float]:
+        width = self.half_width(level)
+        return self.mean - width, self.mean + width
+
+    def with_interval(self, level: float = CONFIDENCE) -> str:
+        """'+1.4 ± 0.3' with the interval's half width (not the standard error)."""
+        width = self.half_width(level)
+        return (
+            f"{self.mean:+.1f}" if not math.isfinite(width) else f"{self.mean:+.1f} ± {width:.1f}"
+        )
 
     def ratio(self) -> float:
         """mean / standard error (nan when there is no error to divide by)."""

@@ -52,7 +52,8 @@ def plot_baselines(data: SearchData, path: str | None = None, metric: str = TEST
             '[seed0, seed1, ...]}, "ce": {...}}}).',
         )
     try:
-        methods = json.loads(read_bytes(found))["methods"]
+        payload = json.loads(read_bytes(found))
+        methods = payload["methods"]
         series = {
             name: [v for v in map(num, values[metric]) if v is not None]
             for name, values in methods.items()
@@ -81,4 +82,10 @@ def plot_baselines(data: SearchData, path: str | None = None, metric: str = TEST
         fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
-    return Section(key, title, figure=figure)
+    verdict = (payload.get("verdict") or {}).get("sentence")
+    recipes = payload.get("recipes") or {}
+    note = f"Verdict: {verdict}." if verdict else None
+    if recipes:
+        said = "; ".join(f"{m} at {r}" for m, r in recipes.items())
+        note = f"{note + ' ' if note else ''}Baselines' recipes (the better val kept): {said}."
+    return Section(key, title, figure=figure, note=note)

@@ -16,7 +16,7 @@ import yaml
 from augkd.dotted import short_names
 from augkd.errors import ConfigError, DataError
 from augkd.locations import RESULTS_FILE
-from augkd.metric_names import BEST_VAL_ACC1, TEST_ACC1, label, ranking_value
+from augkd.metric_names import BEST_VAL_ACC1, STEP, TEST_ACC1, label, ranking_value
 from augkd.search.space import Objective, recorded_objective
 from augkd.storage import join_uri, read_bytes, uri_is_file, write_bytes
 
@@ -143,6 +143,43 @@ def ranked_completed(search_path: str) -> list[dict[str, Any]]:
             "or resume it with --resume."
         )
     return ranked
+
+
+def value_at_step(row: dict[str, Any], metric: str, step: float) -> float | None:
+    """The trial's ``metric`` at its last val pass at or before optimizer step ``step``
+    (what ASHA compared at a rung there); None when it reported none by then."""
+    history = json.loads(row.get("history_json") or "[]")
+    seen = [h for h in history if h.get(STEP) is not None and h[STEP] <= step and metric in h]
+    return seen[-1][metric] if seen else None
+
+
+def steps_reached(row: dict[str, Any]) -> float:
+    """The last optimizer step the trial reported (0 for none)."""
+    history = json.loads(row.get("history_json") or "[]")
+    return max((float(h[STEP]) for h in history if h.get(STEP) is not None), default=0.0)
+
+
+def ranked_at_common_step(
+    rows: list[dict[str, Any]], objective: Objective, top_k: int
+) -> list[tuple[dict[str, Any], float]]:
+    """The ``top_k`` best trials (row, step judged at), compared at equal fidelity: at the
+    highest optimizer step that at least ``top_k`` trials reached (a rung, under ASHA, or the
+    full budget when enough completed), by the objective's value there. Only completed
+    trials would leave fewer candidates than asked whenever ASHA completes fewer; a trial
+    stopped at a rung is judged where it stood against the others at that same step.
+    Failed trials are never candidates."""
+    usable = [r for r in rows if r.get("status") != "failed" and steps_reached(r) > 0]
+    if not usable:
+        return []
+    reached = sorted((steps_reached(r) for r in usable), reverse=True)
+    step = reached[min(top_k, len(reached)) - 1]
+    judged = []
+    for row in usable:
+        value = value_at_step(row, objective.metric, step) if steps_reached(row) >= step else None
+        if value is not None:
+            judged.append((row, step, ranking_value(value, objective.mode)))
+    judged.sort(key=lambda item: -item[2])
+    return [(row, step) for row, step, _ in judged[:top_k]]
 
 
 def best_completed(search_path: str) -> dict[str, Any]:
