@@ -237,11 +237,16 @@ class SearchSpace(_Strict):
         return tuple(dict.fromkeys(o.metric for o in objectives if o is not None))
 
 
-def write_recorded_space(search_path: str, space: SearchSpace) -> None:
-    """The resolved space next to the results: what ranks them (its objective), and the
-    distributions analysis needs (fANOVA)."""
+def write_recorded_space(
+    search_path: str, space: SearchSpace, tracking_uri: str | None = None
+) -> None:
+    """The resolved space next to the results: what ranks them (its objective), the
+    distributions analysis needs (fANOVA), and the MLflow store its runs went to (so that
+    `augkd report` finds it without --tracking-uri)."""
     payload = space.model_dump(mode="json")
     payload["base_resolved"] = space.base_resolved
+    if tracking_uri is not None:
+        payload["tracking_uri"] = tracking_uri
     write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
 
 
