@@ -84,17 +84,44 @@ def _require_path(filesystem: pafs.FileSystem, path: str, shown: str) -> pafs.Fi
 # --------------------------------------------------------------------------- decoding
 
 
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+"""PIL's modes of 16-bit greyscale (PNG, TIFF); ``convert("RGB")`` clips them at 255,
+which turns an ordinary 16-bit scan into a nearly all-white image."""
+
+
+def _as_rgb(img: Image.Image, shown: str) -> Image.Image:
+    """RGB as a viewer shows the image: deeper greyscale scaled to 8 bits, not clipped;
+    pixels whose range cannot be known (floating point) refused."""
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise DataError(
+                f"Image '{shown}' holds 32-bit integer pixels outside the 16-bit range, which "
+                "augkd cannot map to 8 bits faithfully; convert it to an 8-bit PNG or JPEG."
+            )
+        grey = np.rint(values / 257.0).astype(np.uint8)  # 65535 -> 255, full scale to full
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if img.mode == "F":
+        raise DataError(
+            f"Image '{shown}' holds floating-point pixels (PIL mode F), whose range augkd "
+            "cannot know; convert it to an 8-bit PNG or JPEG."
+        )
+    return img.convert("RGB")
+
+
 def _decode(data: bytes, shown: str, image_size: int) -> np.ndarray:
     """Decode one file to an RGB uint8 array [S, S, 3], or name the file that failed."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             # JPEG can decode at a reduced scale directly, which is much faster for big photos.
             img.draft("RGB", (image_size, image_size))
-            rgb = img.convert("RGB")
+            rgb = _as_rgb(img, shown)
             if rgb.size != (image_size, image_size):
                 # PIL's bilinear filter widens its support when shrinking, i.e. it antialiases.
                 rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.array(rgb, dtype=np.uint8)  # writable copy, safe for torch.from_numpy
+    except DataError:
+        raise
     except _DECODE_ERRORS as err:
         raise DataError(
             f"Image '{shown}' could not be decoded ({err}); remove or replace the file."
