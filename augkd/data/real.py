@@ -328,6 +328,18 @@ def _names_from_folders(labels: list[int], folders: list[str | None]) -> list[st
     return names if len(set(names)) == count else fallback
 
 
+def _require_every_label(labels: list[int], shown_list: str) -> None:
+    """Labels 0..max each need images: a gap would be an empty class, and the classes
+    would lose their folder names (class_0, class_1, ...)."""
+    missing = sorted(set(range(max(labels) + 1)) - set(labels))
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise DataError(
+            f"List file '{shown_list}' has no images for label {shown} (its labels run from 0 "
+            f"to {max(labels)}); list images of every label, or renumber the labels without gaps."
+        )
+
+
 def scan_list_file(
     list_path: str | Path,
     root: str | Path | None = None,
@@ -379,6 +391,7 @@ def scan_list_file(
             )
         names = list(class_names)
     else:
+        _require_every_label(labels, shown_list)
         names = _names_from_folders(labels, folders)
     listing = [
         (p, int(i.size or 0), int(i.mtime_ns or 0)) for p, i in zip(paths, infos, strict=True)

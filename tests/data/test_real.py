@@ -160,8 +160,18 @@ def test_list_file_reads_paths_and_labels(tmp_path: Path) -> None:
     assert named.labels.tolist() == [2, 0]
     assert named.class_names == ["a", "b", "c"]
 
-    unnamed = load_list_file(other, image_size=10, root=tmp_path)
-    assert unnamed.class_names == ["class_0", "class_1", "class_2"]  # label 1 has no images
+
+def test_list_file_label_without_images_is_refused(tmp_path: Path) -> None:
+    """Label 1 with no images used to become an empty class, and every class lost its
+    folder name (class_0, class_1, class_2)."""
+    _make_domain(tmp_path, classes=["bird", "dog"], per_class=1)
+    (tmp_path / "list.txt").write_text("dog/img0.png 2\nbird/img0.png 0\n")
+    with pytest.raises(DataError) as refused:
+        load_list_file(tmp_path / "list.txt", image_size=10)
+    assert str(refused.value) == (
+        f"List file '{tmp_path / 'list.txt'}' has no images for label 1 (its labels run from 0 "
+        "to 2); list images of every label, or renumber the labels without gaps."
+    )
 
 
 def test_list_file_bad_line_names_line_number(tmp_path: Path) -> None:
