@@ -147,7 +147,7 @@ def check_splits(
         if len(indices[part]) < config.min_eval_images:
             raise ConfigError(
                 f"Student domain '{config.student_domain}' leaves {len(indices[part])} {part} "
-                f"images with data.split={list(config.split)}, fewer than "
+                f"image{'' if len(indices[part]) == 1 else 's'} with data.split={list(config.split)}, fewer than "
                 f"data.min_eval_images={config.min_eval_images}, so its accuracies would mean "
                 "little; add images, give val and test larger shares, or lower "
                 "data.min_eval_images."

@@ -36,7 +36,7 @@ def test_one_val_and_one_test_image_are_refused_naming_the_key(tmp_path):
     with pytest.raises(ConfigError) as refused:
         load_student_splits(_data(tmp_path), 0, CPU)
     assert str(refused.value) == (
-        "Student domain 'pen' leaves 1 val images with data.split=[0.8, 0.1, 0.1], fewer than "
+        "Student domain 'pen' leaves 1 val image with data.split=[0.8, 0.1, 0.1], fewer than "
         "data.min_eval_images=10, so its accuracies would mean little; add images, give val "
         "and test larger shares, or lower data.min_eval_images."
     )
