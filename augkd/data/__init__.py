@@ -144,10 +144,12 @@ def check_splits(
     """Splits whose numbers would mislead: val or test too small to measure anything (one
     image reports Acc 0 or 100), or a class the student never trains on."""
     for part in ("val", "test"):
-        if len(indices[part]) < config.min_eval_images:
+        count = len(indices[part])
+        if count < config.min_eval_images:
+            images = "image" if count == 1 else "images"
             raise ConfigError(
-                f"Student domain '{config.student_domain}' leaves {len(indices[part])} {part} "
-                f"image{'' if len(indices[part]) == 1 else 's'} with data.split={list(config.split)}, fewer than "
+                f"Student domain '{config.student_domain}' leaves {count} {part} {images} with "
+                f"data.split={list(config.split)}, fewer than "
                 f"data.min_eval_images={config.min_eval_images}, so its accuracies would mean "
                 "little; add images, give val and test larger shares, or lower "
                 "data.min_eval_images."

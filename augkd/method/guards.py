@@ -77,10 +77,11 @@ class StepWatch:
             )
 
     def check(self, losses: LossWatch, loss: float, epoch: int, stage: str) -> None:
-        """The loss of the steps since the last look (first against the first step's),
+        """The mean loss of the steps since the last look (against the first step's),
         then their gradients; ``stage`` names them ("Module 3")."""
-        if losses.first is None and self.first_loss is not None:
-            losses.check(self.first_loss, f"{stage} training loss at its first step")
+        first = None if self.first_loss is None else float(self.first_loss)
+        if losses.first is None and first is not None and math.isfinite(first):
+            losses.first = first  # a NaN at the first step keeps NaN's sentence, below
         losses.check(loss, f"{stage} training loss at epoch {epoch}")
         norms, self.gradient_norms = self.gradient_norms, None
         if norms is not None and not math.isfinite(float(norms)):

@@ -72,3 +72,14 @@ def test_nan_keeps_its_sentence():
         "Module 3 training loss at epoch 1 became nan (training diverged); lower module3.lr "
         "or check the data."
     )
+
+
+def test_nan_at_the_first_step_keeps_the_sentence_of_its_epoch():
+    watch = StepWatch()
+    watch.after_step(torch.tensor(float("nan")), [], gradients=True)
+    with pytest.raises(DivergedError) as diverged:
+        watch.check(LossWatch("module3.lr"), float("nan"), 1, "Module 3")
+    assert str(diverged.value) == (
+        "Module 3 training loss at epoch 1 became nan (training diverged); lower module3.lr "
+        "or check the data."
+    )
