@@ -13,7 +13,7 @@ from augkd.config import parse_override
 from augkd.dotted import flatten_dotted, get_dotted, set_dotted
 from augkd.errors import ConfigError
 from augkd.locations import default_storage, latest_search, resolve_tracking_uri, storage_root
-from augkd.search.checks import check_before_ray, check_resumable
+from augkd.search.checks import check_before_ray, check_fixed_keys_on_resume, check_resumable
 from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
 from augkd.storage import join_uri
 
@@ -174,4 +174,5 @@ def place_search(options: SearchOptions, space: SearchSpace) -> SearchPlace:
     search_path = join_uri(storage, name)
     if options.resume:
         check_resumable(search_path)
+        check_fixed_keys_on_resume(space, search_path)
     return SearchPlace(storage, name, search_path, tracking_uri)

@@ -187,3 +187,22 @@ def test_set_of_a_searched_key_to_its_condition_keeps_the_conditional_key_search
     )
     assert space.params["module3.teacher_fade"].when is None
     assert len(said) == 1
+
+
+def test_set_added_on_resume_for_a_searched_key_is_refused(tmp_path):
+    """The restored searcher would sample the key and override the --set value; a key the
+    search fixed from its start stays fixed on resume."""
+    from augkd.search.checks import check_fixed_keys_on_resume
+    from augkd.search.space import write_recorded_space
+
+    started = prepare_space(SearchOptions(space="digits"), lambda _: None)
+    write_recorded_space(str(tmp_path), started)
+    again = prepare_space(SearchOptions(space="digits", overrides=["module3.a=0.5"]), print)
+    with pytest.raises(ConfigError) as refused:
+        check_fixed_keys_on_resume(again, str(tmp_path))
+    assert str(refused.value) == (
+        "--set module3.a: the search being resumed samples this key, and a resumed search "
+        "keeps its space; drop the --set, or start a new search to fix it."
+    )
+    write_recorded_space(str(tmp_path), again)  # fixed from the start: resumes as it ran
+    check_fixed_keys_on_resume(again, str(tmp_path))
