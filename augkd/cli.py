@@ -140,12 +140,15 @@ def _search_folder(args: argparse.Namespace) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from augkd.outputs import check_folder_writable
-    from augkd.search.results import export_best
+    from augkd.search.results import export_best, fewer_completed
 
     check_folder_writable(args.out, "--out")
     search = _search_folder(args)
-    for path in export_best(search, args.top_k, args.out):
+    written = export_best(search, args.top_k, args.out)
+    for path in written:
         print(path)
+    if len(written) < args.top_k:
+        _tell(fewer_completed(search, len(written), args.top_k))
     if args.register:
         from augkd.locations import resolve_tracking_uri
         from augkd.search.model_logging import register_model
@@ -172,8 +175,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from augkd.outputs import check_local_folder
     from augkd.report import write_report
 
+    if args.out is not None:
+        check_local_folder(args.out, "--out")
     index = write_report(args.search, args.out, tracking_uri=args.tracking_uri, echo=_tell)
     print(f"report written to {index}")
     return 0

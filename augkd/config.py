@@ -29,6 +29,9 @@ from augkd.errors import ConfigError
 
 LOCATION_KEYS = ("teacher.cache_dir",)
 """Keys that say where things are kept, not what they are (left out of digests)."""
+CHECK_KEYS = ("data.min_eval_images",)
+"""Keys that only refuse inputs, never change what a stage computes (left out of digests,
+so adding one keeps every stage key of an existing config)."""
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
 Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -95,6 +98,10 @@ class DataConfig(_Section):
     and test in the ratio of data.split's val and test shares; None splits by data.split."""
     augment: bool = True
     download: bool = False
+    min_eval_images: int = Field(10, ge=1)
+    """The fewest images the student domain's val and test splits may each hold; fewer is
+    refused (one val and one test image trained, and reported test Acc@3 = 100). Lower it
+    knowingly for tiny test data. A check only: never part of a stage key."""
 
     @field_validator("split")
     @classmethod
@@ -309,9 +316,9 @@ class Config(_Section):
         """Content hash of the named sections (all when none): the stage-cache key.
 
         Location keys (LOCATION_KEYS) are left out: where a cache lives must not change
-        what is in it."""
+        what is in it; so are keys that only refuse inputs (CHECK_KEYS)."""
         data = self.to_dict()
-        for key in LOCATION_KEYS:
+        for key in LOCATION_KEYS + CHECK_KEYS:
             section, _, name = key.rpartition(".")
             data.get(section, {}).pop(name, None)
         chosen = {name: data[name] for name in sections} if sections else data

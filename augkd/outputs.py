@@ -35,6 +35,22 @@ def check_folder_writable(uri: str, flag: str) -> None:
         ) from None
 
 
+def check_local_folder(path: str, flag: str) -> None:
+    """A local folder that exists or can be made, checked without making it (a command
+    that refuses its other input afterwards leaves nothing behind)."""
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{flag} '{path}' is a file, not a folder; pass a folder path.")
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"{flag} '{path}' cannot be made: '{ancestor}' is a file, not a folder; "
+            f"choose another {flag}."
+        )
+
+
 def check_file_writable(path: str, flag: str) -> None:
     """A file path that is not a folder, inside a folder that exists or can be made."""
     target = Path(path).expanduser()

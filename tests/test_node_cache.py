@@ -234,7 +234,7 @@ def test_trials_on_a_node_that_joins_later_download_each_artifact_once(
     data_root, teacher_uri = _domain_and_teacher_on_s3(root)
     overrides = [
         "resources.cpu=1", "max_concurrent=2", "data.source=folders", f"data.root={data_root}",
-        "data.student_domain=dslr", "data.split=[0.5, 0.25, 0.25]",
+        "data.student_domain=dslr", "data.split=[0.5, 0.25, 0.25]", "data.min_eval_images=4",
         f"teacher.checkpoint={teacher_uri}", "module1.iters_per_epoch=2", "module2.epochs=1",
         "module3.epochs=2", "scheduler.grace_period=1",
         "module3.batch_size=4",

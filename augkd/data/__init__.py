@@ -138,6 +138,32 @@ def per_class_split_indices(
     return {"train": torch.cat(train), "val": pool[:n_val], "test": pool[n_val:]}
 
 
+def check_splits(
+    config: DataConfig, domain: LabelledImages, indices: dict[str, torch.Tensor]
+) -> None:
+    """Splits whose numbers would mislead: val or test too small to measure anything (one
+    image reports Acc 0 or 100), or a class the student never trains on."""
+    for part in ("val", "test"):
+        count = len(indices[part])
+        if count < config.min_eval_images:
+            images = "image" if count == 1 else "images"
+            raise ConfigError(
+                f"Student domain '{config.student_domain}' leaves {count} {part} {images} with "
+                f"data.split={list(config.split)}, fewer than "
+                f"data.min_eval_images={config.min_eval_images}, so its accuracies would mean "
+                "little; add images, give val and test larger shares, or lower "
+                "data.min_eval_images."
+            )
+    trained = set(domain.labels[indices["train"]].tolist())
+    missing = [name for c, name in enumerate(domain.class_names) if c not in trained]
+    if missing:
+        raise DataError(
+            f"Student domain '{config.student_domain}' has no train image of class "
+            f"{', '.join(repr(m) for m in missing[:5])} with data.split={list(config.split)}; "
+            "add images of it or give train a larger share."
+        )
+
+
 def load_student_splits(
     config: DataConfig, seed: int, device: torch.device, cache: StageCache | None = None
 ) -> StudentSplits:
@@ -151,6 +177,7 @@ def load_student_splits(
             f"Student domain '{config.student_domain}' has {len(domain)} images, too few for "
             f"data.split={list(config.split)}; add images or change the split."
         )
+    check_splits(config, domain, indices)
 
     def take(part: str) -> tuple[torch.Tensor, torch.Tensor]:
         rows = indices[part]

@@ -84,17 +84,44 @@ def _require_path(filesystem: pafs.FileSystem, path: str, shown: str) -> pafs.Fi
 # --------------------------------------------------------------------------- decoding
 
 
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+"""PIL's modes of 16-bit greyscale (PNG, TIFF); ``convert("RGB")`` clips them at 255,
+which turns an ordinary 16-bit scan into a nearly all-white image."""
+
+
+def _as_rgb(img: Image.Image, shown: str) -> Image.Image:
+    """RGB as a viewer shows the image: deeper greyscale scaled to 8 bits, not clipped;
+    pixels whose range cannot be known (floating point) refused."""
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise DataError(
+                f"Image '{shown}' holds 32-bit integer pixels outside the 16-bit range, which "
+                "augkd cannot map to 8 bits faithfully; convert it to an 8-bit PNG or JPEG."
+            )
+        grey = np.rint(values / 257.0).astype(np.uint8)  # 65535 -> 255, full scale to full
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if img.mode == "F":
+        raise DataError(
+            f"Image '{shown}' holds floating-point pixels (PIL mode F), whose range augkd "
+            "cannot know; convert it to an 8-bit PNG or JPEG."
+        )
+    return img.convert("RGB")
+
+
 def _decode(data: bytes, shown: str, image_size: int) -> np.ndarray:
     """Decode one file to an RGB uint8 array [S, S, 3], or name the file that failed."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             # JPEG can decode at a reduced scale directly, which is much faster for big photos.
             img.draft("RGB", (image_size, image_size))
-            rgb = img.convert("RGB")
+            rgb = _as_rgb(img, shown)
             if rgb.size != (image_size, image_size):
                 # PIL's bilinear filter widens its support when shrinking, i.e. it antialiases.
                 rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.array(rgb, dtype=np.uint8)  # writable copy, safe for torch.from_numpy
+    except DataError:
+        raise
     except _DECODE_ERRORS as err:
         raise DataError(
             f"Image '{shown}' could not be decoded ({err}); remove or replace the file."
@@ -301,6 +328,18 @@ def _names_from_folders(labels: list[int], folders: list[str | None]) -> list[st
     return names if len(set(names)) == count else fallback
 
 
+def _require_every_label(labels: list[int], shown_list: str) -> None:
+    """Labels 0..max each need images: a gap would be an empty class, and the classes
+    would lose their folder names (class_0, class_1, ...)."""
+    missing = sorted(set(range(max(labels) + 1)) - set(labels))
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise DataError(
+            f"List file '{shown_list}' has no images for label {shown} (its labels run from 0 "
+            f"to {max(labels)}); list images of every label, or renumber the labels without gaps."
+        )
+
+
 def scan_list_file(
     list_path: str | Path,
     root: str | Path | None = None,
@@ -352,6 +391,7 @@ def scan_list_file(
             )
         names = list(class_names)
     else:
+        _require_every_label(labels, shown_list)
         names = _names_from_folders(labels, folders)
     listing = [
         (p, int(i.size or 0), int(i.mtime_ns or 0)) for p, i in zip(paths, infos, strict=True)

@@ -18,7 +18,7 @@ from torch import nn
 from augkd.config import Module2Config
 from augkd.data import as_unit_float, iterate_batches
 from augkd.method.budget import StepBudget, step_budget
-from augkd.method.guards import check_finite
+from augkd.method.guards import LossWatch
 from augkd.method.losses import anchor_loss
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import AnchorNet
@@ -134,6 +134,7 @@ def train_anchor(
     if resume_state is not None:
         training.restore(resume_state)
         best, first_epoch = resume_state["best"], int(resume_state["epoch"])
+    loss_watch = LossWatch("module2.lr")
     for epoch in range(first_epoch, budget.epochs):
         anchor_net.train()
         steps = 0
@@ -154,7 +155,7 @@ def train_anchor(
             steps += 1
         if epoch + 1 in checks:
             val_loss = _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, config)
-            check_finite(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}", "module2.lr")
+            loss_watch.check(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}")
             log(f"module2 epoch {epoch + 1}/{budget.epochs} val anchor loss {val_loss:.4f}")
             if val_loss < best["val_loss"]:
                 best = {

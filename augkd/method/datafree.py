@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from augkd.config import Module1Config
-from augkd.method.guards import check_finite
+from augkd.method.guards import LossWatch
 from augkd.method.losses import (
     BatchNormStatistics,
     encoder_loss,
@@ -102,6 +102,7 @@ def train_datafree(
         first_epoch = int(resume_state["epoch"])
         fixed_z = resume_state["fixed_z"].to(device)
         best = resume_state["best"]
+    loss_watch = LossWatch("module1.generator_lr")
     try:
         for epoch in range(first_epoch, config.epochs):
             for _ in range(config.iters_per_epoch):
@@ -109,9 +110,7 @@ def train_datafree(
             for scheduler in schedulers.values():
                 scheduler.step()
             loss = _fixed_batch_loss(nets, normalize, bn_stats, config, fixed_z)
-            check_finite(
-                loss, f"Module 1 generator loss at epoch {epoch + 1}", "module1.generator_lr"
-            )
+            loss_watch.check(loss, f"Module 1 generator loss at epoch {epoch + 1}")
             log(f"module1 epoch {epoch + 1}/{config.epochs} generator loss {loss:.4f}")
             if loss < best["loss"]:
                 best = {

@@ -15,7 +15,7 @@ from torch import nn
 
 from augkd.config import EncoderAdaptConfig
 from augkd.data import iterate_batches
-from augkd.method.guards import check_finite
+from augkd.method.guards import LossWatch
 from augkd.method.losses import vae_kl
 
 
@@ -33,6 +33,7 @@ def adapt_encoder(
     generator.eval().requires_grad_(False)
     encoder.train().requires_grad_(True)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    loss_watch = LossWatch("encoder_adapt.lr")
     for epoch in range(config.epochs):
         total, batches = torch.zeros(()), 0
         for images, labels in iterate_batches(
@@ -48,7 +49,7 @@ def adapt_encoder(
             total += loss.detach().cpu()
             batches += 1
         mean = float(total) / max(batches, 1)
-        check_finite(mean, f"encoder adaptation loss at epoch {epoch + 1}", "encoder_adapt.lr")
+        loss_watch.check(mean, f"encoder adaptation loss at epoch {epoch + 1}")
         log(f"encoder adaptation epoch {epoch + 1}/{config.epochs} loss {mean:.4f}")
     encoder.eval().requires_grad_(False)
     return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}

@@ -18,7 +18,7 @@ from torch import nn
 from augkd.config import Module3Config
 from augkd.data import StudentSplits, iterate_batches
 from augkd.method.budget import StepBudget, step_budget
-from augkd.method.guards import check_finite
+from augkd.method.guards import LossWatch, StepWatch
 from augkd.method.losses import distillation_loss
 from augkd.method.plans import MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
@@ -74,10 +74,12 @@ def train_epoch(
     generator_rng: torch.Generator,
     mixup_nets: MixupNets | None,
     precision: MixedPrecision | None = None,
+    watch: StepWatch | None = None,
 ) -> torch.Tensor:
     """One epoch; returns the mean training loss as a device tensor (no per-batch sync).
 
-    ``precision`` runs the forwards under autocast (fp16 with loss scaling)."""
+    ``precision`` runs the forwards under autocast (fp16 with loss scaling); ``watch``
+    keeps what the steps say about divergence."""
     precision = precision or MixedPrecision("fp32", train_x.device)
     student.train()
     total = torch.zeros((), device=train_x.device)
@@ -105,6 +107,8 @@ def train_epoch(
             )
         optimizer.zero_grad(set_to_none=True)
         precision.step(loss, optimizer)
+        if watch is not None:
+            watch.after_step(loss, student.parameters(), not precision.scaler.is_enabled())
         total += loss.detach()
         batches += 1
         if batches == settings.max_steps:
@@ -177,6 +181,8 @@ def mixup_reports(
         step, seconds = int(history[-1]["step"]), history[-1]["module3_seconds"]
         log(f"resuming module 3 after epoch {first_epoch}")
     schedule = plan.schedule or settings.schedule
+    loss_watch = LossWatch("module3.lr", history[0]["train_loss"] if history else None)
+    watch = StepWatch()
     losses: list[torch.Tensor] = []
     since_report, started, reported_epoch = 0, time.perf_counter(), first_epoch
     for epoch in range(first_epoch, budget.epochs):
@@ -190,7 +196,7 @@ def mixup_reports(
         )
         loss = train_epoch(
             student, teacher, normalize, optimizer, splits.train_x, splits.train_y,
-            epoch_settings, rng, mixup_nets, precision,
+            epoch_settings, rng, mixup_nets, precision, watch,
         )  # fmt: skip
         losses.append(loss)
         step, since_report = step + steps, since_report + steps
@@ -198,7 +204,7 @@ def mixup_reports(
         if since_report < settings.val_interval() and not last:
             continue
         train_loss = float(torch.stack(losses).mean())
-        check_finite(train_loss, f"Module 3 training loss at epoch {epoch + 1}", "module3.lr")
+        watch.check(loss_watch, train_loss, epoch + 1, "Module 3")
         val = evaluate(student, splits.val_x, splits.val_y, normalize)
         if val["acc1"] > best["val_acc1"]:
             best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "step": step,

@@ -13,7 +13,7 @@ import matplotlib.image
 import pandas as pd
 from matplotlib.figure import Figure
 
-from augkd.report.loading import TOP_K, SearchData, error_line, finished, num
+from augkd.report.loading import TOP_K, SearchData, error_line, finished, missing_store, num
 from augkd.report.section import Section
 
 PREFIX = "diag_"
@@ -79,7 +79,9 @@ def plot_diagnostics(data: SearchData, top_k: int = TOP_K) -> Section:
     run_id = best.get("mlflow_run_id")
     note = f"Pictures of trial {best.get('trial_id')}, the best diagnosed trial by val."
     pictures: dict[str, bytes] = {}
-    if run_id:
+    if run_id and missing_store(data.tracking_uri):
+        note = f"The tracking store {data.tracking_uri} does not exist, so no pictures are shown."
+    elif run_id:
         try:
             pictures = trial_pictures(data.tracking_uri, str(run_id))
         except Exception as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,19 +137,18 @@ def load_search(
     from augkd.search.results import load_results
     from augkd.search.space import recorded_space
 
-    uri = resolve_tracking_uri(tracking_uri, workdir)
     if strict:
         resolved: str | None = resolve_search(search_path, echo)
     else:
         resolved = resolve_search_path(search_path, workdir)
     if resolved is None:
-        data = SearchData(NO_SEARCH, uri)
+        data = SearchData(NO_SEARCH, resolve_tracking_uri(tracking_uri, workdir))
         data.notes.append(
             f"No search found: set {SEARCH_PATH_ENV} to a search folder or storage root, or "
             f"run `python search.py` in the working directory (it writes {default_storage(workdir)})."
         )
         return data
-    data = SearchData(resolved, uri)
+    data = SearchData(resolved, resolve_tracking_uri(tracking_uri, workdir))
     exists, is_folder = _exists(resolved)
     if not (exists and is_folder):
         data.notes.append(f"Search folder '{resolved}' does not exist.")
@@ -173,7 +173,39 @@ def load_search(
             f"No readable {SPACE_FILE} in '{resolved}': param ranges come from the trials, "
             "and fANOVA importance and ASHA's rungs are left out."
         )
+    data.tracking_uri = search_tracking_uri(tracking_uri, data.space, workdir)
+    if strict and missing_store(data.tracking_uri):
+        raise ConfigError(
+            f"The MLflow store of search '{resolved}' was not found: "
+            f"'{sqlite_file(data.tracking_uri)}' does not exist; pass --tracking-uri the store "
+            "the search logged to (the `mlflow ui --backend-store-uri` it printed)."
+        )
     return data
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def missing_store(uri: str) -> bool:
+    """A SQLite store whose file does not exist: opening it with MLflow would create an
+    empty one, so the report says so instead."""
+    database = sqlite_file(uri)
+    return database is not None and not database.is_file()
+
+
+def search_tracking_uri(
+    given: str | None, space: dict[str, Any] | None, workdir: str | Path | None = None
+) -> str:
+    """The store a search logged to: --tracking-uri, else $AUGKD_TRACKING_URI, else the one
+    the search recorded in its space file (when it is there), else mlflow.db here."""
+    if given or os.environ.get("AUGKD_TRACKING_URI"):
+        return resolve_tracking_uri(given, workdir)
+    recorded = (space or {}).get("tracking_uri")
+    if isinstance(recorded, str) and recorded and not missing_store(recorded):
+        return recorded
+    return resolve_tracking_uri(None, workdir)
 
 
 def num(value: Any) -> float | None:

@@ -11,7 +11,7 @@ from augkd.errors import ConfigError
 from augkd.locations import RESULTS_FILE
 from augkd.outputs import check_folder_writable
 from augkd.search.results import load_results
-from augkd.search.space import SearchSpace
+from augkd.search.space import SearchSpace, recorded_space
 from augkd.search.tracking import check_tracking_uri
 from augkd.storage import join_uri, uri_is_file
 
@@ -35,6 +35,18 @@ def check_resumable(search_path: str) -> None:
         )
     if uri_is_file(join_uri(search_path, RESULTS_FILE)):
         load_results(search_path)  # a damaged table is named now, not inside Tune
+
+
+def check_fixed_keys_on_resume(space: SearchSpace, search_path: str) -> None:
+    """A key the saved search samples cannot be fixed by a --set added on resume: its
+    restored searcher would still sample it, overriding the value in every trial."""
+    recorded = (recorded_space(search_path) or {}).get("params") or {}
+    newly_fixed = sorted(set(recorded) - set(space.params))
+    if newly_fixed:
+        raise ConfigError(
+            f"--set {newly_fixed[0]}: the search being resumed samples this key, and a resumed "
+            "search keeps its space; drop the --set, or start a new search to fix it."
+        )
 
 
 def check_gpu_requested_with_device(space: SearchSpace) -> None:

@@ -5,14 +5,15 @@ costs seconds and leaves no half-made search behind."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from augkd.config import parse_override
-from augkd.dotted import get_dotted, set_dotted
+from augkd.dotted import flatten_dotted, get_dotted, set_dotted
 from augkd.errors import ConfigError
 from augkd.locations import default_storage, latest_search, resolve_tracking_uri, storage_root
-from augkd.search.checks import check_before_ray, check_resumable
+from augkd.search.checks import check_before_ray, check_fixed_keys_on_resume, check_resumable
 from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
 from augkd.storage import join_uri
 
@@ -79,8 +80,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def prepare_space(options: SearchOptions) -> SearchSpace:
-    """Load and validate the space with every override; fails before Ray starts."""
+def prepare_space(options: SearchOptions, echo: Callable[[str], None] = print) -> SearchSpace:
+    """Load and validate the space with every override; fails before Ray starts. A --set
+    of a key the space searches fixes it (said on ``echo``): the base would lose to the
+    sampled value otherwise, silently."""
     path = resolve_space_path(options.space)
     raw = read_space_file(path)
     space_values, config_values = _split_overrides(options.overrides)
@@ -94,7 +97,47 @@ def prepare_space(options: SearchOptions) -> SearchSpace:
         extra["num_samples"] = options.num_samples
     merged = _merge(raw, extra)
     space = load_space(path, {k: merged[k] for k in merged}, set(space_values))
+    for line in fix_searched_keys(space, flatten_dotted(config_values)):
+        echo(f"[search] note: {line}")
     return _smoke_module2_grid(space) if options.smoke_test else space
+
+
+def fix_searched_keys(space: SearchSpace, fixed: dict[str, Any]) -> list[str]:
+    """Take the keys a --set fixed out of the searched params; what was conditional on one
+    is searched when the fixed value meets its condition, else dropped. One line each."""
+    lines = []
+    for key in [key for key in fixed if key in space.params]:
+        value = get_dotted(space.base_resolved, key)
+        del space.params[key]
+        lines.append(
+            f"--set {key}={value!r} fixes a key the space searches; every trial uses it and "
+            f"'{key}' is no longer searched."
+        )
+        lines += _settle_conditions(space, key, value)
+    return lines
+
+
+def _settle_conditions(space: SearchSpace, key: str, value: Any) -> list[str]:
+    """Params conditional on a key that is now fixed at ``value``."""
+    lines = []
+    for other, param in list(space.params.items()):
+        if param.when is None or key not in param.when:
+            continue
+        if param.when[key] == value:
+            param.when = {k: v for k, v in param.when.items() if k != key} or None
+            continue
+        del space.params[other]
+        because = "is no longer searched" if value is _DROPPED else f"is fixed at {value!r}"
+        lines.append(
+            f"'{other}' is searched only when {key} = {param.when[key]!r}, and {key} "
+            f"{because}, so '{other}' is no longer searched either."
+        )
+        lines += _settle_conditions(space, other, _DROPPED)
+    return lines
+
+
+_DROPPED = object()
+"""The value of a param taken out of the space: no condition on it ever holds."""
 
 
 def _smoke_module2_grid(space: SearchSpace) -> SearchSpace:
@@ -131,4 +174,5 @@ def place_search(options: SearchOptions, space: SearchSpace) -> SearchPlace:
     search_path = join_uri(storage, name)
     if options.resume:
         check_resumable(search_path)
+        check_fixed_keys_on_resume(space, search_path)
     return SearchPlace(storage, name, search_path, tracking_uri)

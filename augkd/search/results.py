@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +187,21 @@ def best_completed(search_path: str) -> dict[str, Any]:
     return ranked_completed(search_path)[0]
 
 
+RANK_FILE = re.compile(r"rank(\d+)\.yaml")
+
+
+def _remove_stale_ranks(out: Path, kept: int) -> None:
+    """An earlier, larger export into the same folder left rank files this one did not
+    write; beside the new summary they would pass for its ranks."""
+    for path in out.glob("rank*.yaml"):
+        match = RANK_FILE.fullmatch(path.name)
+        if match and int(match[1]) > kept:
+            path.unlink()
+
+
 def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
-    """Write the top-k completed trials' full configs; they re-run unchanged."""
+    """Write the top-k completed trials' full configs (they re-run unchanged), and only
+    those: rank files of an earlier export beyond them are removed."""
     ranked = ranked_completed(search_path)
     objective = recorded_objective(search_path)
     out = Path(out_dir)
@@ -205,6 +219,7 @@ def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
         path = out / f"rank{place}.yaml"
         path.write_text(header + yaml.safe_dump(config, sort_keys=False))
         written.append(path)
+    _remove_stale_ranks(out, len(written))
     (out / "summary.json").write_text(
         json.dumps(
             [
@@ -216,3 +231,12 @@ def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
         )
     )
     return written
+
+
+def fewer_completed(search_path: str, written: int, top_k: int) -> str:
+    """The line that says an export holds fewer configs than its --top-k asked for."""
+    trials = "trial" if written == 1 else "trials"
+    return (
+        f"note: only {written} {trials} of '{search_path}' completed, so {written} of the "
+        f"{top_k} configs --top-k asked for were written; resume the search for more."
+    )

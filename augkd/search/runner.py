@@ -53,7 +53,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     AllTrialsFailedError when no trial succeeded; nothing stays RUNNING in MLflow."""
     quiet_libraries()
     _quiet_tune()
-    space = prepare_space(options)
+    space = prepare_space(options, echo)
     place = place_search(options, space)
     if options.resume:  # the records a lost head took with it come back from storage
         restore_records(place.tracking_uri, place.search_path, echo)

@@ -237,11 +237,16 @@ class SearchSpace(_Strict):
         return tuple(dict.fromkeys(o.metric for o in objectives if o is not None))
 
 
-def write_recorded_space(search_path: str, space: SearchSpace) -> None:
-    """The resolved space next to the results: what ranks them (its objective), and the
-    distributions analysis needs (fANOVA)."""
+def write_recorded_space(
+    search_path: str, space: SearchSpace, tracking_uri: str | None = None
+) -> None:
+    """The resolved space next to the results: what ranks them (its objective), the
+    distributions analysis needs (fANOVA), and the MLflow store its runs went to (so that
+    `augkd report` finds it without --tracking-uri)."""
     payload = space.model_dump(mode="json")
     payload["base_resolved"] = space.base_resolved
+    if tracking_uri is not None:
+        payload["tracking_uri"] = tracking_uri
     write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
 
 
@@ -355,11 +360,12 @@ def validate_params(space: SearchSpace, base: Config) -> None:
                 raise ConfigError(
                     f"Search space param '{key}' allows a bad value: {error}"
                 ) from None
-        for other in param.when or {}:
+        for other, value in (param.when or {}).items():
             if other not in space.params:
                 raise ConfigError(
                     f"Search space param '{key}' is conditional on '{other}', which is not a param."
                 )
+            check_condition(key, other, value, space.params[other])
     if space.sampler.name == "grid":
         missing = [key for key, param in space.params.items() if param.grid_values() is None]
         if missing:
@@ -368,6 +374,34 @@ def validate_params(space: SearchSpace, base: Config) -> None:
             )
     if space.sampler.name == "nsga2" and space.second_objective is None:
         raise ConfigError("The nsga2 sampler needs 'second_objective' (e.g. student_params, min).")
+
+
+def can_take(param: Param, value: Any) -> bool:
+    """Whether ``param`` can ever be sampled as ``value`` (a `when:` condition on it)."""
+    if param.type == "categorical":
+        return any(
+            value == choice and isinstance(value, bool) == isinstance(choice, bool)
+            for choice in param.choices or []
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if param.type == "int" and value != int(value):
+        return False
+    return param.low <= value <= param.high
+
+
+def check_condition(key: str, other: str, value: Any, condition: Param) -> None:
+    """A `when:` value its param can never take means ``key`` is never sampled."""
+    if can_take(condition, value):
+        return
+    if condition.type == "categorical":
+        allowed = f"among its choices {condition.choices}"
+    else:
+        allowed = f"a {condition.type} value in [{condition.low}, {condition.high}]"
+    raise ConfigError(
+        f"Search space param '{key}' is conditional on {other} = {value!r}, which is not "
+        f"{allowed}, so '{key}' would never be sampled; use a value '{other}' can take."
+    )
 
 
 def suggest(space: SearchSpace, trial: optuna.Trial) -> None:

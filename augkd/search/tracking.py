@@ -114,6 +114,28 @@ def _check_sqlite_store(uri: str, database: Path) -> None:
                 f"Tracking URI {uri}: '{database}' is not a usable SQLite database ({error}); "
                 "move it aside or choose another --tracking-uri."
             ) from None
+        if not _sqlite_writable(database):
+            raise ConfigError(
+                f"Tracking URI {uri}: '{database}' is read-only, so no run could be logged; "
+                "make it writable (chmod u+w) or choose another --tracking-uri."
+            )
+
+
+def _sqlite_writable(database: Path) -> bool:
+    """Whether a write to ``database`` would succeed: a table created and rolled back
+    (file modes alone do not say: root writes through them, an immutable file refuses
+    root too). A store another writer holds locked right now counts as writable."""
+    try:
+        with closing(
+            sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=5, isolation_level=None)
+        ) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("CREATE TABLE augkd_write_probe (x)")
+            connection.execute("ROLLBACK")
+    except sqlite3.Error as error:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        return code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN)
+    return True
 
 
 def _artifact_location(uri: str) -> str | None:

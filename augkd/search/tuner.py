@@ -81,7 +81,7 @@ def build_or_restore_tuner(
         scheduler = tune.schedulers.FIFOScheduler()
     tracker = SearchTracker(tracking_uri, experiment, name)
     tracker.log_search(search_params(space), space.model_dump_json(indent=2))
-    write_recorded_space(search_path, space)
+    write_recorded_space(search_path, space, tracking_uri)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

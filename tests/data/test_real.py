@@ -160,8 +160,18 @@ def test_list_file_reads_paths_and_labels(tmp_path: Path) -> None:
     assert named.labels.tolist() == [2, 0]
     assert named.class_names == ["a", "b", "c"]
 
-    unnamed = load_list_file(other, image_size=10, root=tmp_path)
-    assert unnamed.class_names == ["class_0", "class_1", "class_2"]  # label 1 has no images
+
+def test_list_file_label_without_images_is_refused(tmp_path: Path) -> None:
+    """Label 1 with no images used to become an empty class, and every class lost its
+    folder name (class_0, class_1, class_2)."""
+    _make_domain(tmp_path, classes=["bird", "dog"], per_class=1)
+    (tmp_path / "list.txt").write_text("dog/img0.png 2\nbird/img0.png 0\n")
+    with pytest.raises(DataError) as refused:
+        load_list_file(tmp_path / "list.txt", image_size=10)
+    assert str(refused.value) == (
+        f"List file '{tmp_path / 'list.txt'}' has no images for label 1 (its labels run from 0 "
+        "to 2); list images of every label, or renumber the labels without gaps."
+    )
 
 
 def test_list_file_bad_line_names_line_number(tmp_path: Path) -> None:
@@ -270,3 +280,29 @@ def test_svhn_format_loads(tmp_path: Path) -> None:
     assert data.images.shape == (count, 3, 16, 16)
     for i in range(count):
         assert data.images[i, :, 3, 3].tolist() == [40 * i, 200, 7]
+
+
+def test_sixteen_bit_greyscale_png_decodes_as_it_looks(tmp_path: Path) -> None:
+    """PIL's convert("RGB") clipped 16-bit values at 255: mid-grey became white."""
+    grey = np.full((20, 24), 128 * 257, dtype=np.uint16)  # mid-grey at 16 bits
+    grey[:, :12] = 0
+    path = tmp_path / "scans" / "digit" / "a.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode == "I;16"
+    data = load_image_folders(tmp_path, ["scans"], image_size=24)
+    assert data.images[0, :, 10, 20].tolist() == [128, 128, 128]
+    assert data.images[0, :, 10, 2].tolist() == [0, 0, 0]
+
+
+def test_floating_point_pixels_are_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "digit" / "a.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(path)
+    (tmp_path / "list.txt").write_text("digit/a.tif 0\n")
+    with pytest.raises(DataError) as refused:
+        load_list_file(tmp_path / "list.txt", image_size=8)
+    assert str(refused.value) == (
+        f"Image '{path}' holds floating-point pixels (PIL mode F), whose range augkd cannot "
+        "know; convert it to an 8-bit PNG or JPEG."
+    )

@@ -123,3 +123,27 @@ def test_search_py_exits_2_as_a_process(tmp_path):
     assert done.stderr.startswith(f"error: Search space '{space}' holds a YAML list")
     assert done.stderr.count("\n") == 1 and done.stdout == ""
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_read_only_tracking_file_is_refused_before_ray(refused, tmp_path):
+    """It used to pass these checks and die with a traceback after the shared stages."""
+    import sqlite3
+
+    database = tmp_path / "readonly.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE runs (x)")
+    connection.close()
+    if os.geteuid() == 0:  # root writes through file modes; an immutable file refuses root
+        if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not allowed here, and root writes through file modes")
+    else:
+        database.chmod(0o444)
+    try:
+        line = refused("--tracking-uri", f"sqlite:///{database}")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(database)], check=True)
+    assert line == (
+        f"error: Tracking URI sqlite:///{database}: '{database}' is read-only, so no run could "
+        "be logged; make it writable (chmod u+w) or choose another --tracking-uri."
+    )

@@ -385,7 +385,8 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
             overrides=[
                 "resources.cpu=0.5", "resources.gpu=0", f"max_concurrent={samples}",
                 "data.source=folders", f"data.root={data_root}", "data.student_domain=dslr",
-                "data.split=[0.5, 0.25, 0.25]", f"teacher.checkpoint={teacher_uri}",
+                "data.split=[0.5, 0.25, 0.25]", "data.min_eval_images=4",
+                f"teacher.checkpoint={teacher_uri}",
                 "module1.iters_per_epoch=2", "module2.epochs=1", f"module3.epochs={EPOCHS}",
                 "scheduler.grace_period=2",
                 "module3.batch_size=4",

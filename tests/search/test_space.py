@@ -144,3 +144,65 @@ def test_the_rung_metric_is_compared_in_its_own_direction():
     assert space.rung_objective() == Objective(metric="val_acc1", mode="max")
     assert space.tracked_metrics() == ("train_loss", "val_acc1")
     assert load_space("digits").rung_objective() == Objective()  # best_val_acc1, max
+
+
+def test_a_when_value_outside_the_choices_is_refused_naming_both_keys(tmp_path):
+    """It used to pass, and the conditional key was never sampled."""
+    space = yaml.safe_load(open("search_spaces/digits.yaml"))
+    space["params"]["module3.teacher_fade"]["when"] = {"module3.teacher_term": "mixd"}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    choices = space["params"]["module3.teacher_term"]["choices"]
+    with pytest.raises(ConfigError) as refused:
+        prepare_space(SearchOptions(space=str(path)))
+    assert str(refused.value) == (
+        "Search space param 'module3.teacher_fade' is conditional on module3.teacher_term = "
+        f"'mixd', which is not among its choices {choices}, so 'module3.teacher_fade' would "
+        "never be sampled; use a value 'module3.teacher_term' can take."
+    )
+
+
+def test_set_of_a_searched_key_fixes_it_and_says_so_in_one_line():
+    """It used to be ignored: the sampled value replaced the --set one in every trial."""
+    said: list[str] = []
+    space = prepare_space(
+        SearchOptions(space="digits", overrides=["module3.teacher_term=both"]), said.append
+    )
+    assert "module3.teacher_term" not in space.params
+    assert "module3.teacher_fade" not in space.params  # searched only when the term is mixed
+    assert space.base_resolved["module3"]["teacher_term"] == "both"
+    assert said == [
+        "[search] note: --set module3.teacher_term='both' fixes a key the space searches; "
+        "every trial uses it and 'module3.teacher_term' is no longer searched.",
+        "[search] note: 'module3.teacher_fade' is searched only when module3.teacher_term = "
+        "'mixed', and module3.teacher_term is fixed at 'both', so 'module3.teacher_fade' is no "
+        "longer searched either.",
+    ]
+
+
+def test_set_of_a_searched_key_to_its_condition_keeps_the_conditional_key_searched():
+    said: list[str] = []
+    space = prepare_space(
+        SearchOptions(space="digits", overrides=["module3.teacher_term=mixed"]), said.append
+    )
+    assert space.params["module3.teacher_fade"].when is None
+    assert len(said) == 1
+
+
+def test_set_added_on_resume_for_a_searched_key_is_refused(tmp_path):
+    """The restored searcher would sample the key and override the --set value; a key the
+    search fixed from its start stays fixed on resume."""
+    from augkd.search.checks import check_fixed_keys_on_resume
+    from augkd.search.space import write_recorded_space
+
+    started = prepare_space(SearchOptions(space="digits"), lambda _: None)
+    write_recorded_space(str(tmp_path), started)
+    again = prepare_space(SearchOptions(space="digits", overrides=["module3.a=0.5"]), print)
+    with pytest.raises(ConfigError) as refused:
+        check_fixed_keys_on_resume(again, str(tmp_path))
+    assert str(refused.value) == (
+        "--set module3.a: the search being resumed samples this key, and a resumed search "
+        "keeps its space; drop the --set, or start a new search to fix it."
+    )
+    write_recorded_space(str(tmp_path), again)  # fixed from the start: resumes as it ran
+    check_fixed_keys_on_resume(again, str(tmp_path))

@@ -1,0 +1,85 @@
+"""Divergence beyond NaN: a loss that climbs far above its start without becoming NaN, or
+gradients that are not finite, end a stage with the same sentence NaN gets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from augkd.config import load_config
+from augkd.data import load_student_splits
+from augkd.errors import DivergedError
+from augkd.method.guards import LossWatch, StepWatch
+from augkd.method.mixup import mixup_reports
+from augkd.method.plans import METHOD_PLANS
+from augkd.models import build_classifier
+from augkd.precision import MixedPrecision
+from augkd.runtime import Normalize
+
+
+def test_module3_loss_that_climbs_without_nan_is_the_sentence_nan_gets():
+    """At lr 1e6 the loss goes from 2.3 to about 1e12 and stays finite; it used to be
+    reported, and its results written, as normal."""
+    torch.manual_seed(0)
+    config = load_config(
+        None, ["method=ce", "module3.lr=1e6", "module3.steps=2", "module3.val_every=2"]
+    )
+    splits = load_student_splits(config.data, 0, torch.device("cpu"))
+    classes = len(splits.class_names)
+    student = build_classifier(config.student.arch, classes, config.data.image_size)
+    teacher = build_classifier(config.student.arch, classes, config.data.image_size)
+    reports = mixup_reports(
+        student, teacher, Normalize([0.5] * 3, [0.5] * 3), splits, None, config.module3,
+        METHOD_PLANS["ce"], False, torch.Generator().manual_seed(0),
+        MixedPrecision("fp32", torch.device("cpu")), log=lambda _: None,
+    )  # fmt: skip
+    with pytest.raises(DivergedError) as diverged:
+        next(reports)
+    message = str(diverged.value)
+    assert message.startswith("Module 3 training loss at epoch 1 became ")
+    assert ", far above its first value 2." in message
+    assert message.endswith(" (training diverged); lower module3.lr or check the data.")
+
+
+def test_gradients_that_are_not_finite_are_the_sentence_nan_gets():
+    weight = nn.Parameter(torch.zeros(3))
+    loss = weight.abs().sqrt().sum()  # finite (0), but its gradient at 0 is not
+    loss.backward()
+    watch = StepWatch()
+    watch.after_step(loss, [weight], gradients=True)
+    with pytest.raises(DivergedError) as diverged:
+        watch.check(LossWatch("module3.lr"), float(loss.detach()), 1, "Module 3")
+    assert str(diverged.value) in (
+        f"Module 3 gradients at epoch 1 became {value} (training diverged); lower module3.lr "
+        "or check the data."
+        for value in ("inf", "nan")
+    )
+
+
+def test_a_loss_that_falls_or_wobbles_is_not_divergence():
+    watch = LossWatch("module2.lr")
+    for value in (-40.0, -45.0, 20.0, 900.0, -60.0):  # within 1000 times its size
+        watch.check(value, "Module 2 anchor loss")
+    with pytest.raises(DivergedError, match="became 1e\\+05, far above its first value -40"):
+        watch.check(1e5, "Module 2 anchor loss")
+
+
+def test_nan_keeps_its_sentence():
+    with pytest.raises(DivergedError) as diverged:
+        LossWatch("module3.lr", first=2.3).check(float("nan"), "Module 3 training loss at epoch 1")
+    assert str(diverged.value) == (
+        "Module 3 training loss at epoch 1 became nan (training diverged); lower module3.lr "
+        "or check the data."
+    )
+
+
+def test_nan_at_the_first_step_keeps_the_sentence_of_its_epoch():
+    watch = StepWatch()
+    watch.after_step(torch.tensor(float("nan")), [], gradients=True)
+    with pytest.raises(DivergedError) as diverged:
+        watch.check(LossWatch("module3.lr"), float("nan"), 1, "Module 3")
+    assert str(diverged.value) == (
+        "Module 3 training loss at epoch 1 became nan (training diverged); lower module3.lr "
+        "or check the data."
+    )
