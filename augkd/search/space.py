@@ -237,6 +237,17 @@ class SearchSpace(_Strict):
         return tuple(dict.fromkeys(o.metric for o in objectives if o is not None))
 
 
+def without_credentials(uri: str) -> str:
+    """``uri`` without a user:password@ part: a file beside the results is no place for a
+    secret (MLflow reads credentials from MLFLOW_TRACKING_USERNAME/PASSWORD)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def write_recorded_space(
     search_path: str, space: SearchSpace, tracking_uri: str | None = None
 ) -> None:
@@ -246,7 +257,7 @@ def write_recorded_space(
     payload = space.model_dump(mode="json")
     payload["base_resolved"] = space.base_resolved
     if tracking_uri is not None:
-        payload["tracking_uri"] = tracking_uri
+        payload["tracking_uri"] = without_credentials(tracking_uri)
     write_bytes(join_uri(search_path, SPACE_FILE), json.dumps(payload, indent=2).encode())
 
 

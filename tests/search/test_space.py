@@ -206,3 +206,11 @@ def test_set_added_on_resume_for_a_searched_key_is_refused(tmp_path):
     )
     write_recorded_space(str(tmp_path), again)  # fixed from the start: resumes as it ran
     check_fixed_keys_on_resume(again, str(tmp_path))
+
+
+def test_a_recorded_tracking_uri_keeps_no_credentials():
+    from augkd.search.space import without_credentials
+
+    assert without_credentials("http://alice:s3cret@10.0.0.5:5000") == "http://10.0.0.5:5000"
+    assert without_credentials("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
+    assert without_credentials("http://10.0.0.5:5000/path") == "http://10.0.0.5:5000/path"
