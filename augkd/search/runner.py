@@ -182,7 +182,10 @@ class _SearchRun:
         again = resume_command(
             self.options, self.place.name, self.place.storage, self.place.tracking_uri
         )
+        budget = f"[search] time budget of {self.options.time_budget:g} s reached"
+        if not cut:
+            return f"{budget} with no trial running; start the rest with: {again}"
         return (
-            f"[search] time budget of {self.options.time_budget:g} s reached: {cut} trial(s) "
-            f"stopped and kept as interrupted; continue the search with: {again}"
+            f"{budget}: {cut} trial(s) stopped and kept as interrupted; continue the search "
+            f"with: {again}"
         )

@@ -86,7 +86,7 @@ def test_time_budget_end_keeps_the_trials_it_cut_interrupted_and_resumable(
     settings = ["teacher.epochs=2", "module3.epochs=300", "scheduler.name=fifo", "method=ce"]
     code = search_main(
         ["--space", "digits", "--smoke-test", "--num-samples", "2", "--name", "budget",
-         "--storage", str(tmp_path), "--tracking-uri", tracking_uri, "--time-budget", "45",
+         "--storage", str(tmp_path), "--tracking-uri", tracking_uri, "--time-budget", "60",
          *(f"--set={item}" for item in settings)]
     )  # fmt: skip
     printed = capsys.readouterr().out
@@ -95,7 +95,7 @@ def test_time_budget_end_keeps_the_trials_it_cut_interrupted_and_resumable(
     assert rows and {row["status"] for row in rows} == {"interrupted"}  # none ran 300 epochs
     said = [line for line in printed.splitlines() if "time budget" in line]
     assert len(said) == 1 and said[0].startswith(
-        f"[search] time budget of 45 s reached: {len(rows)} trial(s) stopped and kept as "
+        f"[search] time budget of 60 s reached: {len(rows)} trial(s) stopped and kept as "
         "interrupted; continue the search with: python "
     )
     assert "--resume --name budget" in said[0] and "--time-budget" not in said[0]
