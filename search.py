@@ -31,7 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--num-samples", type=positive_int, help="number of trials")
     parser.add_argument(
-        "--time-budget", type=positive_float, help="stop starting trials after N seconds"
+        "--time-budget",
+        type=positive_float,
+        help="end the search after N seconds of trials; trials still running are kept as "
+        "interrupted, and --resume continues them",
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted search")
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")

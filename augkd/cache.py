@@ -346,13 +346,34 @@ class StageProgress:
 # --------------------------------------------------------------------------- elections
 
 
+@dataclass(frozen=True)
+class LockPlace:
+    """Where elections keep their locks (``<folder>/.locks/``) and how long a lease lasts:
+    the stage cache's root, or a search folder (augkd.search.name_lock)."""
+
+    filesystem: pafs.FileSystem
+    folder: str
+    lease_s: float
+    settle_s: float
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return read_file(self.filesystem, path).decode()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def delete(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            self.filesystem.delete_file(path)
+
+
 class _FileLockElection:
     """Local or shared-disk storage: an OS file lock, released by the OS if its holder dies."""
 
-    def __init__(self, cache: StageCache, name: str) -> None:
+    def __init__(self, place: LockPlace, name: str) -> None:
         from filelock import FileLock, Timeout
 
-        lock_dir = os.path.join(cache.path, ".locks")
+        lock_dir = os.path.join(place.folder, ".locks")
         os.makedirs(lock_dir, exist_ok=True)
         self.lock = FileLock(os.path.join(lock_dir, name + ".lock"))
         self.timeout_error = Timeout
@@ -363,6 +384,10 @@ class _FileLockElection:
         except self.timeout_error:
             return False
         return True
+
+    def acquire_unless_alive(self, poll_s: float) -> bool:
+        """The OS frees a dead holder's lock, so a lock held now has a live holder."""
+        return self.try_acquire()
 
     def release(self) -> None:
         self.lock.release()
@@ -376,9 +401,9 @@ class _LeaseElection:
     their token, wait ``settle_s`` and read back: the last writer wins (S3 reads after writes
     are strongly consistent)."""
 
-    def __init__(self, cache: StageCache, name: str) -> None:
-        self.cache = cache
-        self.path = f"{cache.path}/.locks/{name}.lease"
+    def __init__(self, place: LockPlace, name: str) -> None:
+        self.place = place
+        self.path = f"{place.folder}/.locks/{name}.lease"
         self.token = uuid.uuid4().hex
         self.seen: str | None = None
         self.seen_since = time.monotonic()
@@ -386,29 +411,45 @@ class _LeaseElection:
         self.heartbeat: threading.Thread | None = None
 
     def try_acquire(self) -> bool:
-        current = self.cache._read_text(self.path)
+        current = self.place.read_text(self.path)
         if current is not None:
             if current != self.seen:
                 self.seen, self.seen_since = current, time.monotonic()
                 return False
-            if time.monotonic() - self.seen_since < self.cache.lease_s:
+            if time.monotonic() - self.seen_since < self.place.lease_s:
                 return False
             log.warning("lease %s was not renewed for %.0fs; taking over", self.path,
-                        self.cache.lease_s)  # fmt: skip
+                        self.place.lease_s)  # fmt: skip
         self._write(0)
-        time.sleep(self.cache.settle_s)
-        if self.cache._read_text(self.path) != f"{self.token}:0":
+        time.sleep(self.place.settle_s)
+        if self.place.read_text(self.path) != f"{self.token}:0":
             return False
         self.heartbeat = threading.Thread(target=self._renew, daemon=True)
         self.heartbeat.start()
         return True
 
+    def acquire_unless_alive(self, poll_s: float) -> bool:
+        """Take the lease, or False once its holder shows it is alive (the lease changed
+        after this caller first saw it, or another candidate won). An unrenewed lease is
+        taken over after lease_s: the wait a dead holder costs."""
+        first_seen: str | None = None
+        while True:
+            if self.try_acquire():
+                return True
+            if self.seen is None:
+                return False  # lost the election to a candidate that wrote after this one
+            if first_seen is None:
+                first_seen = self.seen
+            elif self.seen != first_seen:
+                return False  # renewed by its holder's heartbeat
+            time.sleep(poll_s)
+
     def _write(self, beat: int) -> None:
-        write_file(self.cache.filesystem, self.path, f"{self.token}:{beat}".encode())
+        write_file(self.place.filesystem, self.path, f"{self.token}:{beat}".encode())
 
     def _renew(self) -> None:
         beat = 0
-        while not self.stop.wait(self.cache.lease_s / 4):
+        while not self.stop.wait(self.place.lease_s / 4):
             beat += 1
             try:
                 self._write(beat)
@@ -419,13 +460,24 @@ class _LeaseElection:
         self.stop.set()
         if self.heartbeat is not None:
             self.heartbeat.join()
-            current = self.cache._read_text(self.path) or ""
+            current = self.place.read_text(self.path) or ""
             if current.startswith(self.token):
-                self.cache._delete(self.path)
+                self.place.delete(self.path)
 
 
-def _election_for(cache: StageCache, name: str) -> _FileLockElection | _LeaseElection:
+Election = _FileLockElection | _LeaseElection
+
+
+def election_for(place: LockPlace, name: str) -> Election:
+    """One election for ``name`` in ``place``: an OS file lock on local storage, a lease
+    with a heartbeat on object storage."""
     name = name.replace("/", "_")
-    if isinstance(cache.filesystem, pafs.LocalFileSystem):
-        return _FileLockElection(cache, name)
-    return _LeaseElection(cache, name)
+    if isinstance(place.filesystem, pafs.LocalFileSystem):
+        return _FileLockElection(place, name)
+    return _LeaseElection(place, name)
+
+
+def _election_for(cache: StageCache, name: str) -> Election:
+    return election_for(
+        LockPlace(cache.filesystem, cache.path, cache.lease_s, cache.settle_s), name
+    )

@@ -25,6 +25,9 @@ LIBRARY_NOTICES = {
     "ray._private.authentication.authentication_token_setup": (
         "Token authentication is enabled for this Ray cluster",
     ),
+    # Tune's results at the end of a fit: a trial cut (Ctrl-C, a time budget) before its
+    # first report has no result file yet, which is its normal state; --resume runs it.
+    "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics for",),
 }
 """Single warnings that are notices, dropped by their exact start; the logger's other
 warnings (e.g. that token auth is off) still show."""

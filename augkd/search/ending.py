@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
 FAILED = "failed"
+TIME_BUDGET = "time_budget"
+"""A search's own ending (not a trial's): its --time-budget ran out; the trials it cut are
+interrupted, resumable."""
 OPEN_ROW_STATUSES = (None, "running")
 
 
@@ -97,10 +100,12 @@ def record_end(
     interrupted: bool,
     echo,
     shared_seconds: float = 0.0,
+    budget_reached: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
     """After Tune's fit: the trials' ends, the study, the parent run (with where the
     compute went) and the leaderboard, whatever the outcome. Returns the rows and the outcome
-    (completed, interrupted, failed)."""
+    (completed, interrupted, failed, time_budget). ``budget_reached``: the time budget
+    stopped the trials (``interrupted`` is then true too)."""
     experiment = experiment_name(space.name)
     if interrupted:
         close_open_trials(
@@ -108,7 +113,7 @@ def record_end(
         )
     publish(place.search_path)  # before any exit: a resumed or failed search keeps its study
     rows = _rows(place.search_path)
-    outcome = search_outcome(rows, interrupted)
+    outcome = TIME_BUDGET if budget_reached else search_outcome(rows, interrupted)
     spent = compute_spent(rows, shared_seconds)
     finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent)
     if spent["trial_seconds"] > 0:

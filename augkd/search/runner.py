@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,14 @@ from augkd.locations import RESULTS_FILE, experiment_name, stage_cache_root
 from augkd.search.ending import (
     FAILED,
     INTERRUPTED,
+    TIME_BUDGET,
     all_failed_error,
     close_after_exit,
     record_end,
     resume_command,
 )
 from augkd.search.interrupt import CtrlC
+from augkd.search.name_lock import hold_search_name
 from augkd.search.next_steps import export_best_configs, print_next_commands
 from augkd.search.prepare import SearchOptions, SearchPlace, place_search, prepare_space
 from augkd.search.prestage import prepare_search
@@ -55,6 +57,17 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     _quiet_tune()
     space = prepare_space(options, echo)
     place = place_search(options, space)
+    with hold_search_name(
+        place.search_path, place.name, place.storage, options.resume,
+        space.name_lease_seconds, echo,
+    ):  # fmt: skip
+        return _run_held(options, space, place, echo)
+
+
+def _run_held(
+    options: SearchOptions, space: SearchSpace, place: SearchPlace, echo
+) -> SearchOutcome:
+    """The search, once its name is held: nothing before this touches its records."""
     if options.resume:  # the records a lost head took with it come back from storage
         restore_records(place.tracking_uri, place.search_path, echo)
     ray_start = init_ray(options.address)
@@ -123,8 +136,11 @@ class _SearchRun:
                 shared = prepare_search(
                     space, stage_cache_root(place.storage), echo, self.started_locally, again
                 )
+                budget = self.options.time_budget
+                own_budget = budget is not None and ctrl_c.active  # else Tune's own does
                 tuner = build_or_restore_tuner(
-                    space, place.storage, name, search_path, place.tracking_uri, self.options,
+                    space, place.storage, name, search_path, place.tracking_uri,
+                    replace(self.options, time_budget=None) if own_budget else self.options,
                     shared.preflight["train_images"],
                 )  # fmt: skip
                 for warning in sampler_warnings(space):
@@ -132,6 +148,8 @@ class _SearchRun:
                 echo(f"[search] {name}: {space.num_samples} trials, sampler {space.sampler.name}, "
                      f"scheduler {space.scheduler.name}, storage {search_path}")  # fmt: skip
                 started = time.time()  # the search's own time, after the shared stages
+                if own_budget:
+                    ctrl_c.start_budget(budget)
                 tuner.fit()
             interrupted = ctrl_c.requested
         except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over
@@ -143,8 +161,10 @@ class _SearchRun:
             interrupted = True
         rows, outcome = record_end(
             space, place, time.time() - started, interrupted, echo,
-            shared.seconds if shared is not None else 0.0,
+            shared.seconds if shared is not None else 0.0, ctrl_c.budget_reached,
         )  # fmt: skip
+        if outcome == TIME_BUDGET:
+            echo(self._budget_line(rows))
         if outcome == INTERRUPTED:
             raise Interrupted(
                 f"search '{name}' stopped with its trials saved; resume it with: "
@@ -155,3 +175,17 @@ class _SearchRun:
         exported = export_best_configs(search_path, self.options.export_top_k, echo)
         print_next_commands(search_path, place.tracking_uri, echo)
         return SearchOutcome(search_path, place.tracking_uri, rows, exported, shared)
+
+    def _budget_line(self, rows: list[dict[str, Any]]) -> str:
+        """The one line of a search that ran out of time: what it cut, and how to go on."""
+        cut = sum(row.get("status") == INTERRUPTED for row in rows)
+        again = resume_command(
+            self.options, self.place.name, self.place.storage, self.place.tracking_uri
+        )
+        budget = f"[search] time budget of {self.options.time_budget:g} s reached"
+        if not cut:
+            return f"{budget} with no trial running; start the rest with: {again}"
+        return (
+            f"{budget}: {cut} trial(s) stopped and kept as interrupted; continue the search "
+            f"with: {again}"
+        )

@@ -196,6 +196,11 @@ class SearchSpace(_Strict):
     """With object storage (s3://), how often the driver copies the MLflow store and the
     Optuna journal into the search folder (augkd.search.records); they are also copied when
     the search ends in any way. 0: only then."""
+    name_lease_seconds: float = Field(60.0, gt=0)
+    """With object storage (s3://), how long a search's hold on its name outlives a driver
+    that died: its driver renews the lease every quarter of this, and a new search with the
+    name takes an unrenewed one over after this long. On local storage an OS lock holds the
+    name, freed when its driver dies."""
     stop_after_same_failures: int = Field(3, ge=0)
     """Stop the search when its first this-many finished trials all failed with the same
     error (a shared cause such as unreadable data); 0 never stops."""

@@ -63,6 +63,7 @@ MLFLOW_STATUS = {
     "pruned": "KILLED",
     "failed": "FAILED",
     "interrupted": "KILLED",  # Ctrl-C: resumable, see augkd.search.ending
+    "time_budget": "FINISHED",  # a search that ran its --time-budget; its cut trials resume
 }
 
 

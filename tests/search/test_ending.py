@@ -1,16 +1,20 @@
 """How a search ends when it did not do what was asked: every trial failed (exit 3,
 naming the shared error) or an exception escaped it. Either way MLflow and the results
-table hold a true record and nothing stays RUNNING. (Ctrl-C: test_interrupt.py.)"""
+table hold a true record and nothing stays RUNNING. A time budget's end is the search's own
+ending: the trials it cut stay resumable. (Ctrl-C: test_interrupt.py.)"""
 
 from __future__ import annotations
 
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from ray import tune
 
 from augkd.errors import ExitCode
 from augkd.search.progress import ProgressView
 from augkd.search.results import load_results
 from augkd.search.runner import SearchOptions, run_search
+from augkd.search.study import TUNE_TRIAL_ATTR, load_study
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from tests.test_exit_codes import one_line
 from tests.test_pipeline import nan_teacher
@@ -72,3 +76,38 @@ def test_exception_escaping_the_search_leaves_nothing_running(local_ray, tmp_pat
     assert "injected: no space left on device" in runs["parent"].data.tags["augkd.error"]
     assert all(run.info.status != "RUNNING" for run in runs.values())
     assert all(row["status"] != "running" for row in load_results(str(tmp_path / "crashed")))
+
+
+@pytest.mark.slow
+def test_time_budget_end_keeps_the_trials_it_cut_interrupted_and_resumable(
+    local_ray, search_main, tmp_path, capsys
+):
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = ["teacher.epochs=2", "module3.epochs=300", "scheduler.name=fifo", "method=ce"]
+    code = search_main(
+        ["--space", "digits", "--smoke-test", "--num-samples", "2", "--name", "budget",
+         "--storage", str(tmp_path), "--tracking-uri", tracking_uri, "--time-budget", "60",
+         *(f"--set={item}" for item in settings)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == ExitCode.OK  # the search did what was asked: it ran for its budget
+    rows = load_results(str(tmp_path / "budget"))
+    assert rows and {row["status"] for row in rows} == {"interrupted"}  # none ran 300 epochs
+    said = [line for line in printed.splitlines() if "time budget" in line]
+    assert len(said) == 1 and said[0].startswith(
+        f"[search] time budget of 60 s reached: {len(rows)} trial(s) stopped and kept as "
+        "interrupted; continue the search with: python "
+    )
+    assert "--resume --name budget" in said[0] and "--time-budget" not in said[0]
+    runs = _runs(tracking_uri, "budget")
+    for row in rows:
+        run = runs[row["trial_id"]]
+        assert run.info.status == "KILLED" and run.data.tags["augkd.status"] == "interrupted"
+    assert runs["parent"].info.status == "FINISHED"
+    assert runs["parent"].data.tags["augkd.status"] == "time_budget"
+    assert all(run.info.status != "RUNNING" for run in runs.values())
+    study = load_study(str(tmp_path / "budget"))
+    states = {trial.user_attrs[TUNE_TRIAL_ATTR]: trial.state for trial in study.trials}
+    assert {row["trial_id"] for row in rows} <= set(states)
+    assert set(states.values()) == {TrialState.RUNNING}  # not told FAIL: --resume ends them
+    assert tune.Tuner.can_restore(str(tmp_path / "budget"))

@@ -4,7 +4,8 @@ The interrupted search must exit 130 with one line holding the exact resume comm
 its running trials must be recorded as interrupted (MLflow KILLED with
 augkd.status=interrupted, the table "interrupted", Optuna not told FAIL or COMPLETE),
 never as failed or pruned. The resume must finish every trial in the same MLflow runs,
-leaving nothing RUNNING. The output of both runs carries no library noise.
+leaving nothing RUNNING, also when Ctrl-C came before a trial's first report. The output of
+both runs carries no library noise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 from augkd.errors import ExitCode
 from augkd.search.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.results import load_results
+from augkd.search.study import TUNE_TRIAL_ATTR, load_study
 from augkd.search.tracking import SEARCH_TAG, TRIAL_TAG
 from tests.conftest import ROOT, sigint_as_from_a_terminal
 
@@ -116,11 +118,13 @@ def _optuna_states(search_path: Path) -> dict[str, TrialState]:
     return {trial_id: trials[trial.number].state for trial_id, trial in searcher._ot_trials.items()}
 
 
-def _runs(tracking_uri: str) -> dict[str, object]:
+def _runs(tracking_uri: str, name: str = NAME) -> dict[str, object]:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("augkd-digits")
+    if experiment is None:
+        return {}
     runs = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{NAME}'"
+        [experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}'"
     )
     return {run.data.tags[TRIAL_TAG]: run for run in runs}
 
@@ -184,3 +188,72 @@ def test_search_output_has_no_library_noise(interrupted_then_resumed):
     assert "\n[search] preflight passed on a worker" in first["out"]
     assert f"\n[search] {NAME}: {TRIALS} trials" in first["out"]
     assert resumed.stderr == ""
+
+
+EARLY = "early-ctrl-c"
+
+
+def _trial_started(tracking_uri: str) -> bool:
+    """A trial has its MLflow run: Tune started it (its first report is seconds away)."""
+    try:
+        runs = _runs(tracking_uri, EARLY)
+    except Exception:  # the store is still being created
+        return False
+    return len(runs) >= 2  # the parent and a trial
+
+
+@pytest.fixture(scope="module")
+def interrupted_before_first_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ctrl_c_early")
+    storage, tracking_uri = root / "runs", f"sqlite:///{root / 'mlflow.db'}"
+    settings = ["method=ce", "teacher.epochs=2", "module3.epochs=3", "scheduler.name=fifo"]
+    command = [
+        sys.executable, str(ROOT / "search.py"), "--space", "digits", "--smoke-test",
+        "--num-samples", str(TRIALS), "--storage", str(storage), "--name", EARLY,
+        "--tracking-uri", tracking_uri, "--address", "local",
+        *(item for setting in settings for item in ("--set", setting)),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    search = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_from_a_terminal,
+    )  # fmt: skip
+    while not _trial_started(tracking_uri):
+        assert search.poll() is None, search.communicate()
+        time.sleep(0.2)
+    search.send_signal(signal.SIGINT)
+    _, err = search.communicate()
+    first = {"code": search.returncode, "err": err, "rows": load_results(str(storage / EARLY))}
+    resume = shlex.split(err.split("resume it with: ", 1)[-1])
+    resumed = subprocess.run(
+        [sys.executable, *resume[1:]], cwd=root, env=env, capture_output=True, text=True
+    )
+    return {"first": first, "resumed": resumed, "storage": storage, "uri": tracking_uri}
+
+
+def test_resume_after_ctrl_c_before_a_first_report_leaves_no_orphan(
+    interrupted_before_first_report,
+):
+    first = interrupted_before_first_report["first"]
+    resumed = interrupted_before_first_report["resumed"]
+    assert first["code"] == ExitCode.INTERRUPTED, first["err"]
+    assert first["err"].startswith(f"interrupted: search '{EARLY}' stopped with its trials saved")
+    assert first["err"].count("\n") == 1, first["err"]  # the sentence alone
+    assert any(not row.get("epochs_run") for row in first["rows"])  # cut before a report
+    assert resumed.returncode == ExitCode.OK, resumed.stderr[-3000:]
+    assert resumed.stderr == ""  # no Ray traceback
+    search_path = interrupted_before_first_report["storage"] / EARLY
+    rows = load_results(str(search_path))
+    assert len(rows) == TRIALS  # the cut trials and any not started yet, each once
+    cut = {row["trial_id"]: row["mlflow_run_id"] for row in first["rows"]}
+    assert cut.items() <= {row["trial_id"]: row["mlflow_run_id"] for row in rows}.items()
+    runs = _runs(interrupted_before_first_report["uri"], EARLY)
+    assert set(runs) == {row["trial_id"] for row in rows} | {"parent"}  # no orphan run
+    for row in rows:
+        assert row["status"] == "completed" and runs[row["trial_id"]].info.status == "FINISHED"
+        assert runs[row["trial_id"]].info.run_id == row["mlflow_run_id"]
+    assert all(run.info.status != "RUNNING" for run in runs.values())
+    study = load_study(str(search_path))
+    states = {trial.user_attrs[TUNE_TRIAL_ATTR]: trial.state for trial in study.trials}
+    assert len(study.trials) == TRIALS  # no second Optuna trial for a re-run
+    assert states == {row["trial_id"]: TrialState.COMPLETE for row in rows}  # none RUNNING
