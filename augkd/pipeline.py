@@ -203,6 +203,7 @@ def prepare_trial(
     precision = MixedPrecision(config.precision, device)
     teacher, splits = load_inputs(config, cache, device, precision)
     plan = METHOD_PLANS[config.method]
+    check_memory(config, plan, teacher, splits, device)
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
     return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
 
@@ -221,6 +222,37 @@ def load_inputs(
     return teacher, splits
 
 
+def check_memory(
+    config: Config,
+    plan: MethodPlan,
+    teacher: Teacher,
+    splits: StudentSplits,
+    device: torch.device,
+    with_module3: bool = True,
+) -> None:
+    """Refuse, before any stage allocates, a stage of this plan whose memory estimate does not
+    fit on ``device`` (augkd.memory), in one sentence naming the key that sets its size."""
+    from augkd.memory import check_fits, estimate_stages, trial_stages
+    from augkd.models import generator_channels
+    from augkd.runtime import gpu_memory_share
+
+    mixing = plan.batches == "mixup"
+    stages = trial_stages(config, plan.module1, plan.module2, mixing)
+    if not with_module3:
+        stages.remove("module3")
+    channels = generator_channels(
+        config.module1.generator_colour,
+        teacher.normalize.mean.flatten().tolist(),
+        teacher.normalize.std.flatten().tolist(),
+    )
+    estimates = estimate_stages(
+        config, len(splits.class_names), str(teacher.metadata.get("arch", config.teacher.arch)),
+        stages, len(splits.train_y), bool(teacher.metadata.get("small_input", True)),
+        channels, mixing,
+    )  # fmt: skip
+    check_fits(estimates, device, gpu_memory_share(device))
+
+
 def produce_shared_stages(
     config: Config,
     cache: StageCache,
@@ -236,6 +268,7 @@ def produce_shared_stages(
     teacher, splits = load_inputs(config, cache, device, precision)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
+    check_memory(config, plan, teacher, splits, device, with_module3=False)
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
     if with_module2 and config.diagnostics.enabled:
         trial = PreparedTrial(config, plan, teacher, splits, stages, device, precision)

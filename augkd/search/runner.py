@@ -151,7 +151,8 @@ class _SearchRun:
                 + resume_command(self.options, name, place.storage, place.tracking_uri)
             )
         if outcome == FAILED:
-            raise all_failed_error(rows, join_uri(search_path, RESULTS_FILE))
+            again = resume_command(self.options, name, place.storage, place.tracking_uri)
+            raise all_failed_error(rows, join_uri(search_path, RESULTS_FILE), again)
         exported = export_best_configs(search_path, self.options.export_top_k, echo)
         print_next_commands(search_path, place.tracking_uri, echo)
         return SearchOutcome(search_path, place.tracking_uri, rows, exported, shared)
