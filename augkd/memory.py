@@ -253,6 +253,9 @@ def estimate_stages(
     """Estimates of the named stages ("module1", "encoder_adapt", "module2", "module3") of
     one trial. ``train_images`` caps the data batches (None before the data is loaded:
     the configured batch); ``mixing``: Module 3's batches are [x ; x_mix]."""
+    stages = list(stages)
+    if not stages:  # e.g. every stage already in the cache
+        return []
     nets = _MetaNets.build(
         config, num_classes, teacher_arch, teacher_small_input, generator_channels
     )

@@ -171,7 +171,7 @@ def _stage_task(
             teacher, splits = load_inputs(
                 config, cache, device, MixedPrecision(config.precision, device)
             )
-            check_memory(config, METHOD_PLANS[config.method], teacher, splits, device)
+            check_memory(config, METHOD_PLANS[config.method], teacher, splits, device, cache)
             summary = {
                 "classes": len(splits.class_names),
                 "train_images": len(splits.train_y),

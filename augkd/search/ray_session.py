@@ -45,7 +45,7 @@ def init_ray(address: str | None) -> RayStart:
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     target = requested_address(address)
     if target is not None:
-        check_reachable(target, "--address" if address else "$RAY_ADDRESS")
+        check_address(address)
         try:
             ray.init(address=target, **quiet)
         except ConnectionError as error:  # e.g. auto, and no `ray start` on this machine
@@ -62,6 +62,13 @@ def init_ray(address: str | None) -> RayStart:
         target is None,
         f"{which}: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs",
     )
+
+
+def check_address(address: str | None) -> None:
+    """The cluster to join (--address, else $RAY_ADDRESS), when there is one, answers."""
+    target = requested_address(address)
+    if target is not None:
+        check_reachable(target, "--address" if address else "$RAY_ADDRESS")
 
 
 def check_reachable(target: str, flag: str, wait_s: float = REACH_SECONDS) -> None:

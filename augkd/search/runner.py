@@ -29,7 +29,7 @@ from augkd.search.interrupt import CtrlC
 from augkd.search.next_steps import export_best_configs, print_next_commands
 from augkd.search.prepare import SearchOptions, SearchPlace, place_search, prepare_space
 from augkd.search.prestage import prepare_search
-from augkd.search.ray_session import init_ray
+from augkd.search.ray_session import check_address, init_ray
 from augkd.search.records import RecordKeeper, restore_records
 from augkd.search.space import SearchSpace, sampler_warnings
 from augkd.search.tuner import build_or_restore_tuner
@@ -53,6 +53,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     AllTrialsFailedError when no trial succeeded; nothing stays RUNNING in MLflow."""
     quiet_libraries()
     _quiet_tune()
+    check_address(options.address)  # an address where no Ray listens: refused first, in seconds
     space = prepare_space(options)
     place = place_search(options, space)
     if options.resume:  # the records a lost head took with it come back from storage
