@@ -244,29 +244,33 @@ def _get(jobs: list[_StageJob], retries: int, rerun: str | None) -> list[dict[st
                 break
             except ray.exceptions.RayError as error:
                 kind = type(error).__name__
-                if kind != OOM_KILL and (kind not in LOST_WORKER or lost < retries):
-                    if kind not in LOST_WORKER:
-                        raise
+                if kind not in LOST_WORKER and kind != OOM_KILL:
+                    raise  # the task itself failed: a defect, with its traceback
+                if kind in LOST_WORKER and lost < retries:
                     lost += 1
                     job.ref = job.submit()
                     continue
                 for other in jobs:
                     ray.cancel(other.ref)  # finished work stays cached; the rest is not waited for
-                if kind == OOM_KILL:
-                    raise WorkersLostError(
-                        f"Ray killed the {job.name} task {KILLED_FOR_MEMORY} ({job.sizes}); "
-                        f"the stages it finished stay cached: lower that size (or free memory "
-                        f"on the node), then {again.removeprefix('so ')}"
-                    ) from None
-                cause = LOST_WORKER[kind]
-                if kind == "WorkerCrashedError":  # the kernel's OOM killer ends one so
-                    cause += f" (the kernel kills one that runs out of memory; {job.sizes})"
-                raise WorkersLostError(
-                    f"The {job.name} task lost its worker {retries + 1} times "
-                    f"(stage_retries={retries}), the last time because {cause}; "
-                    f"the stages it finished stay cached, {again}"
-                ) from None
+                raise _ended(job, kind, retries, again) from None
     return outcomes
+
+
+def _ended(job: _StageJob, kind: str, retries: int, again: str) -> WorkersLostError:
+    """The sentence of a task that Ray killed for memory, or lost its worker too often."""
+    if kind == OOM_KILL:
+        return WorkersLostError(
+            f"Ray killed the {job.name} task {KILLED_FOR_MEMORY} ({job.sizes}); the stages it "
+            f"finished stay cached: lower that size (or free memory on the node), then "
+            f"{again.removeprefix('so ')}"
+        )
+    cause = LOST_WORKER[kind]
+    if kind == "WorkerCrashedError":  # how a kill by the kernel's OOM killer shows
+        cause += f" (the kernel kills one that runs out of memory; {job.sizes})"
+    return WorkersLostError(
+        f"The {job.name} task lost its worker {retries + 1} times (stage_retries={retries}), "
+        f"the last time because {cause}; the stages it finished stay cached, {again}"
+    )
 
 
 def prepare_search(
