@@ -63,14 +63,16 @@ class StageMemory:
     """Peak bytes each row of the batch adds."""
     rows_per_unit: float = 1.0
     """Rows per unit of the key's value (2 for Module 3's mixed batch)."""
+    copies: int = 1
+    """Processes that run the stage at once on the device (a search's concurrent tasks)."""
 
     @property
     def bytes(self) -> int:
-        return self.fixed_bytes + self.rows * self.row_bytes
+        return self.copies * (self.fixed_bytes + self.rows * self.row_bytes)
 
     def largest_value(self, available: int) -> int:
         """The largest value of the key whose estimate fits in ``available`` bytes."""
-        spare = available - self.fixed_bytes
+        spare = available // self.copies - self.fixed_bytes
         return max(0, int(spare / max(self.row_bytes * self.rows_per_unit, 1)))
 
 
@@ -350,9 +352,10 @@ def check_fits(
                 if largest >= 2 and estimate.key.endswith("batch_size")
                 else f"lower {estimate.key} or choose smaller networks (teacher.arch, student.arch)"
             )
+            at_once = f" ({estimate.copies} at once)" if estimate.copies > 1 else ""
             raise ResourceError(
-                f"{estimate.stage} would need about {gib(estimate.bytes)} of memory at "
-                f"{estimate.key}={estimate.value}, but {where} {gib(available)} available; "
+                f"{estimate.stage}{at_once} would need about {gib(estimate.bytes)} of memory "
+                f"at {estimate.key}={estimate.value}, but {where} {gib(available)} available; "
                 f"{fix}."
             )
 
@@ -390,16 +393,22 @@ def trial_stages(config: Config, module1: bool, module2: bool, mixing: bool) -> 
     return [*stages, "module3"]
 
 
-def check_config_before_work(config: Config, device: torch.device, num_classes: int = 10) -> None:
+def check_config_before_work(
+    config: Config, device: torch.device, num_classes: int = 10, module1_copies: int = 1
+) -> None:
     """What can be refused before the data and the teacher load: teacher training (the
-    built-in teacher) and Module 1, whose batch is the generator's and no data caps it.
+    built-in teacher) and Module 1, whose batch is the generator's and no data caps it
+    (``module1_copies``: how many run at once, e.g. a search's shared-stage tasks).
     With a teacher checkpoint its architecture is unknown until it loads; the stages are then
     checked after it loads (augkd.pipeline), still before they allocate."""
+    from dataclasses import replace
+
     from augkd.method.plans import METHOD_PLANS
 
     if config.teacher.checkpoint is not None:
         return
     estimates = [estimate_teacher_training(config, num_classes)]
     if METHOD_PLANS[config.method].module1:
-        estimates += estimate_stages(config, num_classes, config.teacher.arch, ["module1"])
+        (module1,) = estimate_stages(config, num_classes, config.teacher.arch, ["module1"])
+        estimates.append(replace(module1, copies=module1_copies))
     check_fits(estimates, device)

@@ -54,7 +54,26 @@ def check_memory_before_ray(space: SearchSpace, address: str | None) -> None:
         device = resolve_device(config.device)
     except AugkdError:  # e.g. device=cuda with resources.gpu: the workers' own check
         device = torch.device("cpu")
-    check_config_before_work(config, device)
+    check_config_before_work(config, device, module1_copies=module1_at_once(space))
+
+
+def module1_at_once(space: SearchSpace, cpus: int | None = None) -> int:
+    """How many Module 1s a search on a local Ray of ``cpus`` CPUs runs at once: one
+    shared-stage task per seed (each given its share of the CPUs, at least resources.cpu), or,
+    when a key Module 1 depends on is searched, one per concurrent trial."""
+    import os
+
+    from augkd.search.prestage import plan_shared_stages
+
+    cpus = cpus or os.cpu_count() or 1
+    plan = plan_shared_stages(space)
+    per_task = max(space.resources.cpu, 1e-3)
+    if plan.module1:
+        per_task = max(per_task, float(int(cpus // len(plan.seeds))))
+        wanted = len(plan.seeds)
+    else:
+        wanted = space.max_concurrent
+    return max(1, min(wanted, int(cpus // per_task)))
 
 
 def check_resumable(search_path: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -19,9 +20,11 @@ import time
 
 import pytest
 import ray
+import torch
 
-from augkd.config import load_config
+from augkd.config import MEMORY_SHARE, load_config, with_overrides
 from augkd.errors import ConfigError, ExitCode, WorkersLostError
+from augkd.memory import check_config_before_work, estimate_stages, host_available_bytes
 from augkd.search.ending import resume_command
 from augkd.search.next_steps import mlflow_ui_command
 from augkd.search.prepare import SearchOptions
@@ -31,6 +34,8 @@ from augkd.search.study import open_commands
 from augkd.search.trainable import memory_kill_sentence
 from tests.conftest import ROOT, free_port
 from tests.search.test_checks import refused  # noqa: F401  (a fixture)
+
+CPU = torch.device("cpu")
 
 
 def test_a_search_whose_module1_cannot_fit_is_refused_before_ray_starts(refused):  # noqa: F811
@@ -48,6 +53,24 @@ def test_a_searched_batch_size_is_checked_at_its_largest_choice(refused, tmp_pat
     )
     line = refused("--space", str(space), "--smoke-test")
     assert "at module1.batch_size=100000000, but this machine has " in line
+
+
+def test_module1s_that_run_at_once_are_counted_together(refused, tmp_path):  # noqa: F811
+    """A searched key Module 1 depends on makes it per trial: four trials at once (a half CPU
+    each) need four times its memory. The batch is chosen so that one fits and four do not."""
+    config = load_config(None)
+    (one,) = estimate_stages(config, 10, config.teacher.arch, ["module1"])
+    batch = int(one.largest_value(int(host_available_bytes() * MEMORY_SHARE)) * 0.6)
+    check_config_before_work(with_overrides(config, {"module1.batch_size": batch}), CPU)
+    space = tmp_path / "four.yaml"
+    space.write_text(
+        "name: four\nmax_concurrent: 4\nresources: {cpu: 0.5}\n"
+        "params:\n  module1.balance_weight: {type: categorical, choices: [10.0, 20.0]}\n"
+    )
+    line = refused("--space", str(space), "--set", f"module1.batch_size={batch}")
+    # four trials at once, or two on a one-CPU machine: either way more than fits
+    assert re.match(r"error: Module 1 \((4|2) at once\) would need about ", line), line
+    assert f"at module1.batch_size={batch}, but this machine has " in line
 
 
 # -- a stage task killed for memory ----------------------------------------------------------
