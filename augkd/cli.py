@@ -42,14 +42,16 @@ def _config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from augkd.config import with_overrides
+    from augkd.memory import check_config_before_work
     from augkd.outputs import check_file_writable
     from augkd.pipeline import run_trial
     from augkd.runtime import resolve_device
     from augkd.storage import write_bytes
 
     config = _config(args)
-    resolve_device(config.device)
+    device = resolve_device(config.device)
     check_file_writable(args.out, "--out")
+    check_config_before_work(config, device)
     if args.cache:
         config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
@@ -112,6 +114,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
+    from augkd.memory import check_fits, estimate_teacher_training
     from augkd.outputs import check_file_writable
     from augkd.runtime import resolve_device
     from augkd.teacher import save_teacher, train_teacher
@@ -119,6 +122,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     config = _config(args)
     device = resolve_device(config.device)
     check_file_writable(args.out, "--out")
+    check_fits([estimate_teacher_training(config, 10)], device)  # again once the data loads
     checkpoint = train_teacher(config, device)
     save_teacher(checkpoint, args.out)
     print(

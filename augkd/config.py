@@ -35,6 +35,10 @@ so adding one keeps every stage key of an existing config)."""
 METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
 Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+MEMORY_SHARE = 0.9
+"""Share of the memory available on its device that a stage's estimate may take
+(augkd.memory): the rest is headroom for what the estimate leaves out (allocator slack,
+the data loaded beside it), and keeps a node below Ray's OOM-killer threshold (95 %)."""
 
 
 def _wants_number(annotation: Any) -> bool:

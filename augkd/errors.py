@@ -54,6 +54,11 @@ class CacheError(AugkdError, RuntimeError):
     """A stage-cache artifact stays corrupt, or its producer failed on bad input."""
 
 
+class ResourceError(AugkdError, RuntimeError):
+    """A stage would need more memory than its device has (augkd.memory): refused before
+    it allocates, naming the key that sets its size."""
+
+
 class PreflightError(AugkdError, RuntimeError):
     """What every trial needs (data, teacher, GPU) could not be loaded on a worker."""
 

@@ -203,6 +203,7 @@ def prepare_trial(
     precision = MixedPrecision(config.precision, device)
     teacher, splits = load_inputs(config, cache, device, precision)
     plan = METHOD_PLANS[config.method]
+    check_memory(config, plan, teacher, splits, device, cache)
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
     return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
 
@@ -221,6 +222,39 @@ def load_inputs(
     return teacher, splits
 
 
+def check_memory(
+    config: Config,
+    plan: MethodPlan,
+    teacher: Teacher,
+    splits: StudentSplits,
+    device: torch.device,
+    cache: StageCache,
+    with_module3: bool = True,
+) -> None:
+    """Refuse, before any stage allocates, a stage of this plan whose memory estimate does not
+    fit on ``device`` (augkd.memory), in one sentence naming the key that sets its size. A
+    stage already in the cache is read, not run, and is not checked."""
+    from augkd.memory import check_fits, estimate_stages, trial_stages
+    from augkd.runtime import gpu_memory_share
+
+    mixing = plan.batches == "mixup"
+    keys = stage_keys(config, teacher, plan.module2)
+    cached = {"module1": ("module1", keys.module1), "encoder_adapt": ("encoder", keys.encoder),
+              "module2": ("module2", keys.module2)}  # fmt: skip
+    stages = [
+        stage
+        for stage in trial_stages(config, plan.module1, plan.module2, mixing)
+        if (stage != "module3" or with_module3)
+        and (stage not in cached or not cache.contains(*cached[stage]))
+    ]
+    estimates = estimate_stages(
+        config, len(splits.class_names), str(teacher.metadata.get("arch", config.teacher.arch)),
+        stages, len(splits.train_y), bool(teacher.metadata.get("small_input", True)),
+        keys.generator_channels, mixing,
+    )  # fmt: skip
+    check_fits(estimates, device, gpu_memory_share(device))
+
+
 def produce_shared_stages(
     config: Config,
     cache: StageCache,
@@ -236,6 +270,7 @@ def produce_shared_stages(
     teacher, splits = load_inputs(config, cache, device, precision)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
+    check_memory(config, plan, teacher, splits, device, cache, with_module3=False)
     stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
     if with_module2 and config.diagnostics.enabled:
         trial = PreparedTrial(config, plan, teacher, splits, stages, device, precision)

@@ -69,6 +69,10 @@ def _visible_index(gpu_id: str) -> int:
     return int(gpu_id) if gpu_id.isdigit() and not visible else 0
 
 
+_GPU_SHARES: dict[int, float] = {}
+"""The share limit_gpu_memory set per GPU index (torch has no getter for it)."""
+
+
 def limit_gpu_memory(device: torch.device, gpu_share: float) -> None:
     """Cap this process's CUDA memory at its GPU share, so trials sharing a GPU (e.g.
     resources.gpu=0.5) cannot starve each other; a whole GPU (or CPU) needs no cap."""
@@ -76,6 +80,15 @@ def limit_gpu_memory(device: torch.device, gpu_share: float) -> None:
         # torch wants an index: a bare "cuda" means the current device.
         index = torch.cuda.current_device() if device.index is None else device.index
         torch.cuda.set_per_process_memory_fraction(gpu_share, index)
+        _GPU_SHARES[index] = gpu_share
+
+
+def gpu_memory_share(device: torch.device) -> float:
+    """The share of ``device`` this process was limited to (0: the whole GPU, or a CPU)."""
+    if device.type != "cuda" or not _GPU_SHARES:
+        return 0.0
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return _GPU_SHARES.get(index, 0.0)
 
 
 def cpu_share() -> int:

@@ -24,9 +24,10 @@ from augkd.cache import StageCache
 from augkd.config import Config
 from augkd.data import BUILT_IN_LOADERS, iterate_batches, load_teacher_domain, split_indices
 from augkd.errors import DataError, ModelError
+from augkd.memory import check_fits, estimate_teacher_training
 from augkd.metrics import evaluate
 from augkd.models import build_classifier
-from augkd.runtime import Normalize
+from augkd.runtime import Normalize, gpu_memory_share
 from augkd.storage import read_bytes, write_bytes
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
@@ -64,6 +65,8 @@ def teacher_split(n: int) -> dict[str, torch.Tensor]:
 def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, Any]:
     """Train ``config.teacher.arch`` on the teacher domains; returns the checkpoint dict."""
     domain = load_teacher_domain(config.data)
+    estimate = estimate_teacher_training(config, len(domain.class_names), len(domain))
+    check_fits([estimate], device, gpu_memory_share(device))  # before the model allocates
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     parts = teacher_split(len(domain))

@@ -7,7 +7,8 @@ The space file itself (parse errors, unknown keys, bounds) is checked by
 
 from __future__ import annotations
 
-from augkd.errors import ConfigError
+from augkd.config import with_overrides
+from augkd.errors import AugkdError, ConfigError
 from augkd.locations import RESULTS_FILE
 from augkd.outputs import check_folder_writable
 from augkd.search.results import load_results
@@ -22,6 +23,57 @@ def check_before_ray(space: SearchSpace, storage: str, tracking_uri: str) -> Non
         check_folder_writable("augkd_exports", "the export folder augkd_exports/")
     check_tracking_uri(tracking_uri)
     check_gpu_requested_with_device(space)
+
+
+SIZE_KEYS = ("module1.batch_size", "module1.generator_width", "data.image_size")
+"""Searched keys whose largest value the check before Ray sizes Module 1 at."""
+
+
+def check_memory_before_ray(space: SearchSpace, address: str | None) -> None:
+    """On a local Ray the trials run on this machine: a teacher training or Module 1 that
+    cannot fit here is refused now (at the largest searched size), not after Ray started and
+    the kernel killed a worker. On a cluster the preflight checks on a worker instead."""
+    import torch
+
+    from augkd.memory import check_config_before_work
+    from augkd.runtime import resolve_device
+    from augkd.search.ray_session import requested_address
+
+    if requested_address(address) is not None:
+        return
+    largest = {}
+    for key in SIZE_KEYS:
+        param = space.params.get(key)
+        if param is not None:
+            values = param.choices if param.type == "categorical" else [param.high]
+            numbers = [v for v in values or [] if isinstance(v, (int, float))]
+            if numbers:
+                largest[key] = int(max(numbers))
+    config = with_overrides(space.base_config_object(), largest)
+    try:
+        device = resolve_device(config.device)
+    except AugkdError:  # e.g. device=cuda with resources.gpu: the workers' own check
+        device = torch.device("cpu")
+    check_config_before_work(config, device, module1_copies=module1_at_once(space))
+
+
+def module1_at_once(space: SearchSpace, cpus: int | None = None) -> int:
+    """How many Module 1s a search on a local Ray of ``cpus`` CPUs runs at once: one
+    shared-stage task per seed (each given its share of the CPUs, at least resources.cpu), or,
+    when a key Module 1 depends on is searched, one per concurrent trial."""
+    import os
+
+    from augkd.search.prestage import plan_shared_stages
+
+    cpus = cpus or os.cpu_count() or 1
+    plan = plan_shared_stages(space)
+    per_task = max(space.resources.cpu, 1e-3)
+    if plan.module1:
+        per_task = max(per_task, float(int(cpus // len(plan.seeds))))
+        wanted = len(plan.seeds)
+    else:
+        wanted = space.max_concurrent
+    return max(1, min(wanted, int(cpus // per_task)))
 
 
 def check_resumable(search_path: str) -> None:

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from augkd.errors import AllTrialsFailedError, ConfigError, Interrupted
 from augkd.locations import experiment_name
+from augkd.memory import KILLED_FOR_MEMORY
 from augkd.metric_names import TEST_ACC1
 from augkd.search.results import ResultsTable, format_leaderboard, load_results, rank
 from augkd.search.study import publish
@@ -199,10 +200,15 @@ def search_outcome(rows: list[dict[str, Any]], interrupted: bool) -> str:
     return "completed"
 
 
-def all_failed_error(rows: list[dict[str, Any]], results_uri: str) -> AllTrialsFailedError:
-    """One sentence naming the error the trials share (or the most common one)."""
+def all_failed_error(
+    rows: list[dict[str, Any]], results_uri: str, resume: str | None = None
+) -> AllTrialsFailedError:
+    """One sentence naming the error the trials share (or the most common one); when that is
+    a kill for memory, with ``resume``, the command that resumes the search."""
     errors = Counter(_last_line(row.get("error")) for row in rows)
     message, count = errors.most_common(1)[0]
+    if resume and KILLED_FOR_MEMORY in message:
+        message = f"{message} with: {resume}"
     if count == len(rows):
         shared = f"with the same error: {message}"
     else:

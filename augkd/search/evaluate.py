@@ -376,7 +376,9 @@ def run_evaluation(
     kept = _kept_metrics(objective)
     resources = _resources(search_path)
     threads = max(1, int(resources["cpu"]))
-    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(_run_one)
+    # Re-run by hand (below) when a node dies: Ray's own max_retries would also re-run a run
+    # its OOM killer ended, without end.
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=0)(_run_one)
     device = "auto" if resources["gpu"] > 0 else "cpu"
     shortfall = top_k_shortfall(candidates, top_k)
     if shortfall:
@@ -392,11 +394,26 @@ def run_evaluation(
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
-            pending[task.remote(config.to_dict(), kept)] = (candidate, seed)
+            pending[task.remote(config.to_dict(), kept)] = (candidate, seed, config, 0)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            candidate, seed = pending.pop(done[0])
-            outcome = ray.get(done[0])
+            candidate, seed, config, lost = pending.pop(done[0])
+            try:
+                outcome = ray.get(done[0])
+            except ray.exceptions.OutOfMemoryError:
+                from augkd.memory import KILLED_FOR_MEMORY, stage_sizes
+
+                sizes = stage_sizes(config, _stages_of(config))
+                outcome = {"error": f"Ray killed the run {KILLED_FOR_MEMORY} ({sizes})"}
+            except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError) as error:
+                if lost < RUN_RETRIES:
+                    pending[task.remote(config.to_dict(), kept)] = (
+                        candidate, seed, config, lost + 1,
+                    )  # fmt: skip
+                    continue
+                outcome = {
+                    "error": f"the run lost its worker {lost + 1} times ({type(error).__name__})"
+                }
             candidate.runs.append({"seed": seed, **outcome})
             if "error" in outcome:
                 echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")
@@ -412,6 +429,18 @@ def run_evaluation(
     _log_runs(evaluation, tracking_uri)
     echo(f"[evaluate] verdict: {verdict.sentence}")
     return evaluation
+
+
+RUN_RETRIES = 3
+"""How often an evaluation run whose node or worker died is run again (Ray's default)."""
+
+
+def _stages_of(config: Config) -> list[str]:
+    from augkd.memory import trial_stages
+    from augkd.method.plans import METHOD_PLANS
+
+    plan = METHOD_PLANS[config.method]
+    return trial_stages(config, plan.module1, plan.module2, plan.batches == "mixup")
 
 
 def _kept_metrics(objective: Objective) -> tuple[str, ...]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,14 +27,21 @@ def export_best_configs(search_path: str, top_k: int, echo: Echo) -> list[Path]:
     except ConfigError as error:
         echo(f"\n[search] nothing exported: {error}")
         return []
-    echo(f"\n[search] best config: {exported[0]}  (re-run: augkd train --config {exported[0]})")
+    rerun = shlex.join(["augkd", "train", "--config", str(exported[0])])
+    echo(f"\n[search] best config: {exported[0]}  (re-run: {rerun})")
     return exported
 
 
 def print_next_commands(search_path: str, tracking_uri: str, echo: Echo) -> None:
     """Where the results are, and the commands that open MLflow and the Optuna study."""
     echo(f"[search] results table: {join_uri(search_path, RESULTS_FILE)}")
-    echo(f"[search] open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
+    echo(f"[search] open MLflow: {mlflow_ui_command(tracking_uri)}")
     dashboard, load = open_commands(search_path)
     echo(f"[search] open the Optuna study: {dashboard}")
     echo(f"[search]   or in Python: {load}")
+
+
+def mlflow_ui_command(tracking_uri: str) -> str:
+    """The command that opens MLflow on the store, quoted for a shell (a path may hold a
+    space)."""
+    return shlex.join(["mlflow", "ui", "--backend-store-uri", tracking_uri])

@@ -13,7 +13,12 @@ from augkd.config import parse_override
 from augkd.dotted import flatten_dotted, get_dotted, set_dotted
 from augkd.errors import ConfigError
 from augkd.locations import default_storage, latest_search, resolve_tracking_uri, storage_root
-from augkd.search.checks import check_before_ray, check_fixed_keys_on_resume, check_resumable
+from augkd.search.checks import (
+    check_before_ray,
+    check_fixed_keys_on_resume,
+    check_memory_before_ray,
+    check_resumable,
+)
 from augkd.search.space import SearchSpace, load_space, read_space_file, resolve_space_path
 from augkd.storage import join_uri
 
@@ -161,6 +166,7 @@ def place_search(options: SearchOptions, space: SearchSpace) -> SearchPlace:
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
     storage = storage_root(options.storage or default_storage())
     check_before_ray(space, storage, tracking_uri)
+    check_memory_before_ray(space, options.address)
     name = options.name
     if options.resume and name is None:
         latest = latest_search(storage, space.name)

@@ -19,12 +19,15 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from augkd.config import config_from_dict, with_overrides
+from augkd.config import Config, config_from_dict, with_overrides
 from augkd.errors import AugkdError, PreflightError, WorkersLostError
 from augkd.locations import storage_of_stage_cache
+from augkd.memory import KILLED_FOR_MEMORY, stage_sizes
 from augkd.method.plans import METHOD_PLANS
 from augkd.search.access import Location, check_locations, named_locations
 from augkd.search.space import SearchSpace
@@ -147,7 +150,7 @@ def _stage_task(
 
     from augkd.cache import StageCache
     from augkd.gpu_check import gpu_stack, node_label
-    from augkd.pipeline import load_inputs, produce_shared_stages
+    from augkd.pipeline import check_memory, load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
     from augkd.runtime import configure_torch, limit_gpu_memory, resolve_device
 
@@ -168,6 +171,7 @@ def _stage_task(
             teacher, splits = load_inputs(
                 config, cache, device, MixedPrecision(config.precision, device)
             )
+            check_memory(config, METHOD_PLANS[config.method], teacher, splits, device, cache)
             summary = {
                 "classes": len(splits.class_names),
                 "train_images": len(splits.train_y),
@@ -196,39 +200,77 @@ def _assigned_cpus() -> int:
 LOST_WORKER = {
     "NodeDiedError": "its node died (a spot reclaim, or a crash)",
     "WorkerCrashedError": "its worker process died",
-    "OutOfMemoryError": "Ray killed its worker for want of memory",
 }
-"""Ray's errors for a task whose worker went away (retried up to stage_retries times), and
+"""Ray's errors for a task whose worker went away (run again up to stage_retries times), and
 what each means."""
+OOM_KILL = "OutOfMemoryError"
+"""Ray's error for a task its OOM killer ended: never run again (the same stage at the same
+size would be killed again, and Ray's own retries of it never end)."""
 
 
-def _lost_worker(error: BaseException) -> str | None:
-    return LOST_WORKER.get(type(error).__name__)
+@dataclass
+class _StageJob:
+    """A task before the trials: its name, how to (re)submit it, and the config keys that set
+    the memory it takes (for the sentence when it is killed for memory)."""
+
+    name: str
+    submit: Callable[[], Any]
+    sizes: str
+    ref: Any = None
 
 
-def _get(refs: list, what: list[str], retries: int, rerun: str | None) -> list[dict[str, Any]]:
-    """ray.get of tasks before the trials; a task that lost its worker more often than
-    ``retries`` allows ends the search with one sentence and the command that continues."""
+def _sizes(config: Config, module1: bool, encoder: bool, module2: bool) -> str:
+    stages = [name for name, runs in (("module1", module1), ("encoder_adapt", encoder),
+                                      ("module2", module2)) if runs]  # fmt: skip
+    return stage_sizes(config, stages)
+
+
+def _get(jobs: list[_StageJob], retries: int, rerun: str | None) -> list[dict[str, Any]]:
+    """ray.get of tasks before the trials. A task whose node or worker died runs again up to
+    ``retries`` times, then ends the search with one sentence and the command that continues;
+    one Ray killed for memory ends it at once, naming the keys that set its size. (Ray's own
+    max_retries would re-run an OOM-killed task without end: tasks are submitted without.)"""
     import ray
 
+    for job in jobs:
+        job.ref = job.submit()
+    again = f"so continue the search with: {rerun}" if rerun else "run the same command again"
     outcomes: list[dict[str, Any]] = []
-    for ref, name in zip(refs, what, strict=True):
-        try:
-            outcomes.append(ray.get(ref))
-        except ray.exceptions.RayError as error:
-            cause = _lost_worker(error)
-            if cause is None:
-                raise
-            for other in refs:
-                ray.cancel(other)  # finished work stays cached; the rest is not waited for
-            again = (
-                f"so continue the search with: {rerun}" if rerun else "run the same command again"
-            )
-            raise WorkersLostError(
-                f"The {name} task lost its worker {retries + 1} times (stage_retries={retries}), "
-                f"the last time because {cause}; the stages it finished stay cached, {again}"
-            ) from None
+    for job in jobs:
+        lost = 0
+        while True:
+            try:
+                outcomes.append(ray.get(job.ref))
+                break
+            except ray.exceptions.RayError as error:
+                kind = type(error).__name__
+                if kind not in LOST_WORKER and kind != OOM_KILL:
+                    raise  # the task itself failed: a defect, with its traceback
+                if kind in LOST_WORKER and lost < retries:
+                    lost += 1
+                    job.ref = job.submit()
+                    continue
+                for other in jobs:
+                    ray.cancel(other.ref)  # finished work stays cached; the rest is not waited for
+                raise _ended(job, kind, retries, again) from None
     return outcomes
+
+
+def _ended(job: _StageJob, kind: str, retries: int, again: str) -> WorkersLostError:
+    """The sentence of a task that Ray killed for memory, or lost its worker too often."""
+    if kind == OOM_KILL:
+        return WorkersLostError(
+            f"Ray killed the {job.name} task {KILLED_FOR_MEMORY} ({job.sizes}); the stages it "
+            f"finished stay cached: lower that size (or free memory on the node), then "
+            f"{again.removeprefix('so ')}"
+        )
+    cause = LOST_WORKER[kind]
+    if kind == "WorkerCrashedError":  # how a kill by the kernel's OOM killer shows
+        cause += f" (the kernel kills one that runs out of memory; {job.sizes})"
+    return WorkersLostError(
+        f"The {job.name} task lost its worker {retries + 1} times (stage_retries={retries}), "
+        f"the last time because {cause}; the stages it finished stay cached, {again}"
+    )
 
 
 def prepare_search(
@@ -250,17 +292,20 @@ def prepare_search(
     plan = plan_shared_stages(space)
     started = time.perf_counter()
     retries = space.stage_retries
-    # max_retries re-runs a task whose worker or node died (not one that raised).
-    task = ray.remote(
-        num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=retries
-    )(_stage_task)
+    # _get re-runs a task whose worker or node died (not one that raised, nor one killed for
+    # memory); Ray's max_retries would re-run an OOM-killed task for ever.
+    task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=0)(
+        _stage_task
+    )
     share = space.resources.gpu
     first = with_overrides(config_from_dict(space.base_resolved), {"seed": plan.seeds[0]})
     locations = tuple(named_locations(first, storage_of_stage_cache(cache_root)))
-    (preflight,) = _get(
-        [task.remote(first.to_dict(), cache_root, share, False, False, locations=locations)],
-        ["preflight"], retries, rerun,
-    )  # fmt: skip
+    preflight_job = _StageJob(
+        "preflight",
+        lambda: task.remote(first.to_dict(), cache_root, share, False, False, locations=locations),
+        _sizes(first, False, False, False),
+    )
+    (preflight,) = _get([preflight_job], retries, rerun)
     if "error" in preflight:
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
     plan.preflight = preflight
@@ -279,26 +324,33 @@ def prepare_search(
             cpus = max(cpus, float(int(total // len(plan.seeds))))
         first_point = plan.module2_grid[0]
         configs = [with_overrides(first, {"seed": s, **first_point}) for s in plan.seeds]
-        refs = [
-            task.options(num_cpus=cpus).remote(
-                c.to_dict(), cache_root, share, True, plan.module2, plan.encoder
+        jobs = [
+            _StageJob(
+                f"shared-stage (seed {c.seed})",
+                partial(
+                    task.options(num_cpus=cpus).remote,
+                    c.to_dict(), cache_root, share, True, plan.module2, plan.encoder,
+                ),
+                _sizes(c, True, plan.encoder, plan.module2),
             )
             for c in configs
-        ]
-        names = [f"shared-stage (seed {seed})" for seed in plan.seeds]
-        _run_stage_tasks(refs, names, plan, retries, rerun)
+        ]  # fmt: skip
+        _run_stage_tasks(jobs, plan, retries, rerun)
         # Then the rest of the Module-2 grid, every point of every seed at once.
         rest = [(config, point) for config in configs for point in plan.module2_grid[1:]]
         if plan.module2 and rest:
             echo(f"[search] training {len(rest) + len(configs)} AnchorNets (the Module-2 grid "
                  f"{', '.join(plan.module2_grid[0])} x {len(plan.seeds)} seeds)")  # fmt: skip
-            refs = [
-                task.remote(with_overrides(c, point).to_dict(), cache_root, share, True, True,
-                            plan.encoder)
+            jobs = [
+                _StageJob(
+                    f"Module-2 (seed {c.seed}, {point})",
+                    partial(task.remote, with_overrides(c, point).to_dict(), cache_root, share,
+                            True, True, plan.encoder),
+                    _sizes(c, False, False, True),
+                )
                 for c, point in rest
             ]  # fmt: skip
-            names = [f"Module-2 (seed {c.seed}, {point})" for c, point in rest]
-            _run_stage_tasks(refs, names, plan, retries, rerun)
+            _run_stage_tasks(jobs, plan, retries, rerun)
     plan.seconds = time.perf_counter() - started
     for note in plan.notes:
         echo(f"[search] note: {note}")
@@ -311,9 +363,9 @@ def prepare_search(
 
 
 def _run_stage_tasks(
-    refs: list[Any], names: list[str], plan: SharedStages, retries: int, rerun: str | None
+    jobs: list[_StageJob], plan: SharedStages, retries: int, rerun: str | None
 ) -> None:
-    for outcome in _get(refs, names, retries, rerun):
+    for outcome in _get(jobs, retries, rerun):
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
         plan.produced.extend(outcome["events"])

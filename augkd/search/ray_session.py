@@ -10,7 +10,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from augkd.errors import ConfigError
+
 LOCAL = "local"
+REACH_SECONDS = 5.0
+"""How long a Ray address may take to answer before the command ends with one sentence
+(ray.init itself waits for ever, printing Ray's GCS warnings)."""
 
 
 def requested_address(address: str | None) -> str | None:
@@ -40,7 +45,14 @@ def init_ray(address: str | None) -> RayStart:
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     target = requested_address(address)
     if target is not None:
-        ray.init(address=target, **quiet)
+        check_address(address)
+        try:
+            ray.init(address=target, **quiet)
+        except ConnectionError as error:  # e.g. auto, and no `ray start` on this machine
+            raise ConfigError(
+                f"{'--address' if address else '$RAY_ADDRESS'} {target}: {error} Start a "
+                "cluster with `ray start --head`, or leave out --address to run a local Ray."
+            ) from None
         which = f"joined the Ray cluster at {ray.get_runtime_context().gcs_address}"
     else:
         ray.init(address=LOCAL, include_dashboard=False, **quiet)
@@ -49,4 +61,57 @@ def init_ray(address: str | None) -> RayStart:
     return RayStart(
         target is None,
         f"{which}: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs",
+    )
+
+
+def check_address(address: str | None) -> None:
+    """The cluster to join (--address, else $RAY_ADDRESS), when there is one, answers."""
+    target = requested_address(address)
+    if target is not None:
+        check_reachable(target, "--address" if address else "$RAY_ADDRESS")
+
+
+def check_reachable(target: str, flag: str, wait_s: float = REACH_SECONDS) -> None:
+    """A HOST:PORT where no Ray listens ends in one sentence within ``wait_s``, not in
+    ray.init's endless wait: the port must accept a connection and speak gRPC (Ray's GCS
+    does; a free port or another server does not). ``auto`` is left to ray.init."""
+    import socket
+    import time
+
+    import grpc
+
+    address = target.removeprefix("ray://")
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        if target != "auto":
+            raise ConfigError(
+                f"{flag} '{target}' is not auto or HOST:PORT; pass e.g. --address auto or "
+                "--address 10.0.0.5:6379."
+            )
+        return
+    deadline = time.monotonic() + wait_s
+    why = "nothing answered"
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                break
+        except OSError as error:
+            why = error.strerror or type(error).__name__
+        if time.monotonic() >= deadline:
+            raise _unreachable(flag, target, why.lower())
+        time.sleep(0.5)
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=max(1.0, deadline - time.monotonic()))
+    except grpc.FutureTimeoutError:
+        raise _unreachable(flag, target, "a server listens there, but not Ray's") from None
+    finally:
+        channel.close()
+
+
+def _unreachable(flag: str, target: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"{flag} {target}: no Ray cluster answers there ({why}); start one with "
+        "`ray start --head` and pass the address it prints, or leave out --address (and "
+        "$RAY_ADDRESS) to run a local Ray."
     )

@@ -255,5 +255,7 @@ def restore_command(search_path: str, tracking_uri: str, echo: Callable[[str], N
         )
     restored = restore_records(tracking_uri, search_path, echo)
     if restored:
-        echo(f"open MLflow: mlflow ui --backend-store-uri {tracking_uri}")
+        from augkd.search.next_steps import mlflow_ui_command
+
+        echo(f"open MLflow: {mlflow_ui_command(tracking_uri)}")
     return 0

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,7 @@ def export_best(search_path: str, top_k: int, out_dir: str) -> list[Path]:
             f"# exported from {search_path}, trial {row['trial_id']}, rank {place} "
             f"by {objective.label()}\n"
             f"# {values}\n"
-            f"# re-run: augkd train --config {out / f'rank{place}.yaml'}\n"
+            f"# re-run: {shlex.join(['augkd', 'train', '--config', str(out / f'rank{place}.yaml')])}\n"
         )
         path = out / f"rank{place}.yaml"
         path.write_text(header + yaml.safe_dump(config, sort_keys=False))

@@ -31,7 +31,7 @@ from augkd.search.name_lock import hold_search_name
 from augkd.search.next_steps import export_best_configs, print_next_commands
 from augkd.search.prepare import SearchOptions, SearchPlace, place_search, prepare_space
 from augkd.search.prestage import prepare_search
-from augkd.search.ray_session import init_ray
+from augkd.search.ray_session import check_address, init_ray
 from augkd.search.records import RecordKeeper, restore_records
 from augkd.search.space import SearchSpace, sampler_warnings
 from augkd.search.tuner import build_or_restore_tuner
@@ -55,6 +55,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     AllTrialsFailedError when no trial succeeded; nothing stays RUNNING in MLflow."""
     quiet_libraries()
     _quiet_tune()
+    check_address(options.address)  # an address where no Ray listens: refused first, in seconds
     space = prepare_space(options, echo)
     place = place_search(options, space)
     with hold_search_name(
@@ -171,7 +172,8 @@ class _SearchRun:
                 + resume_command(self.options, name, place.storage, place.tracking_uri)
             )
         if outcome == FAILED:
-            raise all_failed_error(rows, join_uri(search_path, RESULTS_FILE))
+            again = resume_command(self.options, name, place.storage, place.tracking_uri)
+            raise all_failed_error(rows, join_uri(search_path, RESULTS_FILE), again)
         exported = export_best_configs(search_path, self.options.export_top_k, echo)
         print_next_commands(search_path, place.tracking_uri, echo)
         return SearchOutcome(search_path, place.tracking_uri, rows, exported, shared)

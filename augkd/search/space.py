@@ -206,8 +206,10 @@ class SearchSpace(_Strict):
     error (a shared cause such as unreadable data); 0 never stops."""
     stage_retries: int = Field(3, ge=0)
     """How often a task before the trials (the preflight, a seed's shared stages) is run
-    again after its worker or node died (a spot reclaim, an out-of-memory kill); after that
-    the search ends with the command that continues it (finished stages stay cached)."""
+    again after its worker or node died (a spot reclaim, a kernel's kill); after that the
+    search ends with the command that continues it (finished stages stay cached). A task
+    Ray's OOM killer ended is not run again: the search ends at once, naming the batch-size
+    keys of its stages."""
 
     # Filled in by load_space, not by the YAML.
     base_resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)

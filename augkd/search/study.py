@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,15 @@ def open_commands(search_path: str) -> list[str]:
     """Shell commands that open the study: the dashboard, and Python's load_study."""
     path = journal_path(search_path)
     name = study_name(search_path)
-    return [
-        f"optuna-dashboard {path}",
-        'python -c "import optuna; from optuna.storages import JournalStorage; '
+    code = (
+        "import optuna; from optuna.storages import JournalStorage; "
         "from optuna.storages.journal import JournalFileBackend; "
-        f"study = optuna.load_study(study_name='{name}', "
-        f"storage=JournalStorage(JournalFileBackend('{path}'))); print(study.trials_dataframe())\"",
-    ]
+        f"study = optuna.load_study(study_name={name!r}, "
+        f"storage=JournalStorage(JournalFileBackend({str(path)!r}))); "
+        "print(study.trials_dataframe())"
+    )
+    # quoted for a shell: a storage path may hold a space or a quote
+    return [shlex.join(["optuna-dashboard", str(path)]), shlex.join(["python", "-c", code])]
 
 
 def default_point(space: Any) -> dict[str, Any] | None:

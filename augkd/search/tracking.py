@@ -41,7 +41,7 @@ from augkd.search.interrupt import interrupt_requested
 from augkd.search.model_logging import log_student_model
 from augkd.search.optuna_bridge import trial_outcome
 from augkd.search.results import ResultsTable, param_column
-from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR
+from augkd.search.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR, memory_kill_sentence
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +400,8 @@ class SearchRecorder(Callback):
         message = result.get("error") or ""
         if error and trial.error_file and os.path.exists(trial.error_file):
             message = Path(trial.error_file).read_text()[-2000:]  # the traceback's end
+            killed = memory_kill_sentence(message, self.base_config, dict(trial.config or {}))
+            message = killed or message
         tags = [RunTag("augkd.status", outcome)]
         if message:
             tags.append(RunTag("augkd.error", str(message)[:5000]))

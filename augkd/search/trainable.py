@@ -104,3 +104,29 @@ def run_tune_trial(
         # recorded as failed, and let the search go on.
         log.error("trial failed: %s", error)
         tune.report({"failed": 1.0, "error": str(error)})
+
+
+OOM_SIGNS = ("OutOfMemoryError", "running low on memory", "killed by SIGKILL by OOM killer")
+"""How a trial's error says that Ray's OOM killer (or the kernel's) ended its worker."""
+
+
+def memory_kill_sentence(
+    error: str, base_config: dict[str, Any], params: dict[str, Any]
+) -> str | None:
+    """One sentence for a trial whose worker was killed for memory (Tune's traceback
+    otherwise), naming the stages and the keys that set their size; None for another error."""
+    from augkd.memory import KILLED_FOR_MEMORY, stage_sizes, trial_stages
+    from augkd.method.plans import METHOD_PLANS
+
+    if not any(sign in error for sign in OOM_SIGNS):
+        return None
+    try:
+        config = with_overrides(config_from_dict(base_config), params)
+    except AugkdError:
+        return None
+    plan = METHOD_PLANS[config.method]
+    stages = trial_stages(config, plan.module1, plan.module2, plan.batches == "mixup")
+    return (
+        f"Ray killed the trial's worker {KILLED_FOR_MEMORY} ({stage_sizes(config, stages)}); "
+        "lower that batch size or max_concurrent (fewer trials at once), then resume the search"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -47,8 +48,9 @@ def test_the_first_trial_is_the_configs_defaults(tiny_search):
 
 def test_the_printed_load_command_opens_the_study(tiny_search):
     dashboard, load = open_commands(tiny_search["path"])
-    assert dashboard == f"optuna-dashboard {journal_path(tiny_search['path'])}"
-    code = load.removeprefix('python -c "').removesuffix('"')
+    assert shlex.split(dashboard) == ["optuna-dashboard", journal_path(tiny_search["path"])]
+    program, flag, code = shlex.split(load)
+    assert (program, flag) == ("python", "-c")
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert printed.returncode == 0, printed.stderr
     assert "PRUNED" in printed.stdout or "COMPLETE" in printed.stdout
