@@ -37,23 +37,13 @@ from tests.search.conftest import trial_worker_pids
 def evaluated(tiny_search, tmp_path_factory):
     """`augkd evaluate` as a user runs it (its own local Ray) on a copy of the tiny search's
     storage root (the fixture stays as it was): its best config, the defaults and `ce`,
-    raced over 2 fresh seeds, then rounds of 2 up to 4 (unless decided sooner), as Ray
+    raced over 2 fresh seeds, then a round of 1 up to 3 (unless decided sooner), as Ray
     tasks."""
     storage = tmp_path_factory.mktemp("evaluate") / "storage"
     shutil.copytree(tiny_search["root"], storage)
     uri = f"sqlite:///{storage}/mlflow.db"
-    args = [
-        "evaluate",
-        "--search",
-        str(storage),
-        "--top-k",
-        "1",
-        "--seeds",
-        "2",
-        "--max-seeds",
-        "4",
-    ]
-    args += ["--baselines", "ce", "--tracking-uri", uri]
+    args = ["evaluate", "--search", str(storage), "--top-k", "1", "--seeds", "2"]
+    args += ["--max-seeds", "3", "--baselines", "ce", "--tracking-uri", uri]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.run(
         [sys.executable, "-m", "augkd.cli", *args], capture_output=True, text=True, env=env
@@ -80,7 +70,7 @@ def test_evaluate_writes_one_row_per_method_and_fresh_seed(evaluated):
     seeds = _verdict(evaluated)["seeds"]
     assert labels[0] == "rank1" and labels[-1] == "ce"
     # the search ran seed 0 only: the fresh seeds are 1, 2, ..., shared by every method
-    assert seeds in ([1, 2], [1, 2, 3, 4])
+    assert seeds in ([1, 2], [1, 2, 3])
     assert sorted((r["label"], r["seed"]) for r in rows) == sorted(
         (label, seed) for label in labels for seed in seeds
     )
@@ -91,8 +81,8 @@ def test_evaluate_writes_one_row_per_method_and_fresh_seed(evaluated):
 
 @pytest.mark.slow
 def test_racing_adds_seeds_until_resolved_or_max_seeds(evaluated):
-    """Round 1 ran 2 seeds; a second round of 2 ran exactly when round 1 left the verdict
-    unresolved, and the race stopped at --max-seeds 4 whatever it found then."""
+    """Round 1 ran 2 seeds; a second round ran exactly when round 1 left the verdict
+    unresolved, and the race stopped at --max-seeds 3 whatever it found then."""
     verdict = _verdict(evaluated)
     err = evaluated["run"].stderr
     assert "[evaluate] round 1: " in err and "x seeds [1, 2]:" in err
@@ -100,7 +90,7 @@ def test_racing_adds_seeds_until_resolved_or_max_seeds(evaluated):
         assert verdict["decision"] != "unresolved" and "round 2" not in err
     else:
         assert "[evaluate] after 2 seeds: not resolved after 2 seeds" in err
-        assert "[evaluate] round 2: " in err and "x seeds [3, 4]:" in err
+        assert "[evaluate] round 2: " in err and "x seeds [3]:" in err
         assert "round 3" not in err
     assert verdict["runs"] == len(evaluated["rows"]) and verdict["compute_seconds"] > 0
     assert f"verdict: {verdict['sentence']}" in evaluated["out"]
