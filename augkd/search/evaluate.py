@@ -27,6 +27,7 @@ import yaml
 from augkd.config import METHODS, Config, config_from_dict, with_overrides
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
+from augkd.eta import RunsProgress
 from augkd.locations import BASELINES_FILE, EVALUATION_FILE, SPACE_FILE
 from augkd.metric_names import (
     BEST_EPOCH,
@@ -247,10 +248,12 @@ def run_evaluation(
         f"[evaluate] {len(candidates)} methods x {len(seed_list)} fresh seeds {seed_list}: "
         f"{len(pending)} runs"
     )
+    progress = RunsProgress(len(pending), echo)
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         candidate, seed = pending.pop(done[0])
         outcome = ray.get(done[0])
+        progress.finished(f"{candidate.label} seed {seed}")
         candidate.runs.append({"seed": seed, **outcome})
         if "error" in outcome:
             echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")

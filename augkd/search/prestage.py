@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from augkd.config import config_from_dict, with_overrides
+from augkd.config import Config, config_from_dict, with_overrides
 from augkd.errors import AugkdError, PreflightError, WorkersLostError
+from augkd.eta import LinePrinter, ProgressFiles
 from augkd.locations import storage_of_stage_cache
 from augkd.method.plans import METHOD_PLANS
 from augkd.search.access import Location, check_locations, named_locations
@@ -141,11 +142,14 @@ def _stage_task(
     module2: bool,
     encoder: bool = False,
     locations: tuple[Location, ...] = (),
+    progress: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages."""
+    """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages.
+    ``progress``: (path, label) of the file its stages' progress goes to (augkd.eta)."""
     import ray
 
     from augkd.cache import StageCache
+    from augkd.eta import ProgressFile
     from augkd.gpu_check import gpu_stack, node_label
     from augkd.pipeline import load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
@@ -159,14 +163,18 @@ def _stage_task(
         device = resolve_device(config.device, gpu_ids)  # a GpuError if torch cannot use it
         limit_gpu_memory(device, gpu_share)
         cache = StageCache(cache_root)
+        on_step = None
+        if progress is not None:
+            on_step = ProgressFile(cache.filesystem, *progress).on_step
         if produce:
             produce_shared_stages(
-                config, cache, device, module2, log=log.info, with_encoder=encoder
-            )
+                config, cache, device, module2, log=log.info, with_encoder=encoder,
+                on_step=on_step,
+            )  # fmt: skip
         else:
             check_locations(list(locations), node_label())
             teacher, splits = load_inputs(
-                config, cache, device, MixedPrecision(config.precision, device)
+                config, cache, device, MixedPrecision(config.precision, device), on_step
             )
             summary = {
                 "classes": len(splits.class_names),
@@ -206,14 +214,27 @@ def _lost_worker(error: BaseException) -> str | None:
     return LOST_WORKER.get(type(error).__name__)
 
 
-def _get(refs: list, what: list[str], retries: int, rerun: str | None) -> list[dict[str, Any]]:
+POLL_S = 2.0
+"""How often the driver reads the stage tasks' progress files while it waits for them."""
+
+
+def _get(
+    refs: list,
+    what: list[str],
+    retries: int,
+    rerun: str | None,
+    watch: ProgressFiles | None = None,
+) -> list[dict[str, Any]]:
     """ray.get of tasks before the trials; a task that lost its worker more often than
-    ``retries`` allows ends the search with one sentence and the command that continues."""
+    ``retries`` allows ends the search with one sentence and the command that continues.
+    ``watch``: the tasks' progress, shown while waiting."""
     import ray
 
     outcomes: list[dict[str, Any]] = []
     for ref, name in zip(refs, what, strict=True):
         try:
+            while watch is not None and not ray.wait([ref], timeout=POLL_S)[0]:
+                watch.poll()
             outcomes.append(ray.get(ref))
         except ray.exceptions.RayError as error:
             cause = _lost_worker(error)
@@ -249,17 +270,51 @@ def prepare_search(
         _check_fits(space, ray.cluster_resources())
     plan = plan_shared_stages(space)
     started = time.perf_counter()
-    retries = space.stage_retries
     # max_retries re-runs a task whose worker or node died (not one that raised).
     task = ray.remote(
-        num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=retries
+        num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=space.stage_retries
     )(_stage_task)
-    share = space.resources.gpu
     first = with_overrides(config_from_dict(space.base_resolved), {"seed": plan.seeds[0]})
     locations = tuple(named_locations(first, storage_of_stage_cache(cache_root)))
+    watch = ProgressFiles(cache_root, LinePrinter(echo))
+    try:
+        _produce(space, plan, task, first, cache_root, locations, watch, echo, local_cluster,
+                 rerun)  # fmt: skip
+    finally:
+        watch.close()
+    plan.seconds = time.perf_counter() - started
+    for note in plan.notes:
+        echo(f"[search] note: {note}")
+    preflight = plan.preflight
+    where = preflight["device"] + (
+        f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
+    )
+    echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
+         f"after {plan.seconds:.0f}s")  # fmt: skip
+    return plan
+
+
+def _produce(
+    space: SearchSpace,
+    plan: SharedStages,
+    task: Any,
+    first: Config,
+    cache_root: str,
+    locations: tuple[Location, ...],
+    watch: ProgressFiles,
+    echo,
+    local_cluster: bool,
+    rerun: str | None,
+) -> None:
+    """The preflight task, then the shared stages' tasks, their progress shown meanwhile."""
+    import ray
+
+    retries, share = space.stage_retries, space.resources.gpu
+    progress = (watch.path_for("preflight"), f"seed {first.seed}")
     (preflight,) = _get(
-        [task.remote(first.to_dict(), cache_root, share, False, False, locations=locations)],
-        ["preflight"], retries, rerun,
+        [task.remote(first.to_dict(), cache_root, share, False, False, locations=locations,
+                     progress=progress)],
+        ["preflight"], retries, rerun, watch,
     )  # fmt: skip
     if "error" in preflight:
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
@@ -281,12 +336,13 @@ def prepare_search(
         configs = [with_overrides(first, {"seed": s, **first_point}) for s in plan.seeds]
         refs = [
             task.options(num_cpus=cpus).remote(
-                c.to_dict(), cache_root, share, True, plan.module2, plan.encoder
+                c.to_dict(), cache_root, share, True, plan.module2, plan.encoder,
+                progress=(watch.path_for(f"seed{c.seed}"), f"seed {c.seed}"),
             )
             for c in configs
-        ]
+        ]  # fmt: skip
         names = [f"shared-stage (seed {seed})" for seed in plan.seeds]
-        _run_stage_tasks(refs, names, plan, retries, rerun)
+        _run_stage_tasks(refs, names, plan, retries, rerun, watch)
         # Then the rest of the Module-2 grid, every point of every seed at once.
         rest = [(config, point) for config in configs for point in plan.module2_grid[1:]]
         if plan.module2 and rest:
@@ -294,26 +350,27 @@ def prepare_search(
                  f"{', '.join(plan.module2_grid[0])} x {len(plan.seeds)} seeds)")  # fmt: skip
             refs = [
                 task.remote(with_overrides(c, point).to_dict(), cache_root, share, True, True,
-                            plan.encoder)
-                for c, point in rest
+                            plan.encoder, progress=(watch.path_for(f"grid{n}"),
+                                                    f"seed {c.seed}, {_point_label(point)}"))
+                for n, (c, point) in enumerate(rest)
             ]  # fmt: skip
             names = [f"Module-2 (seed {c.seed}, {point})" for c, point in rest]
-            _run_stage_tasks(refs, names, plan, retries, rerun)
-    plan.seconds = time.perf_counter() - started
-    for note in plan.notes:
-        echo(f"[search] note: {note}")
-    where = preflight["device"] + (
-        f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
-    )
-    echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
-         f"after {plan.seconds:.0f}s")  # fmt: skip
-    return plan
+            _run_stage_tasks(refs, names, plan, retries, rerun, watch)
+
+
+def _point_label(point: dict[str, Any]) -> str:
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in point.items())
 
 
 def _run_stage_tasks(
-    refs: list[Any], names: list[str], plan: SharedStages, retries: int, rerun: str | None
+    refs: list[Any],
+    names: list[str],
+    plan: SharedStages,
+    retries: int,
+    rerun: str | None,
+    watch: ProgressFiles | None = None,
 ) -> None:
-    for outcome in _get(refs, names, retries, rerun):
+    for outcome in _get(refs, names, retries, rerun, watch):
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
         plan.produced.extend(outcome["events"])
