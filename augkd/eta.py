@@ -191,13 +191,14 @@ class RunsProgress:
 
 
 class ProgressFile:
-    """A stage task's progress, written (atomically) to one JSON file at most every
-    ``every_s``: the driver reads it while it waits for the task. Writes that fail are
-    skipped: progress is never worth failing a stage for."""
+    """A stage task's progress, written (atomically) at most every ``every_s`` to a JSON file
+    per stage (``<prefix>.<stage>.json``, so that a stage's last update is never overwritten
+    by the next stage's first): the driver reads them while it waits for the task. Writes
+    that fail are skipped: progress is never worth failing a stage for."""
 
-    def __init__(self, filesystem: Any, path: str, label: str, every_s: float = FILE_EVERY_S):
+    def __init__(self, filesystem: Any, prefix: str, label: str, every_s: float = FILE_EVERY_S):
         self.filesystem = filesystem
-        self.path = path
+        self.prefix = prefix
         self.label = label
         self.every_s = every_s
         self.stage: str | None = None
@@ -226,7 +227,7 @@ class ProgressFile:
             "id": uuid.uuid4().hex[:8],
         }
         with contextlib.suppress(OSError):
-            write_file(self.filesystem, self.path, json.dumps(payload).encode())
+            write_file(self.filesystem, f"{self.prefix}.{stage}.json", json.dumps(payload).encode())
 
 
 class ProgressFiles:
@@ -246,8 +247,8 @@ class ProgressFiles:
         self.finished: set[str] = set()
 
     def path_for(self, task: str) -> str:
-        """Where task ``task`` writes (a path in the cache's filesystem)."""
-        return f"{self.folder}/{task}.json"
+        """The prefix of task ``task``'s progress files (a path in the cache's filesystem)."""
+        return f"{self.folder}/{task}"
 
     def poll(self) -> None:
         from pyarrow import fs as pafs

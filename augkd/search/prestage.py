@@ -145,7 +145,7 @@ def _stage_task(
     progress: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages.
-    ``progress``: (path, label) of the file its stages' progress goes to (augkd.eta)."""
+    ``progress``: (prefix, label) of the files its stages' progress goes to (augkd.eta)."""
     import ray
 
     from augkd.cache import StageCache
@@ -235,6 +235,8 @@ def _get(
         try:
             while watch is not None and not ray.wait([ref], timeout=POLL_S)[0]:
                 watch.poll()
+            if watch is not None:
+                watch.poll()  # its last updates, before the next task's
             outcomes.append(ray.get(ref))
         except ray.exceptions.RayError as error:
             cause = _lost_worker(error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -106,6 +107,21 @@ def test_evaluate_starts_its_own_ray_and_prints_no_library_noise(evaluated):
     assert "[evaluate] started a local Ray (--address auto or HOST:PORT joins a cluster)" in err
     for noise in ("Token authentication", "Started a local Ray instance", "alembic"):
         assert noise not in err, err[-3000:]
+
+
+@pytest.mark.slow
+def test_evaluate_counts_its_runs_down_with_an_eta_in_a_log(evaluated):
+    """Not a terminal: a line before the first run ends, then one per finished run."""
+    runs = len(evaluated["rows"])
+    lines = [
+        line
+        for line in evaluated["run"].stderr.splitlines()
+        if line.startswith("[evaluate] progress:")
+    ]
+    assert lines[0] == f"[evaluate] progress: 0/{runs} runs, timing"
+    assert "ETA" in lines[1] or runs == 1
+    assert re.fullmatch(rf"\[evaluate\] progress: {runs}/{runs} runs, done in .+", lines[-1])
+    assert len(lines) == runs + 1
 
 
 @pytest.mark.slow
