@@ -20,6 +20,7 @@ from augkd.data import StudentSplits, load_student_splits
 from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
 from augkd.errors import ConfigError
 from augkd.eta import StepHook
+from augkd.memory import peak_memory, reset_peak
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.encoder_adapt import adapt_encoder
@@ -93,11 +94,13 @@ def run_trial(
     started = time.perf_counter()
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
+    reset_peak(device)  # every report carries the trial's peak memory so far
     seeds = list(seeds) if seeds else [config.seed]
     if len(seeds) == 1:
         cache = cache or StageCache(default_cache_root(config))
         run = _SeedRun.start(config, cache, device, log, resume_state, on_diagnostics, started)
         for report in run.reports:
+            report.metrics.update(peak_memory(device))
             if on_epoch is not None:
                 on_epoch(report.metrics, report.make_state)
         return TrialResult(
@@ -114,6 +117,7 @@ def run_trial(
     history = list(resumed["history"])
     for reports in zip(*(run.reports for run in runs), strict=True):
         history.append(merge_seed_metrics([report.metrics for report in reports], seeds))
+        history[-1].update(peak_memory(device))
         if on_epoch is not None:
             on_epoch(history[-1], _state_of(reports, history))
     events = [event for run in runs for event in run.cache.events]

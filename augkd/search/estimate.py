@@ -32,6 +32,9 @@ from augkd.search.trial_steps import TrialSteps, expected_trial_steps
 
 WARMUP = 1
 """Untimed iterations before each timed batch of them (allocations, autotuning)."""
+LONG_STEP_S = 5.0
+"""A warm-up call this long is timed as the measurement itself (its warm-up share is small):
+a Module-1 iteration at release shapes on a slow device takes minutes."""
 TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
 """Timed iterations per stage: enough for a rate within the noise of a shared machine."""
 
@@ -47,6 +50,8 @@ class StageCost:
     cached: bool
     units: int
     seconds_per_unit: float
+    peak_mib: float = 0.0
+    """Peak memory while timed (CUDA reserved on a GPU, else process RSS); 0 when cached."""
     per_trial: bool = False
     """Not shared: every trial produces its own (once per seed it runs)."""
 
@@ -72,8 +77,12 @@ class Forecast:
     trial_steps: TrialSteps
     step_s: float
     val_s: float
+    trial_peak_mib: float
+    """Peak memory of Module 3's steps and val pass (CUDA reserved on a GPU, else RSS)."""
     setup_s: float
-    """A trial's loading of teacher, data and cached stages, per seed."""
+    """A trial's work before Module 3, per seed: loading the teacher and the data, and its
+    own part of the diagnostics (loading the cached stages and starting a worker process
+    are not counted)."""
     val_every: int
     num_samples: int
     max_concurrent: int
@@ -98,16 +107,37 @@ class Forecast:
 # --------------------------------------------------------------------------- calibration
 
 
-def _timed(step: Callable[[], Any], count: int, sync: Callable[[], None]) -> float:
-    """Seconds per call of ``step``, after WARMUP untimed calls."""
-    for _ in range(WARMUP):
-        step()
-    sync()
-    started = time.perf_counter()
-    for _ in range(count):
-        step()
-    sync()
-    return Rate(count, count, time.perf_counter() - started).seconds_per_unit
+class _Timer:
+    """Seconds per call of a stage's step, after WARMUP untimed calls, and the stage's peak
+    memory meanwhile (MiB: CUDA's reserved peak on a GPU, else the process's RSS)."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.device = device
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.peaks: dict[str, float] = {}
+
+    def __call__(self, stage: str, step: Callable[[], Any], count: int) -> float:
+        from augkd.memory import PEAK_GPU_RESERVED, PEAK_RSS, peak_memory, reset_peak
+
+        reset_peak(self.device)
+        started = time.perf_counter()
+        for _ in range(WARMUP):
+            step()
+        self.sync()
+        seconds = time.perf_counter() - started
+        if seconds < LONG_STEP_S * WARMUP:  # else the warm-up call is the measurement
+            started = time.perf_counter()
+            for _ in range(count):
+                step()
+            self.sync()
+            seconds = time.perf_counter() - started
+        else:
+            count = WARMUP
+        peaks = peak_memory(self.device)
+        self.peaks[stage] = peaks.get(PEAK_GPU_RESERVED, peaks[PEAK_RSS])
+        return Rate(count, count, seconds).seconds_per_unit
 
 
 def calibrate(
@@ -148,9 +178,9 @@ def calibrate(
     base = with_overrides(space.base_config_object(), {"seed": plan.seeds[0]})
     device = resolve_device(device_name, gpu_ids)
     precision = MixedPrecision(base.precision, device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    timed = _Timer(device)
     cache = StageCache(cache_root)
-    configure_torch(shared_threads)
+    configure_torch(trial_threads)  # the preflight task, which trains a built-in teacher
     seed_everything(base.seed)
     costs: list[StageCost] = []
 
@@ -185,15 +215,24 @@ def calibrate(
             teacher_step(model, optimizer, normalize, images, labels)
 
         model.train()
-        per_step = _timed(one_teacher_step, TIMED["teacher"], sync)
+        per_step = timed("teacher", one_teacher_step, TIMED["teacher"])
         units = base.teacher.epochs * teacher_steps_per_epoch(len(y))
         costs.append(
-            StageCost("teacher", "built-in", built_in_teacher_key(base), False, units, per_step)
+            StageCost(
+                "teacher",
+                "built-in",
+                built_in_teacher_key(base),
+                False,
+                units,
+                per_step,
+                timed.peaks["teacher"],
+            )
         )
         model.eval().requires_grad_(False)
         teacher_load_s = 0.0
     if precision.dtype is not None:
         model = AutocastModule(model, precision)
+    configure_torch(shared_threads)  # each seed's task of shared stages
 
     load_started = time.perf_counter()
     splits = load_student_splits(base.data, base.seed, device, cache)
@@ -268,10 +307,10 @@ def calibrate(
         if "module1" in to_time:
             bn_stats = BatchNormStatistics(model)
             try:
-                seconds["module1"] = _timed(
+                seconds["module1"] = timed(
+                    "module1",
                     lambda: train_iteration(nets, normalize, bn_stats, base.module1),
                     TIMED["module1"],
-                    sync,
                 )
             finally:
                 bn_stats.remove()
@@ -298,7 +337,7 @@ def calibrate(
                     adapt, generator, optimizer, images, labels, base.module1.encoder_kl_weight
                 )
 
-            seconds["encoder"] = _timed(one_adaptation_step, TIMED["encoder"], sync)
+            seconds["encoder"] = timed("encoder", one_adaptation_step, TIMED["encoder"])
         encoder.eval().requires_grad_(False)
         anchor_net = None
         if needs_module2:
@@ -318,10 +357,20 @@ def calibrate(
                 loss.backward()
                 optimizer.step()
 
-            seconds["module2"] = _timed(one_anchor_step, TIMED["module2"], sync)
+            seconds["module2"] = timed("module2", one_anchor_step, TIMED["module2"])
         if anchor_net is not None:
             anchor_net.eval().requires_grad_(False)
         mixup_nets = MixupNets(encoder, generator, anchor_net if method.module2 else None)
+        if base.diagnostics.enabled:  # each trial's own part of the diagnostics (x_mix)
+            from augkd.diagnostics import Judge, mixup_diagnostics
+
+            judge = Judge(
+                model, normalize, splits.val_x, splits.val_y,
+                MixupNets(encoder, generator, anchor_net), splits.class_names,
+            )  # fmt: skip
+            started_diagnostics = time.perf_counter()
+            mixup_diagnostics(judge, base.diagnostics, 0.5)
+            setup_s += time.perf_counter() - started_diagnostics
     else:
         mixup_nets = None
 
@@ -343,19 +392,21 @@ def calibrate(
                 rng, mixup_nets if mixing else None, precision,
             )  # fmt: skip
 
-    step_s = _timed(lambda: module3_steps(1), TIMED["module3"], sync)
-    val_s = _timed(lambda: evaluate(student, splits.val_x, splits.val_y, normalize), 1, sync)
+    step_s = timed("module3", lambda: module3_steps(1), TIMED["module3"])
+    val_s = timed("val", lambda: evaluate(student, splits.val_x, splits.val_y, normalize), 1)
     for stage, label, key, cached, units in planned:
-        costs.append(StageCost(stage, label, key, cached, units, seconds.get(stage, 0.0)))
+        peak = timed.peaks.get(stage, 0.0)
+        costs.append(StageCost(stage, label, key, cached, units, seconds.get(stage, 0.0), peak))
     for stage in per_trial:
         costs.append(
             StageCost(stage, "each trial, each seed", None, False, units_of(stage, base),
-                      seconds[stage], per_trial=True)
+                      seconds[stage], timed.peaks.get(stage, 0.0), per_trial=True)
         )  # fmt: skip
     budget = module3_budget(settings, train_size)
     return {
         "stages": [asdict(cost) for cost in costs],
         "step_s": step_s,
+        "trial_peak_mib": max(timed.peaks["module3"], timed.peaks["val"]),
         "val_s": val_s,
         "setup_s": setup_s,
         "train_images": train_size,
@@ -377,7 +428,8 @@ def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -
     seeds = space.objective.seeds
     forecast = Forecast(
         space.name, measured["device"], measured["precision"], stages, steps,
-        measured["step_s"], measured["val_s"], measured["setup_s"], measured["val_every"],
+        measured["step_s"], measured["val_s"], measured["trial_peak_mib"], measured["setup_s"],
+        measured["val_every"],
         space.num_samples, space.max_concurrent, seeds, space.resources.gpu,
         space.resources.cpu, measured["calibration_s"],
     )  # fmt: skip
@@ -423,21 +475,23 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
     lines = [
         f"[estimate] {forecast.space}: calibrated on {forecast.device} ({forecast.precision}) "
         f"in {format_duration(forecast.calibration_s)}; a cached stage costs nothing",
-        "  stage      what                          units          s/unit   projected  key",
+        "  stage      what                          units          s/unit   projected  peak MiB  key",
     ]
     for cost in forecast.stages:
         unit = UNITS.get(cost.stage, "steps")
         cost_text = "cached" if cost.cached else format_duration(cost.seconds)
         per_unit = "-" if cost.cached else f"{cost.seconds_per_unit:.3g}"
+        peak = "-" if cost.cached else f"{cost.peak_mib:.0f}"
         key = cost.key if cost.key is not None else "(known once the teacher is trained)"
         lines.append(
             f"  {cost.stage:<10} {cost.label[:29]:<29} {cost.units:>6} {unit:<10} "
-            f"{per_unit:>6}   {cost_text:>9}  {key}"
+            f"{per_unit:>6}   {cost_text:>9}  {peak:>8}  {key}"
         )
     lines.append(
         f"  module3    a step ({forecast.seeds_per_trial} seed(s) a trial)        "
         f"{forecast.step_s:.3g} s;  a val pass {forecast.val_s:.3g} s every "
-        f"{forecast.val_every} steps;  a trial's setup {forecast.setup_s:.3g} s"
+        f"{forecast.val_every} steps;  a trial's setup {forecast.setup_s:.3g} s;  "
+        f"peak {forecast.trial_peak_mib:.0f} MiB"
     )
     steps = forecast.trial_steps
     rungs = ", ".join(f"{r:g}" for r in steps.rungs) or "none"

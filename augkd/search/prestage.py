@@ -26,6 +26,7 @@ from augkd.config import Config, config_from_dict, with_overrides
 from augkd.errors import AugkdError, PreflightError, WorkersLostError
 from augkd.eta import LinePrinter, ProgressFiles
 from augkd.locations import storage_of_stage_cache
+from augkd.memory import PEAK_GPU_RESERVED, PEAK_RSS
 from augkd.method.plans import METHOD_PLANS
 from augkd.search.access import Location, check_locations, named_locations
 from augkd.search.space import SearchSpace
@@ -58,6 +59,8 @@ class SharedStages:
     downloads: list[tuple[str, str]] = field(default_factory=list)
     """(stage, key) of what the tasks fetched from object storage into a node's copies."""
     seconds: float = 0.0
+    peak_memory: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Task name -> its peak memory in MiB (augkd.memory: process RSS, and CUDA's peaks)."""
 
 
 def _depends_on(key: str, inputs: tuple[str, ...]) -> bool:
@@ -151,6 +154,7 @@ def _stage_task(
     from augkd.cache import StageCache
     from augkd.eta import ProgressFile
     from augkd.gpu_check import gpu_stack, node_label
+    from augkd.memory import peak_memory, reset_peak
     from augkd.pipeline import load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
     from augkd.runtime import configure_torch, limit_gpu_memory, resolve_device
@@ -162,6 +166,7 @@ def _stage_task(
         gpu_ids = ray.get_gpu_ids()
         device = resolve_device(config.device, gpu_ids)  # a GpuError if torch cannot use it
         limit_gpu_memory(device, gpu_share)
+        reset_peak(device)
         cache = StageCache(cache_root)
         on_step = None
         if progress is not None:
@@ -190,7 +195,7 @@ def _stage_task(
     node = ray.get_runtime_context().get_node_id()
     return {
         "device": str(device), "node_id": node, "events": events, "downloads": downloads,
-        **summary,
+        "peak_memory": peak_memory(device), **summary,
     }  # fmt: skip
 
 
@@ -292,7 +297,7 @@ def prepare_search(
         f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
     )
     echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
-         f"after {plan.seconds:.0f}s")  # fmt: skip
+         f"after {plan.seconds:.0f}s{_peak_text(plan.peak_memory)}")  # fmt: skip
     return plan
 
 
@@ -321,6 +326,7 @@ def _produce(
     if "error" in preflight:
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
     plan.preflight = preflight
+    plan.peak_memory["preflight"] = preflight["peak_memory"]
     plan.produced.extend(preflight["events"])
     plan.downloads.extend(preflight["downloads"])
     if plan.module1:
@@ -360,6 +366,16 @@ def _produce(
             _run_stage_tasks(refs, names, plan, retries, rerun, watch)
 
 
+def _peak_text(peaks: dict[str, dict[str, float]]) -> str:
+    """', peak memory of a task 1.2 GiB RSS (+ 3.4 GiB GPU reserved)': the largest."""
+    if not peaks:
+        return ""
+    rss = max(peak.get(PEAK_RSS, 0.0) for peak in peaks.values())
+    text = f", peak memory of a task {rss / 1024:.2f} GiB RSS"
+    gpu = max(peak.get(PEAK_GPU_RESERVED, 0.0) for peak in peaks.values())
+    return text + (f" and {gpu / 1024:.2f} GiB GPU reserved" if gpu else "")
+
+
 def _point_label(point: dict[str, Any]) -> str:
     return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in point.items())
 
@@ -372,8 +388,9 @@ def _run_stage_tasks(
     rerun: str | None,
     watch: ProgressFiles | None = None,
 ) -> None:
-    for outcome in _get(refs, names, retries, rerun, watch):
+    for name, outcome in zip(names, _get(refs, names, retries, rerun, watch), strict=True):
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
+        plan.peak_memory[name] = outcome["peak_memory"]
         plan.produced.extend(outcome["events"])
         plan.downloads.extend(outcome["downloads"])

@@ -45,6 +45,9 @@ class ProgressView(Callback):
             self.started, self.steps_before = time.time(), done
         if not self.expected_steps:
             return ""
+        if done >= self.expected_steps and any(t.status in ("RUNNING", "PENDING") for t in trials):
+            # ASHA promoted more than its long-run rate (early trials meet thin rungs)
+            return f"; search {done:.0f} trial-steps, past the {self.expected_steps:.0f} expected"
         total = max(self.expected_steps, done)
         rate = Rate(done, total, time.time() - self.started, self.steps_before)
         return "; search " + rate.describe("expected trial-steps").replace(
