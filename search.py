@@ -62,6 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a search-space key (sampler.name=random) or a config key "
         "(module3.epochs=10); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--estimate", action="store_true",
+        help="time a few iterations of every stage this search would run (cached stages are "
+        "free) and print its projected wall time, device-hours and cost; trains nothing more",
+    )  # fmt: skip
+    parser.add_argument(
+        "--price-per-hour", type=positive_float, default=None, metavar="USD",
+        help="with --estimate: what one worker costs an hour (e.g. 1.006 for a g5.xlarge)",
+    )  # fmt: skip
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -89,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
 
     def search() -> None:
+        if args.estimate:
+            from augkd.search.estimate import estimate_search, format_forecast
+
+            print(format_forecast(estimate_search(options), args.price_per_hour))
+            return
         if args.evaluate:
             from augkd.search.evaluate import parse_baselines, run_evaluation
             from augkd.search.racing import RaceSettings

@@ -19,6 +19,8 @@ from augkd.config import Config, Module3Config, with_overrides
 from augkd.data import StudentSplits, load_student_splits
 from augkd.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
 from augkd.errors import ConfigError
+from augkd.eta import StepHook
+from augkd.memory_peaks import peak_memory, reset_peak
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.method.encoder_adapt import adapt_encoder
@@ -92,11 +94,13 @@ def run_trial(
     started = time.perf_counter()
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
+    reset_peak(device)  # every report carries the trial's peak memory so far
     seeds = list(seeds) if seeds else [config.seed]
     if len(seeds) == 1:
         cache = cache or StageCache(default_cache_root(config))
         run = _SeedRun.start(config, cache, device, log, resume_state, on_diagnostics, started)
         for report in run.reports:
+            report.metrics.update(peak_memory(device))
             if on_epoch is not None:
                 on_epoch(report.metrics, report.make_state)
         return TrialResult(
@@ -113,6 +117,7 @@ def run_trial(
     history = list(resumed["history"])
     for reports in zip(*(run.reports for run in runs), strict=True):
         history.append(merge_seed_metrics([report.metrics for report in reports], seeds))
+        history[-1].update(peak_memory(device))
         if on_epoch is not None:
             on_epoch(history[-1], _state_of(reports, history))
     events = [event for run in runs for event in run.cache.events]
@@ -209,12 +214,17 @@ def prepare_trial(
 
 
 def load_inputs(
-    config: Config, cache: StageCache, device: torch.device, precision: MixedPrecision
+    config: Config,
+    cache: StageCache,
+    device: torch.device,
+    precision: MixedPrecision,
+    on_step: StepHook | None = None,
 ) -> tuple[Teacher, StudentSplits]:
     """The teacher (forwards under the configured precision) and the student splits, checked
-    against each other: all a trial needs before its stages, and all a preflight checks."""
+    against each other: all a trial needs before its stages, and all a preflight checks.
+    ``on_step``: the progress of a built-in teacher's training, if it trains."""
     seed_everything(config.seed)
-    teacher = load_teacher(config, device, cache)
+    teacher = load_teacher(config, device, cache, on_step)
     if precision.dtype is not None:
         teacher = dataclasses.replace(teacher, model=AutocastModule(teacher.model, precision))
     splits = load_student_splits(config.data, config.seed, device, cache)
@@ -262,16 +272,17 @@ def produce_shared_stages(
     with_module2: bool,
     log: Callable[[str], None] = print,
     with_encoder: bool = True,
+    on_step: StepHook | None = None,
 ) -> dict[str, float]:
     """Produce (or find) the decoded data, the teacher, Module 1 and optionally Module 2 in
     the cache, with Module 2's diagnostics: what a search does before its first trial, so
-    that trials only read them."""
+    that trials only read them. ``on_step``: every stage's progress (augkd.eta)."""
     precision = MixedPrecision(config.precision, device)
-    teacher, splits = load_inputs(config, cache, device, precision)
+    teacher, splits = load_inputs(config, cache, device, precision, on_step)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
     check_memory(config, plan, teacher, splits, device, cache, with_module3=False)
-    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
+    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log, on_step)
     if with_module2 and config.diagnostics.enabled:
         trial = PreparedTrial(config, plan, teacher, splits, stages, device, precision)
         _stage_diagnostics(trial, cache, _judge(trial))
@@ -323,7 +334,9 @@ def _stage_diagnostics(trial: PreparedTrial, cache: StageCache, judge: Judge) ->
     )
 
 
-def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, log) -> _Stages:
+def _prepare_stages(
+    config, plan: MethodPlan, teacher, splits, cache, device, log, on_step=None
+) -> _Stages:
     num_classes = len(splits.class_names)
     timings: dict[str, float] = {}
     if not plan.module1:
@@ -339,7 +352,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
         return train_datafree(
             teacher.model, student, teacher.normalize, num_classes,
             config.data.image_size, config.module1, device, log,
-            resume_state=progress.load(), on_epoch_end=progress.save,
+            resume_state=progress.load(), on_epoch_end=progress.save, on_step=on_step,
         )  # fmt: skip
 
     start = time.perf_counter()
@@ -362,7 +375,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
             return {
                 "encoder": adapt_encoder(
                     encoder, generator, splits.train_x, splits.train_y, config.encoder_adapt,
-                    config.module1.encoder_kl_weight, rng, log,
+                    config.module1.encoder_kl_weight, rng, log, on_step,
                 )
             }  # fmt: skip
 
@@ -382,7 +395,7 @@ def _prepare_stages(config, plan: MethodPlan, teacher, splits, cache, device, lo
             return train_anchor(
                 encoder, generator, teacher.model, teacher.normalize, splits,
                 num_classes, latent, config.module2, rng, log,
-                resume_state=progress.load(), on_epoch_end=progress.save,
+                resume_state=progress.load(), on_epoch_end=progress.save, on_step=on_step,
             )  # fmt: skip
 
         start = time.perf_counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from augkd.cache import StageCache
 from augkd.config import Config
 from augkd.data import BUILT_IN_LOADERS, iterate_batches, load_teacher_domain, split_indices
 from augkd.errors import DataError, ModelError
+from augkd.eta import StepHook
 from augkd.memory import check_fits, estimate_teacher_training
 from augkd.metrics import evaluate
 from augkd.models import build_classifier
@@ -33,6 +35,7 @@ from augkd.storage import read_bytes, write_bytes
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
 BUILT_IN_SOURCES = tuple(BUILT_IN_LOADERS)
 """Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
+TEACHER_BATCH = 64
 REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")
 SIDECAR_KEYS = ("arch", "class_names", "image_size", "mean", "std")
 SIDECAR_OPTIONAL = {"small_input": False}
@@ -62,8 +65,11 @@ def teacher_split(n: int) -> dict[str, torch.Tensor]:
     return split_indices(n, (0.9, 0.05, 0.05), seed=0)
 
 
-def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, Any]:
-    """Train ``config.teacher.arch`` on the teacher domains; returns the checkpoint dict."""
+def train_teacher(
+    config: Config, device: torch.device, log=print, on_step: StepHook | None = None
+) -> dict[str, Any]:
+    """Train ``config.teacher.arch`` on the teacher domains; returns the checkpoint dict.
+    ``on_step``: told ("teacher", steps done, steps in all) after every batch (progress)."""
     domain = load_teacher_domain(config.data)
     estimate = estimate_teacher_training(config, len(domain.class_names), len(domain))
     check_fits([estimate], device, gpu_memory_share(device))  # before the model allocates
@@ -83,13 +89,16 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.teacher.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.teacher.epochs)
+    total, done = config.teacher.epochs * teacher_steps_per_epoch(len(y)), 0
     for epoch in range(config.teacher.epochs):
         model.train()
-        for images, labels in iterate_batches(x, y, 64, generator, augment=config.data.augment):
-            loss = F.cross_entropy(model(normalize(images)), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        for images, labels in iterate_batches(
+            x, y, TEACHER_BATCH, generator, augment=config.data.augment
+        ):
+            loss = teacher_step(model, optimizer, normalize, images, labels)
+            done += 1
+            if on_step is not None:
+                on_step("teacher", done, total)
         scheduler.step()
         if (epoch + 1) % 10 == 0 or epoch + 1 == config.teacher.epochs:
             log(f"teacher epoch {epoch + 1}/{config.teacher.epochs} loss {loss.item():.3f}")
@@ -106,6 +115,25 @@ def train_teacher(config: Config, device: torch.device, log=print) -> dict[str, 
         "teacher_domains": list(config.data.teacher_domains),
         "held_out_acc1": held_out["acc1"],
     }
+
+
+def teacher_steps_per_epoch(train_images: int) -> int:
+    return math.ceil(train_images / TEACHER_BATCH)
+
+
+def teacher_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    normalize: Normalize,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
+    """One optimizer step of the built-in teacher (also what --estimate times)."""
+    loss = F.cross_entropy(model(normalize(images)), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
 def save_teacher(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -149,8 +177,14 @@ def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) 
     )
 
 
-def load_teacher(config: Config, device: torch.device, cache: StageCache | None = None) -> Teacher:
-    """The configured teacher; the built-in benchmark's is trained once and cached."""
+def load_teacher(
+    config: Config,
+    device: torch.device,
+    cache: StageCache | None = None,
+    on_step: StepHook | None = None,
+) -> Teacher:
+    """The configured teacher; the built-in benchmark's is trained once and cached
+    (``on_step``: its training's progress)."""
     if config.teacher.checkpoint is not None:
         source = config.teacher.checkpoint
         try:
@@ -175,8 +209,10 @@ def load_teacher(config: Config, device: torch.device, cache: StageCache | None 
             "`augkd teacher --config FILE --out teacher.pt`."
         )
     cache = cache or StageCache(default_cache_root(config))
-    key = config.digest("teacher") + "-" + _digits_teacher_key(config)
-    checkpoint = cache.get_or_create("teacher", key, lambda: train_teacher(config, device))
+    key = built_in_teacher_key(config)
+    checkpoint = cache.get_or_create(
+        "teacher", key, lambda: train_teacher(config, device, on_step=on_step)
+    )
     return teacher_from_checkpoint(
         checkpoint, f"built-in {config.data.source} teacher {key}", device
     )
@@ -189,6 +225,11 @@ def why_unloadable(error: Exception) -> str:
     if found:
         return f"holds Python objects ({found.group(1)}), which augkd does not unpickle"
     return "is not a PyTorch checkpoint, or is damaged"
+
+
+def built_in_teacher_key(config: Config) -> str:
+    """The stage-cache key of the built-in benchmark's teacher."""
+    return config.digest("teacher") + "-" + _digits_teacher_key(config)
 
 
 def _digits_teacher_key(config: Config) -> str:

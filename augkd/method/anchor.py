@@ -17,6 +17,7 @@ from torch import nn
 
 from augkd.config import Module2Config
 from augkd.data import as_unit_float, iterate_batches
+from augkd.eta import StepHook
 from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import LossWatch
 from augkd.method.losses import anchor_loss
@@ -105,8 +106,10 @@ def train_anchor(
     log=print,
     resume_state: dict[str, Any] | None = None,
     on_epoch_end=None,
+    on_step: StepHook | None = None,
 ) -> dict[str, Any]:
     """Returns the AnchorNet state with the lowest L_A on the val subset.
+    ``on_step``: told ("module2", steps done, steps in all) after each step.
 
     Resume hook as in Module 1: ``on_epoch_end(epoch, make_state)`` after every epoch, and
     ``resume_state`` (a dict ``make_state()`` built) continues after its epoch exactly."""
@@ -135,6 +138,7 @@ def train_anchor(
         training.restore(resume_state)
         best, first_epoch = resume_state["best"], int(resume_state["epoch"])
     loss_watch = LossWatch("module2.lr")
+    done = sum(budget.steps_in_epoch(e) for e in range(first_epoch))
     for epoch in range(first_epoch, budget.epochs):
         anchor_net.train()
         steps = 0
@@ -153,6 +157,9 @@ def train_anchor(
             optimizer.step()
             scheduler.step()
             steps += 1
+            done += 1
+            if on_step is not None:
+                on_step("module2", done, budget.steps)
         if epoch + 1 in checks:
             val_loss = _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, config)
             loss_watch.check(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}")

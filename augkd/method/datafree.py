@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from augkd.config import Module1Config
+from augkd.eta import StepHook
 from augkd.method.guards import LossWatch
 from augkd.method.losses import (
     BatchNormStatistics,
@@ -70,8 +71,10 @@ def train_datafree(
     log=print,
     resume_state: dict[str, Any] | None = None,
     on_epoch_end=None,
+    on_step: StepHook | None = None,
 ) -> dict[str, Any]:
     """Returns state dicts of the best G and E (lowest L_G on a fixed z batch) and S0.
+    ``on_step``: told ("module1", iterations done, iterations in all) after each iteration.
 
     Resume hook: ``on_epoch_end(epoch, make_state)`` after every epoch, where ``make_state()``
     builds the whole progress (a TrainingState snapshot); passing that dict back as
@@ -103,10 +106,13 @@ def train_datafree(
         fixed_z = resume_state["fixed_z"].to(device)
         best = resume_state["best"]
     loss_watch = LossWatch("module1.generator_lr")
+    total = config.epochs * config.iters_per_epoch
     try:
         for epoch in range(first_epoch, config.epochs):
-            for _ in range(config.iters_per_epoch):
+            for iteration in range(config.iters_per_epoch):
                 train_iteration(nets, normalize, bn_stats, config)
+                if on_step is not None:
+                    on_step("module1", epoch * config.iters_per_epoch + iteration + 1, total)
             for scheduler in schedulers.values():
                 scheduler.step()
             loss = _fixed_batch_loss(nets, normalize, bn_stats, config, fixed_z)

@@ -15,6 +15,8 @@ from torch import nn
 
 from augkd.config import EncoderAdaptConfig
 from augkd.data import iterate_batches
+from augkd.eta import StepHook
+from augkd.method.budget import steps_per_epoch
 from augkd.method.guards import LossWatch
 from augkd.method.losses import vae_kl
 
@@ -28,12 +30,16 @@ def adapt_encoder(
     kl_weight: float,
     generator_rng: torch.Generator,
     log=print,
+    on_step: StepHook | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Returns E's adapted state: min ||G(mu(x)) - x||^2 + kl_weight * KL(q(z|x) || N(0, I))."""
+    """Returns E's adapted state: min ||G(mu(x)) - x||^2 + kl_weight * KL(q(z|x) || N(0, I)).
+    ``on_step``: told ("encoder", steps done, steps in all) after each step."""
     generator.eval().requires_grad_(False)
     encoder.train().requires_grad_(True)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
     loss_watch = LossWatch("encoder_adapt.lr")
+    steps = config.epochs * adaptation_steps_per_epoch(len(train_y), config.batch_size)
+    done = 0
     for epoch in range(config.epochs):
         total, batches = torch.zeros(()), 0
         for images, labels in iterate_batches(
@@ -41,15 +47,36 @@ def adapt_encoder(
         ):
             if len(labels) < 2:
                 continue  # BatchNorm in E needs two samples
-            mu, logvar = encoder(images, labels)
-            loss = (generator(mu) - images).pow(2).mean() + kl_weight * vae_kl(mu, logvar)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = adaptation_step(encoder, generator, optimizer, images, labels, kl_weight)
             total += loss.detach().cpu()
             batches += 1
+            done += 1
+            if on_step is not None:
+                on_step("encoder", done, steps)
         mean = float(total) / max(batches, 1)
         loss_watch.check(mean, f"encoder adaptation loss at epoch {epoch + 1}")
         log(f"encoder adaptation epoch {epoch + 1}/{config.epochs} loss {mean:.4f}")
     encoder.eval().requires_grad_(False)
     return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+
+
+def adaptation_steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Steps of one epoch (a last batch of one image is skipped)."""
+    return steps_per_epoch(train_images, batch_size, min_batch=2)
+
+
+def adaptation_step(
+    encoder: nn.Module,
+    generator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    kl_weight: float,
+) -> torch.Tensor:
+    """One optimizer step of E (also what --estimate times)."""
+    mu, logvar = encoder(images, labels)
+    loss = (generator(mu) - images).pow(2).mean() + kl_weight * vae_kl(mu, logvar)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss

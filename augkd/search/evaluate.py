@@ -33,6 +33,7 @@ import yaml
 from augkd.config import METHODS, Config, config_from_dict, with_overrides
 from augkd.dotted import flatten_dotted, get_dotted
 from augkd.errors import ConfigError
+from augkd.eta import RunsProgress
 from augkd.locations import BASELINES_FILE, EVALUATION_FILE, SPACE_FILE
 from augkd.metric_names import (
     BEST_EPOCH,
@@ -390,6 +391,7 @@ def run_evaluation(
 
     def run_round(work: list[tuple[Candidate, int]]) -> None:
         pending = {}
+        progress = RunsProgress(len(work), echo)
         for candidate, seed in work:
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
@@ -414,6 +416,7 @@ def run_evaluation(
                 outcome = {
                     "error": f"the run lost its worker {lost + 1} times ({type(error).__name__})"
                 }
+            progress.finished(f"{candidate.label} seed {seed}")
             candidate.runs.append({"seed": seed, **outcome})
             if "error" in outcome:
                 echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")

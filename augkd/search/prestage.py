@@ -26,8 +26,10 @@ from typing import Any
 
 from augkd.config import Config, config_from_dict, with_overrides
 from augkd.errors import AugkdError, PreflightError, WorkersLostError
+from augkd.eta import LinePrinter, ProgressFiles
 from augkd.locations import storage_of_stage_cache
 from augkd.memory import KILLED_FOR_MEMORY, stage_sizes
+from augkd.memory_peaks import PEAK_GPU_RESERVED, PEAK_RSS
 from augkd.method.plans import METHOD_PLANS
 from augkd.search.access import Location, check_locations, named_locations
 from augkd.search.space import SearchSpace
@@ -60,6 +62,8 @@ class SharedStages:
     downloads: list[tuple[str, str]] = field(default_factory=list)
     """(stage, key) of what the tasks fetched from object storage into a node's copies."""
     seconds: float = 0.0
+    peak_memory: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Task name -> its peak memory in MiB (augkd.memory: process RSS, and CUDA's peaks)."""
 
 
 def _depends_on(key: str, inputs: tuple[str, ...]) -> bool:
@@ -144,12 +148,16 @@ def _stage_task(
     module2: bool,
     encoder: bool = False,
     locations: tuple[Location, ...] = (),
+    progress: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages."""
+    """Runs on a worker: the preflight (``produce`` False) or one seed's shared stages.
+    ``progress``: (prefix, label) of the files its stages' progress goes to (augkd.eta)."""
     import ray
 
     from augkd.cache import StageCache
+    from augkd.eta import ProgressFile
     from augkd.gpu_check import gpu_stack, node_label
+    from augkd.memory_peaks import peak_memory, reset_peak
     from augkd.pipeline import check_memory, load_inputs, produce_shared_stages
     from augkd.precision import MixedPrecision
     from augkd.runtime import configure_torch, limit_gpu_memory, resolve_device
@@ -161,15 +169,20 @@ def _stage_task(
         gpu_ids = ray.get_gpu_ids()
         device = resolve_device(config.device, gpu_ids)  # a GpuError if torch cannot use it
         limit_gpu_memory(device, gpu_share)
+        reset_peak(device)
         cache = StageCache(cache_root)
+        on_step = None
+        if progress is not None:
+            on_step = ProgressFile(cache.filesystem, *progress).on_step
         if produce:
             produce_shared_stages(
-                config, cache, device, module2, log=log.info, with_encoder=encoder
-            )
+                config, cache, device, module2, log=log.info, with_encoder=encoder,
+                on_step=on_step,
+            )  # fmt: skip
         else:
             check_locations(list(locations), node_label())
             teacher, splits = load_inputs(
-                config, cache, device, MixedPrecision(config.precision, device)
+                config, cache, device, MixedPrecision(config.precision, device), on_step
             )
             check_memory(config, METHOD_PLANS[config.method], teacher, splits, device, cache)
             summary = {
@@ -186,7 +199,7 @@ def _stage_task(
     node = ray.get_runtime_context().get_node_id()
     return {
         "device": str(device), "node_id": node, "events": events, "downloads": downloads,
-        **summary,
+        "peak_memory": peak_memory(device), **summary,
     }  # fmt: skip
 
 
@@ -206,6 +219,8 @@ what each means."""
 OOM_KILL = "OutOfMemoryError"
 """Ray's error for a task its OOM killer ended: never run again (the same stage at the same
 size would be killed again, and Ray's own retries of it never end)."""
+POLL_S = 2.0
+"""How often the driver reads the stage tasks' progress files while it waits for them."""
 
 
 @dataclass
@@ -225,11 +240,14 @@ def _sizes(config: Config, module1: bool, encoder: bool, module2: bool) -> str:
     return stage_sizes(config, stages)
 
 
-def _get(jobs: list[_StageJob], retries: int, rerun: str | None) -> list[dict[str, Any]]:
+def _get(
+    jobs: list[_StageJob], retries: int, rerun: str | None, watch: ProgressFiles | None = None
+) -> list[dict[str, Any]]:
     """ray.get of tasks before the trials. A task whose node or worker died runs again up to
     ``retries`` times, then ends the search with one sentence and the command that continues;
     one Ray killed for memory ends it at once, naming the keys that set its size. (Ray's own
-    max_retries would re-run an OOM-killed task without end: tasks are submitted without.)"""
+    max_retries would re-run an OOM-killed task without end: tasks are submitted without.)
+    ``watch``: the tasks' progress, shown while waiting."""
     import ray
 
     for job in jobs:
@@ -240,6 +258,10 @@ def _get(jobs: list[_StageJob], retries: int, rerun: str | None) -> list[dict[st
         lost = 0
         while True:
             try:
+                while watch is not None and not ray.wait([job.ref], timeout=POLL_S)[0]:
+                    watch.poll()
+                if watch is not None:
+                    watch.poll()  # its last updates, before the next task's
                 outcomes.append(ray.get(job.ref))
                 break
             except ray.exceptions.RayError as error:
@@ -291,24 +313,59 @@ def prepare_search(
         _check_fits(space, ray.cluster_resources())
     plan = plan_shared_stages(space)
     started = time.perf_counter()
-    retries = space.stage_retries
     # _get re-runs a task whose worker or node died (not one that raised, nor one killed for
     # memory); Ray's max_retries would re-run an OOM-killed task for ever.
     task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu, max_retries=0)(
         _stage_task
     )
-    share = space.resources.gpu
     first = with_overrides(config_from_dict(space.base_resolved), {"seed": plan.seeds[0]})
     locations = tuple(named_locations(first, storage_of_stage_cache(cache_root)))
+    watch = ProgressFiles(cache_root, LinePrinter(echo))
+    try:
+        _produce(space, plan, task, first, cache_root, locations, watch, echo, local_cluster,
+                 rerun)  # fmt: skip
+    finally:
+        watch.close()
+    plan.seconds = time.perf_counter() - started
+    for note in plan.notes:
+        echo(f"[search] note: {note}")
+    preflight = plan.preflight
+    where = preflight["device"] + (
+        f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
+    )
+    echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
+         f"after {plan.seconds:.0f}s{_peak_text(plan.peak_memory)}")  # fmt: skip
+    return plan
+
+
+def _produce(
+    space: SearchSpace,
+    plan: SharedStages,
+    task: Any,
+    first: Config,
+    cache_root: str,
+    locations: tuple[Location, ...],
+    watch: ProgressFiles,
+    echo,
+    local_cluster: bool,
+    rerun: str | None,
+) -> None:
+    """The preflight task, then the shared stages' tasks, their progress shown meanwhile."""
+    import ray
+
+    retries, share = space.stage_retries, space.resources.gpu
+    progress = (watch.path_for("preflight"), f"seed {first.seed}")
     preflight_job = _StageJob(
         "preflight",
-        lambda: task.remote(first.to_dict(), cache_root, share, False, False, locations=locations),
+        lambda: task.remote(first.to_dict(), cache_root, share, False, False,
+                            locations=locations, progress=progress),
         _sizes(first, False, False, False),
-    )
-    (preflight,) = _get([preflight_job], retries, rerun)
+    )  # fmt: skip
+    (preflight,) = _get([preflight_job], retries, rerun, watch)
     if "error" in preflight:
         raise PreflightError(f"Preflight on a worker failed before any trial: {preflight['error']}")
     plan.preflight = preflight
+    plan.peak_memory["preflight"] = preflight["peak_memory"]
     plan.produced.extend(preflight["events"])
     plan.downloads.extend(preflight["downloads"])
     if plan.module1:
@@ -330,12 +387,13 @@ def prepare_search(
                 partial(
                     task.options(num_cpus=cpus).remote,
                     c.to_dict(), cache_root, share, True, plan.module2, plan.encoder,
+                    progress=(watch.path_for(f"seed{c.seed}"), f"seed {c.seed}"),
                 ),
                 _sizes(c, True, plan.encoder, plan.module2),
             )
             for c in configs
         ]  # fmt: skip
-        _run_stage_tasks(jobs, plan, retries, rerun)
+        _run_stage_tasks(jobs, plan, retries, rerun, watch)
         # Then the rest of the Module-2 grid, every point of every seed at once.
         rest = [(config, point) for config in configs for point in plan.module2_grid[1:]]
         if plan.module2 and rest:
@@ -345,28 +403,41 @@ def prepare_search(
                 _StageJob(
                     f"Module-2 (seed {c.seed}, {point})",
                     partial(task.remote, with_overrides(c, point).to_dict(), cache_root, share,
-                            True, True, plan.encoder),
+                            True, True, plan.encoder,
+                            progress=(watch.path_for(f"grid{n}"),
+                                      f"seed {c.seed}, {_point_label(point)}")),
                     _sizes(c, False, False, True),
                 )
-                for c, point in rest
+                for n, (c, point) in enumerate(rest)
             ]  # fmt: skip
-            _run_stage_tasks(jobs, plan, retries, rerun)
-    plan.seconds = time.perf_counter() - started
-    for note in plan.notes:
-        echo(f"[search] note: {note}")
-    where = preflight["device"] + (
-        f"; {preflight['gpu_stack']}" if "gpu_stack" in preflight else ""
-    )
-    echo(f"[search] preflight passed on a worker ({where}); shared stages ready "
-         f"after {plan.seconds:.0f}s")  # fmt: skip
-    return plan
+            _run_stage_tasks(jobs, plan, retries, rerun, watch)
+
+
+def _peak_text(peaks: dict[str, dict[str, float]]) -> str:
+    """', peak memory of a task 1.2 GiB RSS (+ 3.4 GiB GPU reserved)': the largest."""
+    if not peaks:
+        return ""
+    rss = max(peak.get(PEAK_RSS, 0.0) for peak in peaks.values())
+    text = f", peak memory of a task {rss / 1024:.2f} GiB RSS"
+    gpu = max(peak.get(PEAK_GPU_RESERVED, 0.0) for peak in peaks.values())
+    return text + (f" and {gpu / 1024:.2f} GiB GPU reserved" if gpu else "")
+
+
+def _point_label(point: dict[str, Any]) -> str:
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in point.items())
 
 
 def _run_stage_tasks(
-    jobs: list[_StageJob], plan: SharedStages, retries: int, rerun: str | None
+    jobs: list[_StageJob],
+    plan: SharedStages,
+    retries: int,
+    rerun: str | None,
+    watch: ProgressFiles | None = None,
 ) -> None:
-    for outcome in _get(jobs, retries, rerun):
+    for job, outcome in zip(jobs, _get(jobs, retries, rerun, watch), strict=True):
+        name = job.name
         if "error" in outcome:
             raise PreflightError(f"A shared stage failed before any trial: {outcome['error']}")
+        plan.peak_memory[name] = outcome["peak_memory"]
         plan.produced.extend(outcome["events"])
         plan.downloads.extend(outcome["downloads"])

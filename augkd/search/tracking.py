@@ -25,6 +25,7 @@ from ray.tune import Callback
 
 from augkd.dotted import flatten_dotted
 from augkd.errors import ConfigError
+from augkd.memory_peaks import PEAK_MEMORY_KEYS
 from augkd.metric_names import (
     BEST_EPOCH,
     BEST_VAL_ACC1,
@@ -53,7 +54,7 @@ EPOCH_ROW_KEYS = (VAL_ACC1, BEST_VAL_ACC1, BEST_EPOCH)
 """Kept per trial, updated every epoch (with whatever the search ranks by)."""
 FINAL_ROW_KEYS = (
     "module1_seconds", "module2_seconds", "module1_cache_hit", "module2_cache_hit",
-    STUDENT_PARAMS, *TEST_METRICS, *EPOCH_ROW_KEYS,
+    STUDENT_PARAMS, *TEST_METRICS, *EPOCH_ROW_KEYS, *PEAK_MEMORY_KEYS,
 )  # fmt: skip
 """Kept per trial from its last result."""
 RUN_SETTINGS = ("threads", "device")

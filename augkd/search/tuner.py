@@ -29,6 +29,7 @@ def build_or_restore_tuner(
     from augkd.search.study import default_point, open_storage
     from augkd.search.tracking import SearchRecorder, SearchTracker
     from augkd.search.trainable import run_tune_trial
+    from augkd.search.trial_steps import expected_trial_steps
 
     cache_root = stage_cache_root(storage)
     max_steps = space.max_steps(train_images)
@@ -106,7 +107,11 @@ def build_or_restore_tuner(
                     cache_root,
                     ranked_by=space.tracked_metrics(),
                 ),
-                ProgressView(list(space.params), objective.metric),
+                ProgressView(
+                    list(space.params),
+                    objective.metric,
+                    expected_steps=expected_trial_steps(space, max_steps).expected,
+                ),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             stop=SameFailureStopper(space.stop_after_same_failures),

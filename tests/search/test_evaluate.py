@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -136,6 +137,26 @@ def test_evaluate_starts_its_own_ray_and_prints_no_library_noise(evaluated):
     assert "[evaluate] started a local Ray (--address auto or HOST:PORT joins a cluster)" in err
     for noise in ("Token authentication", "Started a local Ray instance", "alembic"):
         assert noise not in err, err[-3000:]
+
+
+@pytest.mark.slow
+def test_evaluate_counts_its_runs_down_with_an_eta_in_a_log(evaluated):
+    """Not a terminal: per round, a line before its first run ends, then one per run."""
+    runs = len(evaluated["rows"])
+    rounds = 1 if _verdict(evaluated)["seeds"] == [1, 2] else 2
+    first_round = 2 * len(_labels(evaluated["rows"]))
+    lines = [
+        line
+        for line in evaluated["run"].stderr.splitlines()
+        if line.startswith("[evaluate] progress:")
+    ]
+    assert lines[0] == f"[evaluate] progress: 0/{first_round} runs, timing"
+    assert "ETA" in lines[1]
+    assert re.fullmatch(
+        rf"\[evaluate\] progress: {first_round}/{first_round} runs, done in .+",
+        lines[first_round],
+    )
+    assert len(lines) == runs + rounds
 
 
 @pytest.mark.slow

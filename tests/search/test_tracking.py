@@ -1,9 +1,12 @@
-"""The MLflow recorder's record survives a driver killed between two table writes."""
+"""The MLflow recorder: its record survives a driver killed between two table writes, and
+each trial's peak memory reaches the table and MLflow."""
 
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+
+import pytest
 
 from augkd.search.results import load_results
 from augkd.search.tracking import SearchRecorder
@@ -33,3 +36,21 @@ def test_a_restarted_driver_takes_back_the_epochs_the_table_lost(tmp_path):
     history = json.loads(load_results(search_path)[0]["history_json"])
     assert [int(h["epoch"]) for h in history] == [1, 2, 3, 4]
     assert [h["val_acc1"] for h in history] == [51.0, 52.0, 53.0, 54.0]
+
+
+@pytest.mark.slow
+def test_every_trial_records_its_peak_memory_in_the_table_and_mlflow(tiny_search):
+    from mlflow.tracking import MlflowClient
+
+    from augkd.memory_peaks import PEAK_RSS
+
+    rows = tiny_search["rows"]
+    assert rows and all(row[PEAK_RSS] > 0 for row in rows)
+    client = MlflowClient(tiny_search["uri"])
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string="tags.`augkd.trial_id` != 'parent'",
+    )
+    with_peak = [run for run in runs if PEAK_RSS in run.data.metrics]
+    assert len(with_peak) == len(rows)
+    assert all(run.data.metrics[PEAK_RSS] > 0 for run in with_peak)
