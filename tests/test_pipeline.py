@@ -48,8 +48,8 @@ def test_a_step_budget_takes_its_steps_whatever_the_data_size(tiny_config):
               log=_quiet)  # fmt: skip
     assert [(m["epoch"], m["step"]) for m in reports] == [(2.0, 12.0), (4.0, 20.0)]
     assert {m["epochs"] for m in reports} == {4.0} and {m["steps"] for m in reports} == {20.0}
-    # A tiny split (20 train images, one step an epoch) still gets its 20 steps.
-    tiny = with_overrides(tiny_config, {**budget, "data.split": [0.025, 0.4875, 0.4875]})
+    # A tiny split (20 train images, 2 per class, one step an epoch) still gets its 20 steps.
+    tiny = with_overrides(tiny_config, {**budget, "data.train_per_class": 2})
     result = run_trial(tiny, log=_quiet)
     assert (result.metrics["epochs"], result.metrics["step"]) == (20.0, 20.0)
 
