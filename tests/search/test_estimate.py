@@ -119,6 +119,7 @@ def test_the_release_space_is_forecast_in_full_before_anything_ran(tmp_path):
     overrides = [
         f"data.root={data}", f"teacher.checkpoint={teacher}", "resources.gpu=0",
         "module1.batch_size=8", "module2.batch_size=8", "module3.batch_size=8",
+        "data.train_per_class=1", "data.min_eval_images=2",  # 2 images a class
     ]  # fmt: skip
     options = SearchOptions(space="office31", storage=str(tmp_path / "runs"), overrides=overrides)
     forecast = estimate_search(options, echo=lambda _: None)
