@@ -106,6 +106,13 @@ def _as_rgb(img: Image.Image, shown: str) -> Image.Image:
             f"Image '{shown}' holds floating-point pixels (PIL mode F), whose range augkd "
             "cannot know; convert it to an 8-bit PNG or JPEG."
         )
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        if (alpha < 255).any():  # convert("RGB") would drop it: the hidden colours would show
+            raise DataError(
+                f"Image '{shown}' has transparent pixels, whose colour depends on what it is "
+                "shown over; flatten it onto a background (e.g. white) and save it as RGB."
+            )
     return img.convert("RGB")
 
 

@@ -306,3 +306,21 @@ def test_floating_point_pixels_are_refused_naming_the_file(tmp_path: Path) -> No
         f"Image '{path}' holds floating-point pixels (PIL mode F), whose range augkd cannot "
         "know; convert it to an 8-bit PNG or JPEG."
     )
+
+
+def test_transparent_pixels_are_refused_and_an_opaque_alpha_is_kept(tmp_path: Path) -> None:
+    pixels = np.zeros((8, 8, 4), dtype=np.uint8)
+    pixels[..., 0] = 200  # red under the alpha
+    pixels[..., 3] = 255
+    opaque = tmp_path / "opaque" / "pens" / "digit" / "a.png"
+    opaque.parent.mkdir(parents=True)
+    Image.fromarray(pixels, mode="RGBA").save(opaque)
+    data = load_image_folders(tmp_path / "opaque", ["pens"], image_size=8)
+    assert data.images[0, :, 4, 4].tolist() == [200, 0, 0]
+    pixels[:4, ..., 3] = 0  # the top half transparent: its red would show, hidden in the file
+    clear = tmp_path / "clear" / "pens" / "digit" / "a.png"
+    clear.parent.mkdir(parents=True)
+    Image.fromarray(pixels, mode="RGBA").save(clear)
+    with pytest.raises(DataError, match="has transparent pixels") as refused:
+        load_image_folders(tmp_path / "clear", ["pens"], image_size=8)
+    assert str(clear) in str(refused.value) and "flatten it onto a background" in str(refused.value)
