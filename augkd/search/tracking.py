@@ -345,6 +345,8 @@ class SearchRecorder(Callback):
             for metric in self.client.get_metric_history(run_id, key):
                 if 1 <= metric.step <= logged:
                     history.setdefault(metric.step, {}).setdefault(key, metric.value)
+        if not history:  # nothing to take back (MLflow had no epoch of it either)
+            return
         self.table.update(
             trial_id,
             history_json=json.dumps([history[k] for k in sorted(history)]),
