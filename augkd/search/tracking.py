@@ -341,10 +341,13 @@ class SearchRecorder(Callback):
         history = {int(h[EPOCH]): h for h in json.loads(row.get("history_json") or "[]")}
         if all(epoch in history for epoch in range(1, logged + 1)):
             return
+        # MLflow's x-axis is the optimizer step; the history is keyed by epoch.
+        epoch_at = {m.step: int(m.value) for m in self.client.get_metric_history(run_id, EPOCH)}
         for key in self.history_keys:
             for metric in self.client.get_metric_history(run_id, key):
-                if 1 <= metric.step <= logged:
-                    history.setdefault(metric.step, {}).setdefault(key, metric.value)
+                epoch = epoch_at.get(metric.step)
+                if epoch is not None and 1 <= epoch <= logged:
+                    history.setdefault(epoch, {}).setdefault(key, metric.value)
         if not history:  # nothing to take back (MLflow had no epoch of it either)
             return
         self.table.update(
