@@ -13,8 +13,8 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from augkd.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
-    from augkd.search.racing import add_race_flags
+    from augkd.basics.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
+    from augkd.search.answer.racing import add_race_flags
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="fonts", help="search-space YAML (or a packaged name)")
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     that continues is printed), 130 Ctrl-C (the search is saved; the resume command is
     printed)."""
     try:
-        from augkd.entry import run_command
-        from augkd.search.runner import SearchOptions, run_search
+        from augkd.basics.entry import run_command
+        from augkd.search.run.runner import SearchOptions, run_search
     except ImportError as error:
         print(
             f"error: the augkd package is not installed ({error}); run `pip install -e .`",
@@ -99,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def search() -> None:
         if args.estimate:
-            from augkd.search.estimate import estimate_search, format_forecast
+            from augkd.search.prepare.estimate import estimate_search, format_forecast
 
             print(format_forecast(estimate_search(options), args.price_per_hour))
             return
         if args.evaluate:
-            from augkd.search.evaluate import parse_baselines, run_evaluation
-            from augkd.search.racing import RaceSettings
+            from augkd.search.answer.evaluate import parse_baselines, run_evaluation
+            from augkd.search.answer.racing import RaceSettings
 
             baselines = parse_baselines(args.baselines)  # refused before the search starts
             RaceSettings(first_seeds=args.eval_seeds, max_seeds=args.max_seeds, margin=args.margin)

@@ -9,10 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from augkd.entry import ArgumentParser, add_debug_flag, positive_int, run_command
-from augkd.errors import ConfigError
-from augkd.metric_names import REPORTED
-from augkd.seed_stats import format_mean_std, mean_std
+from augkd.basics.entry import ArgumentParser, add_debug_flag, positive_int, run_command
+from augkd.basics.errors import ConfigError
+from augkd.basics.metric_names import REPORTED
+from augkd.basics.seed_stats import format_mean_std, mean_std
 
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
@@ -32,7 +32,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace):
     """The config a command runs: --config, then --set, then --method."""
-    from augkd.config import load_config, with_overrides
+    from augkd.basics.config import load_config, with_overrides
 
     config = load_config(args.config, args.overrides)
     if getattr(args, "method", None):
@@ -41,12 +41,12 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from augkd.config import with_overrides
-    from augkd.memory import check_config_before_work
-    from augkd.outputs import check_file_writable
-    from augkd.pipeline import run_trial
-    from augkd.runtime import resolve_device
-    from augkd.storage import write_bytes
+    from augkd.basics.config import with_overrides
+    from augkd.hardware.runtime import resolve_device
+    from augkd.storage.files import write_bytes
+    from augkd.storage.outputs import check_file_writable
+    from augkd.trial.memory import check_config_before_work
+    from augkd.trial.pipeline import run_trial
 
     config = _config(args)
     device = resolve_device(config.device)
@@ -94,9 +94,9 @@ def format_results_table(method: str, rows: list[dict[str, float]]) -> str:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from augkd.cache import StageCache
-    from augkd.pipeline import prepare_trial, trial_diagnostics
-    from augkd.teacher import default_cache_root
+    from augkd.storage.cache import StageCache
+    from augkd.trial.pipeline import prepare_trial, trial_diagnostics
+    from augkd.trial.teacher import default_cache_root
 
     config = _config(args)
     cache = StageCache(default_cache_root(config))
@@ -114,10 +114,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from augkd.memory import check_fits, estimate_teacher_training
-    from augkd.outputs import check_file_writable
-    from augkd.runtime import resolve_device
-    from augkd.teacher import save_teacher, train_teacher
+    from augkd.hardware.runtime import resolve_device
+    from augkd.storage.outputs import check_file_writable
+    from augkd.trial.memory import check_fits, estimate_teacher_training
+    from augkd.trial.teacher import save_teacher, train_teacher
 
     config = _config(args)
     device = resolve_device(config.device)
@@ -137,14 +137,14 @@ def _tell(line: str) -> None:
 
 def _search_folder(args: argparse.Namespace) -> str:
     """--search as a search folder; a storage root stands for its latest search."""
-    from augkd.locations import resolve_search
+    from augkd.storage.locations import resolve_search
 
     return resolve_search(args.search, echo=_tell)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from augkd.outputs import check_folder_writable
-    from augkd.search.results import export_best, fewer_completed
+    from augkd.search.records.results import export_best, fewer_completed
+    from augkd.storage.outputs import check_folder_writable
 
     check_folder_writable(args.out, "--out")
     search = _search_folder(args)
@@ -154,9 +154,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(written) < args.top_k:
         _tell(fewer_completed(search, len(written), args.top_k))
     if args.register:
-        from augkd.locations import resolve_tracking_uri
-        from augkd.search.model_logging import register_model
-        from augkd.search.results import best_completed
+        from augkd.search.records.model_logging import register_model
+        from augkd.search.records.results import best_completed
+        from augkd.storage.locations import resolve_tracking_uri
 
         best = best_completed(search)
         if not best.get("model_uri"):
@@ -170,8 +170,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from augkd.search.results import format_leaderboard, load_results
-    from augkd.search.space import recorded_objective
+    from augkd.search.prepare.space import recorded_objective
+    from augkd.search.records.results import format_leaderboard, load_results
 
     search = _search_folder(args)
     print(format_leaderboard(load_results(search), recorded_objective(search), limit=args.top_k))
@@ -179,8 +179,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from augkd.outputs import check_local_folder
     from augkd.report import write_report
+    from augkd.storage.outputs import check_local_folder
 
     if args.out is not None:
         check_local_folder(args.out, "--out")
@@ -214,9 +214,9 @@ def _add_search_arg(parser: argparse.ArgumentParser, tracking: bool = True) -> N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from augkd.search.evaluate import parse_baselines, plan, run_evaluation
-    from augkd.search.racing import RaceSettings
-    from augkd.search.ray_session import init_ray
+    from augkd.search.answer.evaluate import parse_baselines, plan, run_evaluation
+    from augkd.search.answer.racing import RaceSettings
+    from augkd.search.run.ray_session import init_ray
 
     search = _search_folder(args)
     baselines = parse_baselines(args.baselines)
@@ -233,16 +233,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from augkd.locations import default_tracking_uri
-    from augkd.search.records import restore_command
+    from augkd.search.records.restore import restore_command
+    from augkd.storage.locations import default_tracking_uri
 
     search = _search_folder(args)
     return restore_command(search, args.tracking_uri or default_tracking_uri(), echo=_tell)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from augkd.config import METHODS
-    from augkd.search.racing import add_race_flags
+    from augkd.basics.config import METHODS
+    from augkd.search.answer.racing import add_race_flags
 
     parser = ArgumentParser(prog="augkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every command ends under one failure policy (augkd.entry.run_command)."""
+    """Every command ends under one failure policy (augkd.basics.entry.run_command)."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return run_command(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ray
 
-from augkd.search.runner import SearchOptions, run_search
+from augkd.search.run.runner import SearchOptions, run_search
 
 
 def timed_search(space: str, storage: Path, name: str, trials: int, reuse: bool) -> float:

@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from augkd.search.ending import compute_spent
-from augkd.search.estimate import estimate_search, format_forecast
-from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_search
+from augkd.search.prepare.estimate import estimate_search, format_forecast
+from augkd.search.records.results import load_results
+from augkd.search.run.ending import compute_spent
+from augkd.search.run.runner import SearchOptions, run_search
 
 
 def main() -> None:

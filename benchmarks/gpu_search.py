@@ -249,7 +249,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     import ray
     import torch
 
-    from augkd.search.runner import SearchOptions, run_search
+    from augkd.search.run.runner import SearchOptions, run_search
 
     gpu = not args.tiny
     overrides = list(TINY if args.tiny else RELEASE_SHAPES)

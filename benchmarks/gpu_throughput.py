@@ -61,10 +61,10 @@ def _trial(args: argparse.Namespace, trials: int, rank: int, barrier, queue) -> 
     and wait for the others before the next precision (so no warm-up overlaps a timing)."""
     import torch
 
+    from augkd.hardware.precision import AutocastModule, MixedPrecision
+    from augkd.hardware.runtime import Normalize, limit_gpu_memory
     from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
     from augkd.models import AnchorNet, Encoder, Generator, build_classifier
-    from augkd.precision import AutocastModule, MixedPrecision
-    from augkd.runtime import Normalize, limit_gpu_memory
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // trials))
     device = torch.device(args.device)

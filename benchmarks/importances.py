@@ -16,7 +16,7 @@ import statistics
 import optuna
 
 from augkd import report
-from augkd.errors import ConfigError
+from augkd.basics.errors import ConfigError
 
 
 def importances(search_path: str, tracking_uri: str | None = None, seed: int = 0) -> dict:

@@ -21,12 +21,12 @@ import time
 
 import torch
 
-from augkd.config import Config, parse_override, with_overrides
+from augkd.basics.config import Config, parse_override, with_overrides
+from augkd.hardware.runtime import Normalize, configure_torch, resolve_device
 from augkd.method.datafree import DatafreeNets, build_datafree_nets, train_iteration
 from augkd.method.losses import BatchNormStatistics
 from augkd.models import build_classifier
-from augkd.runtime import Normalize, configure_torch, resolve_device
-from augkd.search.space import load_space
+from augkd.search.prepare.space import load_space
 
 
 def _config(space: str, overrides: list[str]) -> Config:

@@ -17,16 +17,16 @@ import time
 
 import torch
 
-from augkd.cache import StageCache
-from augkd.config import load_config
+from augkd.basics.config import load_config
 from augkd.data import iterate_batches, load_student_splits
+from augkd.hardware.runtime import resolve_device
 from augkd.method.losses import distillation_loss
 from augkd.method.mixup import EpochSettings, mix_batch, train_epoch
 from augkd.method.plans import METHOD_PLANS
 from augkd.models import build_classifier
-from augkd.pipeline import _prepare_stages
-from augkd.runtime import resolve_device
-from augkd.teacher import load_teacher
+from augkd.storage.cache import StageCache
+from augkd.trial.pipeline import _prepare_stages
+from augkd.trial.teacher import load_teacher
 
 
 def main() -> None:

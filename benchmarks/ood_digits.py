@@ -35,17 +35,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from augkd.cache import StageCache
-from augkd.config import Config, load_config, parse_override, with_overrides
+from augkd.basics.config import Config, load_config, parse_override, with_overrides
+from augkd.basics.errors import AugkdError, ConfigError
+from augkd.basics.seed_stats import format_mean_std, paired_difference
 from augkd.data import load_student_splits
-from augkd.errors import AugkdError, ConfigError
+from augkd.hardware.runtime import resolve_device
 from augkd.method.budget import StepBudget
 from augkd.method.mixup import module3_budget
-from augkd.pipeline import run_trial
-from augkd.runtime import resolve_device
-from augkd.search.space import PACKAGED_SPACES, load_space
-from augkd.seed_stats import format_mean_std, paired_difference
-from augkd.teacher import default_cache_root
+from augkd.search.prepare.space import PACKAGED_SPACES, load_space
+from augkd.storage.cache import StageCache
+from augkd.trial.pipeline import run_trial
+from augkd.trial.teacher import default_cache_root
 
 BENCHMARKS = ("digits", "fonts", "forms", "tablet")
 BASELINES = ("ce", "kd", "dfkd")

@@ -60,7 +60,7 @@ def judged_at(trial: list[dict], milestone: float) -> int | None:
 
 def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> dict:
     """Ray's asynchronous ASHA (one bracket) over recorded curves, in start order."""
-    from augkd.search.space import SchedulerSettings
+    from augkd.search.prepare.space import SchedulerSettings
 
     milestones = SchedulerSettings(grace_period=grace, reduction_factor=factor).milestones(max_t)
     recorded: dict[float, list[float]] = {m: [] for m in milestones}
@@ -112,7 +112,7 @@ def grace_periods(trials: list[list[dict]]) -> list[int]:
 
 
 def main() -> None:
-    from augkd.search.runner import run_full_budget_search  # torch and Ray: after --help
+    from augkd.search.run.runner import run_full_budget_search  # torch and Ray: after --help
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", default="fonts", help="search space (default: the default's)")

@@ -21,10 +21,10 @@ from pathlib import Path
 import ray
 import yaml
 
-from augkd.search.ending import cache_savings
-from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_search
-from augkd.seed_stats import format_mean_std
+from augkd.basics.seed_stats import format_mean_std
+from augkd.search.records.results import load_results
+from augkd.search.run.ending import cache_savings
+from augkd.search.run.runner import SearchOptions, run_search
 
 GRID = {
     "module3.a": {

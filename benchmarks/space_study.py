@@ -53,8 +53,8 @@ BOUND = "bound of any val split: 1 seed, chosen on its test"
 
 def load(search_path: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
     """The completed trials (in start order), the recorded space, and the trials' seeds."""
-    from augkd.search.results import load_results
-    from augkd.storage import join_uri, read_bytes
+    from augkd.search.records.results import load_results
+    from augkd.storage.files import join_uri, read_bytes
 
     space = json.loads(read_bytes(join_uri(search_path, "search_space.json")))
     rows = [r for r in load_results(search_path) if r.get("status") == "completed"]
@@ -121,7 +121,7 @@ def importances(rows: list[dict], space: dict, metric: str) -> dict[str, float]:
     """fANOVA importance of the searched keys for ``metric`` (higher is better)."""
     import optuna
 
-    from augkd.search.space import Param
+    from augkd.search.prepare.space import Param
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {k: Param.model_validate(v).distribution() for k, v in space["params"].items()}
@@ -218,7 +218,7 @@ def spread(rows: list[dict], defaults: dict | None) -> dict[str, Any]:
 
 def defaults_row(rows: list[dict], space: dict) -> dict | None:
     """The trial that ran the base config's values of every searched key (the first one)."""
-    from augkd.dotted import get_dotted
+    from augkd.basics.dotted import get_dotted
 
     for row in rows:
         if all(
@@ -230,7 +230,7 @@ def defaults_row(rows: list[dict], space: dict) -> dict | None:
 
 
 def main() -> None:
-    from augkd.search.runner import run_full_budget_search  # torch and Ray: after --help
+    from augkd.search.run.runner import run_full_budget_search  # torch and Ray: after --help
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--space", default="fonts")

@@ -18,14 +18,14 @@ import argparse
 
 import torch
 
-from augkd.config import parse_override, with_overrides
+from augkd.basics.config import parse_override, with_overrides
 from augkd.data import load_domain, load_student_splits
 from augkd.data.digits import SHIFTS
 from augkd.data.types import LabelledImages
-from augkd.metrics import evaluate, predict_logits
-from augkd.runtime import resolve_device
-from augkd.search.space import PACKAGED_SPACES, load_space
-from augkd.teacher import Teacher, load_teacher, teacher_split
+from augkd.hardware.runtime import resolve_device
+from augkd.models.metrics import evaluate, predict_logits
+from augkd.search.prepare.space import PACKAGED_SPACES, load_space
+from augkd.trial.teacher import Teacher, load_teacher, teacher_split
 
 BENCHMARKS: dict[str, list[str] | None] = {
     "digits": list(SHIFTS),

@@ -6,13 +6,12 @@ from __future__ import annotations
 import importlib.util
 import signal
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from augkd.config import Config, load_config
+from augkd.basics.config import Config, load_config
+from tests.paths import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "teacher.epochs=12",
     "module1.epochs=1",
@@ -56,11 +55,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session", autouse=True)
 def node_copies_folder(tmp_path_factory: pytest.TempPathFactory):
-    """Node copies of S3 artifacts (augkd.node_cache) go to a test folder, not ~/.cache; set
+    """Node copies of S3 artifacts (augkd.storage.node_cache) go to a test folder, not ~/.cache; set
     before any Ray starts, so its nodes inherit it."""
     import os
 
-    from augkd.locations import NODE_CACHE_ENV
+    from augkd.storage.locations import NODE_CACHE_ENV
 
     saved = os.environ.get(NODE_CACHE_ENV)
     folder = tmp_path_factory.mktemp("node_copies")
@@ -100,8 +99,8 @@ def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
     a Ray of its own that is shut down again. Tests read it; none may change it."""
     import ray
 
-    from augkd.search.results import load_results
-    from augkd.search.runner import SearchOptions, run_search
+    from augkd.search.records.results import load_results
+    from augkd.search.run.runner import SearchOptions, run_search
 
     root = tmp_path_factory.mktemp("tiny_search")
     # address="local": never join another process's Ray (runner.init_ray tries "auto").

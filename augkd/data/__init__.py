@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from augkd.config import DataConfig
+from augkd.basics.config import DataConfig
+from augkd.basics.errors import ConfigError, DataError
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from augkd.cache import StageCache
+    from augkd.storage.cache import StageCache
 
 
 BUILT_IN_LOADERS: dict[str, tuple[str, str]] = {

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from augkd.basics.errors import ConfigError
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError
 
 PARTITION_SEED = 1234
 """Fixed: the teacher/student partition never depends on a trial's seed."""

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from augkd.basics.errors import ConfigError
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError
 
 TEACHER_DOMAIN = "printed"
 STUDENT_DOMAIN = "handwritten"

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from augkd.basics.errors import ConfigError
 from augkd.data import fonts
 from augkd.data.fonts import font_files, render_digit, upsampled_8x8
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError
 
 TEACHER_DOMAIN = "handwritten"
 STUDENT_DOMAIN = "typed"

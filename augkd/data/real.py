@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from PIL import Image
 from pyarrow import fs as pafs
 
+from augkd.basics.errors import DataError
 from augkd.data.types import LabelledImages
-from augkd.errors import DataError
-from augkd.runtime import cpu_share
-from augkd.storage import (
+from augkd.hardware.runtime import cpu_share
+from augkd.storage.files import (
     FileEntry,
     fingerprint,
     join_path,

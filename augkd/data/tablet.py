@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from augkd.basics.errors import ConfigError
 from augkd.data import fonts
 from augkd.data.types import LabelledImages
-from augkd.errors import ConfigError
 
 TEACHER_DOMAINS = ("printed", "handwritten")
 STUDENT_DOMAIN = "pen"

@@ -15,15 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from augkd.config import Module2Config
+from augkd.basics.config import Module2Config
+from augkd.basics.eta import StepHook
 from augkd.data import as_unit_float, iterate_batches
-from augkd.eta import StepHook
+from augkd.hardware.runtime import Normalize
 from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import LossWatch
 from augkd.method.losses import anchor_loss
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import AnchorNet
-from augkd.runtime import Normalize
 
 ENCODE_BATCH = 512
 

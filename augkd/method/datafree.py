@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from augkd.config import Module1Config
-from augkd.eta import StepHook
+from augkd.basics.config import Module1Config
+from augkd.basics.eta import StepHook
+from augkd.hardware.runtime import Normalize
 from augkd.method.guards import LossWatch
 from augkd.method.losses import (
     BatchNormStatistics,
@@ -20,7 +21,6 @@ from augkd.method.losses import (
 )
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import Encoder, Generator, generator_channels
-from augkd.runtime import Normalize
 
 
 @dataclass

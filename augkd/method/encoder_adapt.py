@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from augkd.config import EncoderAdaptConfig
+from augkd.basics.config import EncoderAdaptConfig
+from augkd.basics.eta import StepHook
 from augkd.data import iterate_batches
-from augkd.eta import StepHook
 from augkd.method.budget import steps_per_epoch
 from augkd.method.guards import LossWatch
 from augkd.method.losses import vae_kl

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import torch
 
-from augkd.errors import DivergedError
+from augkd.basics.errors import DivergedError
 
 DIVERGED_FACTOR = 1000.0
 """A loss this many times (its first value's size, at least 1) above its first value has

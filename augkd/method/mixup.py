@@ -15,17 +15,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from augkd.config import Module3Config
+from augkd.basics.config import Module3Config
 from augkd.data import StudentSplits, iterate_batches
+from augkd.hardware.precision import MixedPrecision
+from augkd.hardware.runtime import Normalize
 from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import LossWatch, StepWatch
 from augkd.method.losses import distillation_loss
 from augkd.method.plans import MethodPlan, ce_shares
 from augkd.method.schedules import mixup_schedule
 from augkd.method.training_state import TrainingState, cpu_copy
-from augkd.metrics import evaluate
-from augkd.precision import MixedPrecision
-from augkd.runtime import Normalize
+from augkd.models.metrics import evaluate
 
 
 @dataclass

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from augkd.errors import ModelError
+from augkd.basics.errors import ModelError
 from augkd.models.layout import fast_layout
 
 if TYPE_CHECKING:
-    from augkd.config import StudentConfig
+    from augkd.basics.config import StudentConfig
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:

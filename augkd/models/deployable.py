@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from augkd.runtime import Normalize
+from augkd.hardware.runtime import Normalize
 
 
 def student_meta(normalize, image_size: int, class_names: list[str], example) -> dict:

@@ -14,7 +14,6 @@ coordinates, importance), ``curves`` (val curves, schedules), ``diagnostics``,
 ``page`` (the section list, Jupyter display and the HTML page).
 """
 
-from augkd.locations import BASELINES_FILE, SPACE_FILE, default_storage, default_tracking_uri
 from augkd.report.baselines import find_baselines, plot_baselines
 from augkd.report.curves import plot_curves, plot_mixup_schedule, schedule_curve
 from augkd.report.diagnostics import plot_diagnostics
@@ -29,6 +28,12 @@ from augkd.report.page import SECTIONS, add_section, sections, show, show_summar
 from augkd.report.params import importance_study, plot_importance, plot_parallel_coordinates
 from augkd.report.section import Section
 from augkd.report.tables import leaderboard, mlflow_runs
+from augkd.storage.locations import (
+    BASELINES_FILE,
+    SPACE_FILE,
+    default_storage,
+    default_tracking_uri,
+)
 
 __all__ = [
     "BASELINES_FILE",

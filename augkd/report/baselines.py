@@ -8,24 +8,24 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from augkd.locations import BASELINES_FILE
-from augkd.metric_names import TEST_ACC1
+from augkd.basics.metric_names import TEST_ACC1
+from augkd.basics.seed_stats import mean_std
 from augkd.report.loading import (
     NO_SEARCH,
     SearchData,
     num,
 )
 from augkd.report.section import Section
-from augkd.search.evaluate import DEFAULTS, WINNER_KEY
-from augkd.seed_stats import mean_std
-from augkd.storage import uri_is_file
+from augkd.search.answer.evaluate import DEFAULTS, WINNER_KEY
+from augkd.storage.files import uri_is_file
+from augkd.storage.locations import BASELINES_FILE
 
 METHOD_LABELS = {WINNER_KEY: "AuG-KD", DEFAULTS: "defaults", "ce": "CE", "kd": "KD", "dfkd": "DFKD"}
 
 
 def find_baselines(data: SearchData, path: str | None = None) -> str | None:
     """The multi-seed evaluation: the argument, $AUGKD_BASELINES_JSON, or SEARCH/baselines.json."""
-    from augkd.storage import join_uri
+    from augkd.storage.files import join_uri
 
     candidates = [path, os.environ.get("AUGKD_BASELINES_JSON")]
     if data.search_path != NO_SEARCH:
@@ -38,7 +38,7 @@ def find_baselines(data: SearchData, path: str | None = None) -> str | None:
 
 def plot_baselines(data: SearchData, path: str | None = None, metric: str = TEST_ACC1) -> Section:
     """AuG-KD against the baselines: mean ± std over seeds, every seed as a dot."""
-    from augkd.storage import read_bytes
+    from augkd.storage.files import read_bytes
 
     key = "baselines"
     title = "AuG-KD against the baselines (test Acc@1, mean ± std over seeds)"

@@ -7,7 +7,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from augkd.metric_names import EPOCH, EPOCHS, MIXUP_SHARE, VAL_ACC1
+from augkd.basics.metric_names import EPOCH, EPOCHS, MIXUP_SHARE, VAL_ACC1
 from augkd.report.loading import (
     TOP_K,
     SearchData,

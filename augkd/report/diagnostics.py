@@ -18,7 +18,7 @@ from augkd.report.section import Section
 
 PREFIX = "diag_"
 ARTIFACTS = "diagnostics"
-"""Artifact folder of a trial's child run (augkd.search.trainable.DIAGNOSTICS_DIR)."""
+"""Artifact folder of a trial's child run (augkd.search.run.trainable.DIAGNOSTICS_DIR)."""
 
 
 def _diagnosed(row: dict[str, Any]) -> bool:

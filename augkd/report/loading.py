@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augkd.dotted import get_dotted, short_names
-from augkd.errors import ConfigError
-from augkd.locations import (
+from augkd.basics.dotted import get_dotted, short_names
+from augkd.basics.errors import ConfigError
+from augkd.basics.metric_names import EPOCH, STEP, STEPS
+from augkd.storage.locations import (
     SEARCH_NAME,
     SEARCH_PATH_ENV,
     SPACE_FILE,
@@ -23,7 +24,6 @@ from augkd.locations import (
     resolve_search,
     resolve_tracking_uri,
 )
-from augkd.metric_names import EPOCH, STEP, STEPS
 
 TOP_K = 3
 FINISHED = ("completed", "pruned")
@@ -71,14 +71,14 @@ class SearchData:
     @property
     def objective(self):
         """What the search optimised (space.Objective): every figure ranks and colours by it."""
-        from augkd.search.space import objective_of
+        from augkd.search.prepare.space import objective_of
 
         return objective_of(self.space)
 
     @property
     def param_keys(self) -> list[str]:
         """The searched hyperparameters (dotted config keys), in the space's order."""
-        from augkd.search.results import param_keys
+        from augkd.search.records.results import param_keys
 
         keys = list((self.space or {}).get("params") or {})
         return keys + [k for k in param_keys(self.rows) if k not in keys]
@@ -113,7 +113,7 @@ def _exists(uri: str) -> tuple[bool, bool]:
     """(exists, is a folder) for a local path or a pyarrow-filesystem URI."""
     from pyarrow import fs as pafs
 
-    from augkd.storage import resolve_filesystem
+    from augkd.storage.files import resolve_filesystem
 
     filesystem, path = resolve_filesystem(uri)
     kind = filesystem.get_file_info(path).type
@@ -134,8 +134,8 @@ def load_search(
     folder or an unreadable results table; without it the notebook still renders,
     with notes. ``workdir`` is where ``python search.py`` ran (default: here).
     """
-    from augkd.search.results import load_results
-    from augkd.search.space import recorded_space
+    from augkd.search.prepare.space import recorded_space
+    from augkd.search.records.results import load_results
 
     if strict:
         resolved: str | None = resolve_search(search_path, echo)
@@ -228,7 +228,7 @@ def trial_history(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ranked(data: SearchData) -> list[dict[str, Any]]:
     """The trials, completed first, best first by the search's objective."""
-    from augkd.search.results import rank
+    from augkd.search.records.results import rank
 
     return rank(data.rows, data.objective)
 
@@ -245,7 +245,7 @@ def finished(data: SearchData) -> list[dict[str, Any]]:
 
 def param_value(row: dict[str, Any], key: str) -> Any:
     """A trial's sampled value of a searched key (None when it was not sampled)."""
-    from augkd.search.results import param_column
+    from augkd.search.records.results import param_column
 
     return row.get(param_column(key))
 
@@ -266,7 +266,7 @@ def config_value(data: SearchData, row: dict[str, Any], key: str) -> Any:
 
 def scheduler_settings(data: SearchData):
     """The space's ASHA settings, validated (None when the space is missing or foreign)."""
-    from augkd.search.space import SchedulerSettings
+    from augkd.search.prepare.space import SchedulerSettings
 
     try:
         return SchedulerSettings.model_validate((data.space or {}).get("scheduler") or {})

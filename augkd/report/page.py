@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from augkd.locations import local_folder
 from augkd.report.baselines import plot_baselines
 from augkd.report.curves import plot_curves, plot_mixup_schedule
 from augkd.report.diagnostics import plot_diagnostics
@@ -17,6 +16,7 @@ from augkd.report.loading import SearchData, error_line, load_search
 from augkd.report.params import plot_importance, plot_parallel_coordinates
 from augkd.report.section import Section
 from augkd.report.tables import leaderboard, mlflow_runs
+from augkd.storage.locations import local_folder
 
 SectionBuilder = Callable[[SearchData], Section]
 SECTIONS: list[tuple[str, SectionBuilder]] = [

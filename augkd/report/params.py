@@ -7,8 +7,7 @@ import warnings
 
 from matplotlib.figure import Figure
 
-from augkd.locations import SPACE_FILE
-from augkd.metric_names import label, ranking_value
+from augkd.basics.metric_names import label, ranking_value
 from augkd.report.loading import (
     FINISHED,
     SearchData,
@@ -21,6 +20,7 @@ from augkd.report.loading import (
     trial_history,
 )
 from augkd.report.section import Section
+from augkd.storage.locations import SPACE_FILE
 
 
 def plot_parallel_coordinates(data: SearchData) -> Section:
@@ -178,7 +178,7 @@ def importance_study(data: SearchData):
     """An in-memory Optuna study of the trials at one fidelity (importance_fidelity),
     each valued by the objective there. Returns (study, optimizer step, statuses)."""
     optuna = _optuna()
-    from augkd.search.space import Param
+    from augkd.search.prepare.space import Param
 
     distributions = {
         k: Param.model_validate(data.param_spec(k)).distribution()

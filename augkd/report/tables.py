@@ -8,8 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from augkd.locations import experiment_name
-from augkd.metric_names import (
+from augkd.basics.metric_names import (
     BEST_EPOCH,
     BEST_VAL_ACC1,
     EPOCH,
@@ -26,12 +25,13 @@ from augkd.report.loading import (
     ranked,
 )
 from augkd.report.section import Section
+from augkd.storage.locations import experiment_name
 
 
 def leaderboard(data: SearchData, limit: int | None = None) -> Section:
     """Completed trials first, best first by the objective; test Acc@1 is shown, never
     used to rank."""
-    from augkd.search.results import leaderboard_metrics
+    from augkd.search.records.results import leaderboard_metrics
 
     objective = data.objective
     title = f"Leaderboard (ranked by {objective.label()}; test Acc@1 shown, never used to choose)"

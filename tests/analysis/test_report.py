@@ -13,11 +13,11 @@ import pytest
 from nbclient import NotebookClient
 
 from augkd import report
+from augkd.basics.errors import ConfigError
 from augkd.cli import main as cli_main
-from augkd.errors import ConfigError
-from augkd.search.results import ResultsTable
+from augkd.search.records.results import ResultsTable
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "analysis").glob("*.ipynb"))
 FIGURES = (
     "parallel_coordinates",

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from augkd import report
+from augkd.basics.config import Config
+from augkd.basics.errors import ExitCode
 from augkd.cli import main as cli_main
-from augkd.config import Config
-from augkd.errors import ExitCode
-from augkd.search.results import ResultsTable
+from augkd.search.records.results import ResultsTable
 
 
 @pytest.fixture

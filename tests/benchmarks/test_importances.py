@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO as ROOT
+
 spec = importlib.util.spec_from_file_location("importances", ROOT / "benchmarks" / "importances.py")
 importances = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(importances)
@@ -26,7 +27,7 @@ def test_importances_of_a_real_search_cover_its_searched_keys_and_sum_to_one(tin
 
 
 def test_a_path_that_is_not_a_search_is_named(tmp_path):
-    from augkd.errors import ConfigError
+    from augkd.basics.errors import ConfigError
 
     with pytest.raises(ConfigError, match=str(tmp_path)):
         importances.importances(str(tmp_path))

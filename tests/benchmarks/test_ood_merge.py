@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO as ROOT
 
 
 def _summary(seeds: list[int], ce: list[float], dfkd: list[float], kd_tau: float = 10.0) -> dict:

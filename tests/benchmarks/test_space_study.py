@@ -5,11 +5,11 @@ errors."""
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO as ROOT
+
 spec = importlib.util.spec_from_file_location("space_study", ROOT / "benchmarks" / "space_study.py")
 space_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(space_study)
@@ -82,7 +82,7 @@ def test_seed_agreement_separates_the_val_splits_noise_from_the_training_seeds()
 
 @pytest.mark.parametrize("regime", ["fonts", "forms"])
 def test_the_study_spaces_hold_every_key_they_do_not_search_at_the_default_spaces_base(regime):
-    from augkd.search.space import load_space
+    from augkd.search.prepare.space import load_space
 
     study = load_space(str(ROOT / "benchmarks" / "spaces" / f"{regime}_study.yaml"))
     default = load_space(regime)

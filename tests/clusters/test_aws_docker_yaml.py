@@ -18,7 +18,8 @@ import torch
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 DOCKER_YAML = REPO / "clusters" / "aws-docker.yaml"
 PLAIN_YAML = REPO / "clusters" / "aws.yaml"
 DOCKERFILE = REPO / "clusters" / "Dockerfile"

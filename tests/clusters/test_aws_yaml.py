@@ -19,7 +19,8 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 AWS_YAML = REPO / "clusters" / "aws.yaml"
 WORLD = {"0.0.0.0/0", "::/0"}
 HOSTNAME_I = "$(hostname -I | awk '{print $1}')"

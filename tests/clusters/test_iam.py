@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import re
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 IAM = REPO / "clusters" / "iam"
 AWS_YAML = REPO / "clusters" / "aws.yaml"
 DOCS = REPO / "docs" / "cluster.md"

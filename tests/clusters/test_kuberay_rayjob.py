@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import ray
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 RAYJOB_YAML = REPO / "clusters" / "kuberay-rayjob.yaml"
 
 

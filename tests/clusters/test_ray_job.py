@@ -7,19 +7,18 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobStatus, JobSubmissionClient
 
-from augkd.search.results import load_results
+from augkd.search.records.results import load_results
 from tests.conftest import free_port
+from tests.paths import REPO as ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 SAFETY_S = 600.0
 """Only keeps a broken run from hanging the suite; no assert is about speed."""
 

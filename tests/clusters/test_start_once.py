@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "clusters" / "start_once.sh"
 SETTLE_S = 5.0
 """How long an ended process may take to go before it is killed: cleanup, not a speed limit."""

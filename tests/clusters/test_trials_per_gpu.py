@@ -3,14 +3,12 @@ trials share a GPU and how many CPUs each gets: every GPU node fits its share of
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
-from augkd.search.space import load_space
+from augkd.search.prepare.space import load_space
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SPACES = ("office31", "officehome", "visda")
 
 

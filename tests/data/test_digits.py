@@ -1,6 +1,6 @@
 import torch
 
-from augkd.config import load_config
+from augkd.basics.config import load_config
 from augkd.data import iterate_batches, load_student_splits, split_indices
 from augkd.data.digits import SHIFTS, load_digits_domain
 

@@ -10,12 +10,12 @@ import pytest
 import sklearn.datasets
 import torch
 
-from augkd.config import load_config
+from augkd.basics.config import load_config
+from augkd.basics.errors import ConfigError, DataError
 from augkd.data import fonts as fonts_module
 from augkd.data import load_student_splits, per_class_split_indices
 from augkd.data.fonts import font_files, load_fonts_domain, render_digit
-from augkd.errors import ConfigError, DataError
-from augkd.pipeline import run_trial
+from augkd.trial.pipeline import run_trial
 
 FONTS_DATA = [
     "data.source=fonts",

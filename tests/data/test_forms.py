@@ -12,7 +12,8 @@ import pytest
 import sklearn.datasets
 import torch
 
-from augkd.config import load_config
+from augkd.basics.config import load_config
+from augkd.basics.errors import ConfigError
 from augkd.data import forms as forms_module
 from augkd.data import load_student_splits
 from augkd.data.fonts import font_files
@@ -22,8 +23,7 @@ from augkd.data.forms import (
     normalise_bitmap,
     scan_typed_digit,
 )
-from augkd.errors import ConfigError
-from augkd.pipeline import run_trial
+from augkd.trial.pipeline import run_trial
 
 FORMS_DATA = [
     "data.source=forms",

@@ -12,13 +12,13 @@ import scipy.io
 import torch
 from PIL import Image
 
+from augkd.basics.errors import DataError
 from augkd.data.real import (
     REAL_SOURCES,
     load_image_folders,
     load_list_file,
     load_torchvision,
 )
-from augkd.errors import DataError
 
 CLASSES = ["cat", "bird", "dog"]  # deliberately unsorted
 COLOURS = {"bird": (10, 200, 30), "cat": (220, 40, 90), "dog": (60, 90, 250)}

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from augkd.cache import StageCache
-from augkd.config import DataConfig
+from augkd.basics.config import DataConfig
+from augkd.basics.errors import DataError
 from augkd.data import load_domain
 from augkd.data.real import load_image_folders, load_list_file, load_torchvision
-from augkd.errors import DataError
-from augkd.storage import write_bytes
+from augkd.storage.cache import StageCache
+from augkd.storage.files import write_bytes
 
 COLOURS = {"bird": (10, 200, 30), "cat": (220, 40, 90)}
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from augkd.config import Config, DataConfig, with_overrides
+from augkd.basics.config import Config, DataConfig, with_overrides
+from augkd.basics.errors import ConfigError, DataError
 from augkd.data import load_student_splits
-from augkd.errors import ConfigError, DataError
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from augkd.config import load_config
+from augkd.basics.config import load_config
+from augkd.basics.errors import ConfigError
 from augkd.data import load_student_splits
 from augkd.data import tablet as tablet_module
 from augkd.data.tablet import (
@@ -21,7 +22,6 @@ from augkd.data.tablet import (
     smooth_path,
     write_digit,
 )
-from augkd.errors import ConfigError
 
 TABLET_DATA = [
     "data.source=tablet",

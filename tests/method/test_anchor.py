@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from augkd.config import Module2Config
+from augkd.basics.config import Module2Config
+from augkd.hardware.runtime import Normalize
 from augkd.method.anchor import (
     encode,
     module2_budget,
@@ -14,7 +15,6 @@ from augkd.method.anchor import (
     val_subset,
 )
 from augkd.models import Encoder, Generator, build_classifier
-from augkd.runtime import Normalize
 
 
 def test_val_checks_are_spread_over_the_steps_and_always_judge_the_last_epoch():

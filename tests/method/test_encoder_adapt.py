@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from augkd.cache import StageCache
-from augkd.config import with_overrides
+from augkd.basics.config import with_overrides
 from augkd.data import as_unit_float, load_student_splits
 from augkd.method.encoder_adapt import adapt_encoder
 from augkd.models import Encoder
-from augkd.pipeline import run_trial
+from augkd.storage.cache import StageCache
+from augkd.trial.pipeline import run_trial
 
 CPU = torch.device("cpu")
 
@@ -76,8 +76,8 @@ def test_one_adapted_encoder_per_seed_serves_every_plan_that_mixes(tiny_config, 
 
 @pytest.mark.slow
 def test_no_adaptation_means_no_encoder_stage_and_the_old_stage2_key(tiny_config, tmp_path):
-    from augkd.stage_keys import stage_keys
-    from augkd.teacher import load_teacher
+    from augkd.trial.stage_keys import stage_keys
+    from augkd.trial.teacher import load_teacher
 
     off = with_overrides(tiny_config, {"encoder_adapt.epochs": 0})
     cache = StageCache(str(tmp_path))

@@ -7,15 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from augkd.config import load_config
+from augkd.basics.config import load_config
+from augkd.basics.errors import DivergedError
 from augkd.data import load_student_splits
-from augkd.errors import DivergedError
+from augkd.hardware.precision import MixedPrecision
+from augkd.hardware.runtime import Normalize
 from augkd.method.guards import LossWatch, StepWatch
 from augkd.method.mixup import mixup_reports
 from augkd.method.plans import METHOD_PLANS
 from augkd.models import build_classifier
-from augkd.precision import MixedPrecision
-from augkd.runtime import Normalize
 
 
 def test_module3_loss_that_climbs_without_nan_is_the_sentence_nan_gets():

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augkd.config import with_overrides
+from augkd.basics.config import with_overrides
 from augkd.data import load_student_splits
+from augkd.hardware.runtime import seed_everything
 from augkd.method.anchor import train_anchor
 from augkd.method.datafree import train_datafree
 from augkd.models import Encoder, Generator, build_student
-from augkd.runtime import seed_everything
-from augkd.teacher import load_teacher
+from augkd.trial.teacher import load_teacher
 
 CPU = torch.device("cpu")
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from augkd.hardware.runtime import Normalize
 from augkd.method.losses import distillation_loss
 from augkd.method.mixup import EpochSettings, MixupNets, train_epoch
 from augkd.method.plans import METHOD_PLANS, TEACHER_TERMS, ce_shares
 from augkd.models import Encoder, Generator
-from augkd.runtime import Normalize
 
 LN2 = math.log(2.0)
 # At tau = 10: softmax(teacher / 10) = (0.25, 0.75) against the student's uniform (0.5, 0.5).
@@ -97,15 +97,15 @@ def test_module3_epoch_loss_for_each_teacher_term(term, fade, expected, teacher_
 
 
 def test_unknown_teacher_term_is_refused_naming_the_key():
-    from augkd.config import load_config
-    from augkd.errors import ConfigError
+    from augkd.basics.config import load_config
+    from augkd.basics.errors import ConfigError
 
     with pytest.raises(ConfigError, match="module3.teacher_term"):
         load_config(None, ["module3.teacher_term=half"])
 
 
 def test_every_packaged_space_searches_u_and_the_teacher_term_with_its_fade_under_mixed():
-    from augkd.search.space import PACKAGED_SPACES, load_space
+    from augkd.search.prepare.space import PACKAGED_SPACES, load_space
 
     for path in sorted(PACKAGED_SPACES.glob("*.yaml")):
         space = load_space(path)  # validates every param against the schema
@@ -118,7 +118,7 @@ def test_the_studied_spaces_leave_the_knobs_that_moved_nothing_at_their_defaults
     # docs/benchmarks.md, "What the two studies decide": on fonts and forms the uncertainty
     # temperature, the mixup schedule and tau_kd moved test Acc@1 by less than the noise;
     # Module 3's lr and weight decay and Module 2's steps moved it and are searched.
-    from augkd.search.space import load_space
+    from augkd.search.prepare.space import load_space
 
     inert = {"module2.temperature", "module3.schedule", "module3.a", "module3.b",
              "module3.kd_temperature"}  # fmt: skip

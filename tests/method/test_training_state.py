@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from augkd.hardware.precision import MixedPrecision
 from augkd.method.training_state import TrainingState
-from augkd.precision import MixedPrecision
 
 
 def _step(net, optimizer, scheduler, rng) -> torch.Tensor:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augkd.config import Module1Config, with_overrides
+from augkd.basics.config import Module1Config, with_overrides
 from augkd.models import Generator, generator_channels
-from augkd.stage_keys import stage_keys
-from augkd.teacher import load_teacher
+from augkd.trial.stage_keys import stage_keys
+from augkd.trial.teacher import load_teacher
 
 
 def test_a_grey_generator_draws_three_equal_channels():

@@ -31,15 +31,15 @@ from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 from ray.tune import ExperimentAnalysis
 
-from augkd.errors import ConfigError
-from augkd.gpu_check import LOGICAL_GPUS_ENV
-from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_search
-from augkd.search.study import load_study
-from augkd.search.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
+from augkd.basics.errors import ConfigError
+from augkd.hardware.gpu_check import LOGICAL_GPUS_ENV
+from augkd.search.records.results import load_results
+from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
+from augkd.search.run.runner import SearchOptions, run_search
+from augkd.search.run.study import load_study
+from tests.paths import REPO as ROOT
 from tests.search.conftest import trial_results
 
-ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "augkd-digits"
 ENDED = {"completed", "pruned"}
 OPTUNA_STATE = {"completed": "COMPLETE", "pruned": "PRUNED"}
@@ -57,7 +57,7 @@ PRINT_PATCH = {"RAY_TQDM_PATCH_PRINT": "0"}
 once a worker's log line reaches a log_to_driver driver, Ray replaces builtins.print, and
 every later Tuner in that process fails to pickle ProgressView(echo=print)."""
 LOGICAL_NODE = {"num_cpus": 1, "num_gpus": 1, "env_vars": {LOGICAL_GPUS_ENV: "1"}}
-"""A worker node whose one GPU is logical, opted in to CPU training (augkd.gpu_check)."""
+"""A worker node whose one GPU is logical, opted in to CPU training (augkd.hardware.gpu_check)."""
 SAFETY_S = 1800.0  # a hang guard for a loaded machine, not a speed limit
 """Only keeps a broken run from hanging the suite; no assert is about speed."""
 
@@ -323,8 +323,8 @@ def _dataset_and_teacher_on_s3(root: str) -> tuple[str, str]:
     from PIL import Image
 
     from augkd.models import build_classifier
-    from augkd.storage import write_bytes
-    from augkd.teacher import CHECKPOINT_FORMAT
+    from augkd.storage.files import write_bytes
+    from augkd.trial.teacher import CHECKPOINT_FORMAT
 
     rng = np.random.default_rng(0)
     classes = ["bike", "cup", "pen"]
@@ -351,7 +351,7 @@ def _s3_files(uri: str) -> dict[str, float]:
     """Every file under ``uri`` on S3 with its modification time (epoch seconds)."""
     from pyarrow import fs as pafs
 
-    from augkd.storage import resolve_filesystem
+    from augkd.storage.files import resolve_filesystem
 
     filesystem, path = resolve_filesystem(uri)
     infos = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
@@ -362,7 +362,7 @@ SHARED_STAGES = ("domain", "module1", "encoder", "module2", "diagnostics")
 """What the tasks before the search produce: Module 2 and its diagnostics once per point
 of the space's Module-2 grid."""
 SMOKE_GRID_POINTS = 2
-"""--smoke-test trims the Module-2 grid to two points (augkd.search.prepare)."""
+"""--smoke-test trims the Module-2 grid to two points (augkd.search.prepare.overrides)."""
 
 
 @pytest.mark.slow
@@ -370,7 +370,7 @@ def test_search_with_data_storage_and_teacher_only_on_s3(cluster, s3_server, tmp
     """Nothing on local paths but MLflow's database: the nodes read the dataset and the teacher
     from S3, the shared stages are produced there once, before the first trial, and the
     trials (zero-GPU, on nodes with a GPU) run on CPU and checkpoint at ASHA's rungs."""
-    from augkd.storage import read_bytes
+    from augkd.storage.files import read_bytes
 
     monkeypatch.chdir(tmp_path)
     _ensure_workers(cluster)
@@ -458,7 +458,7 @@ def _first_reports_past_rungs(steps: list[float], grace: float, factor: float) -
 def _on_fake_gpu_node(num_gpus: float, device: str) -> tuple[list, str]:
     """A Ray task scheduled like a trial with ``num_gpus``, on a node whose GPU is logical:
     what Ray assigned it, and the device augkd picks (as if CUDA worked there)."""
-    from augkd.runtime import resolve_device
+    from augkd.hardware.runtime import resolve_device
 
     @ray.remote(num_cpus=0.5, num_gpus=num_gpus)
     def place() -> tuple[list, str]:
@@ -488,7 +488,7 @@ def test_progress_view_pickles_after_ray_patches_print(monkeypatch):
     from ray import cloudpickle
     from ray.experimental.tqdm_ray import safe_print
 
-    from augkd.search.progress import ProgressView
+    from augkd.search.run.progress import ProgressView
 
     monkeypatch.setattr(builtins, "print", safe_print)  # what tqdm_ray.instance() does
     view = ProgressView(["module3.a"], "best_val_acc1")

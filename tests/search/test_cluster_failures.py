@@ -22,12 +22,12 @@ import torch
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from augkd.errors import AllTrialsFailedError, ExitCode
-from augkd.gpu_check import LOGICAL_GPUS_ENV, NO_DRIVER
-from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_search
-from tests.search.test_access import _nothing_running
-from tests.test_exit_codes import one_line
+from augkd.basics.errors import AllTrialsFailedError, ExitCode
+from augkd.hardware.gpu_check import LOGICAL_GPUS_ENV, NO_DRIVER
+from augkd.search.records.results import load_results
+from augkd.search.run.runner import SearchOptions, run_search
+from tests.basics.test_exit_codes import one_line
+from tests.search.prepare.test_access import _nothing_running
 
 SMALL = [
     "teacher.epochs=3",

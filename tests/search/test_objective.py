@@ -12,14 +12,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from augkd import report
+from augkd.basics.metric_names import TRAIN_LOSS
 from augkd.cli import main as augkd_main
-from augkd.metric_names import TRAIN_LOSS
 from augkd.report.loading import history_step, trial_history
-from augkd.search.evaluate import DEFAULTS, plan, run_evaluation
-from augkd.search.results import format_leaderboard, load_results, rank
-from augkd.search.runner import SearchOptions, run_search
-from augkd.search.space import Objective, recorded_objective, recorded_space
-from augkd.search.tracking import TRIAL_TAG
+from augkd.search.answer.evaluate import DEFAULTS, plan, run_evaluation
+from augkd.search.prepare.space import Objective, recorded_objective, recorded_space
+from augkd.search.records.results import format_leaderboard, load_results, rank
+from augkd.search.records.tracking import TRIAL_TAG
+from augkd.search.run.runner import SearchOptions, run_search
 from tests.conftest import TINY_SEARCH
 from tests.search.conftest import trial_worker_pids
 

@@ -22,18 +22,18 @@ import pytest
 import ray
 import torch
 
-from augkd.config import MEMORY_SHARE, load_config, with_overrides
-from augkd.errors import ConfigError, ExitCode, WorkersLostError
-from augkd.memory import check_config_before_work, estimate_stages, host_available_bytes
-from augkd.search.ending import resume_command
-from augkd.search.next_steps import mlflow_ui_command
-from augkd.search.prepare import SearchOptions
-from augkd.search.prestage import _get, _sizes, _StageJob
-from augkd.search.ray_session import check_reachable
-from augkd.search.study import open_commands
-from augkd.search.trainable import memory_kill_sentence
+from augkd.basics.config import MEMORY_SHARE, load_config, with_overrides
+from augkd.basics.errors import ConfigError, ExitCode, WorkersLostError
+from augkd.search.answer.next_steps import mlflow_ui_command
+from augkd.search.prepare.overrides import SearchOptions
+from augkd.search.run.ending import resume_command
+from augkd.search.run.ray_session import check_reachable
+from augkd.search.run.study import open_commands
+from augkd.search.run.trainable import memory_kill_sentence
+from augkd.search.stages.prestage import _get, _sizes, _StageJob
+from augkd.trial.memory import check_config_before_work, estimate_stages, host_available_bytes
 from tests.conftest import ROOT, free_port
-from tests.search.test_checks import refused  # noqa: F401  (a fixture)
+from tests.search.prepare.test_checks import refused  # noqa: F401  (a fixture)
 
 CPU = torch.device("cpu")
 
@@ -225,7 +225,7 @@ def test_the_printed_study_commands_open_a_journal_under_a_path_with_a_space(tmp
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from augkd.search.study import journal_path, study_name
+    from augkd.search.run.study import journal_path, study_name
 
     search = tmp_path / "it's my search" / "digits-1"
     search.mkdir(parents=True)

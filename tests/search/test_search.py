@@ -12,12 +12,12 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
-from augkd.cache import StageCache
 from augkd.cli import main as augkd_main
-from augkd.search.optuna_bridge import PruningAwareOptunaSearch
-from augkd.search.results import load_results
-from augkd.search.runner import SearchOptions, run_full_budget_search, run_search
-from augkd.search.study import open_storage
+from augkd.search.records.results import load_results
+from augkd.search.run.optuna_bridge import PruningAwareOptunaSearch
+from augkd.search.run.runner import SearchOptions, run_full_budget_search, run_search
+from augkd.search.run.study import open_storage
+from augkd.storage.cache import StageCache
 
 SMALL = ["module3.epochs=4", "scheduler.grace_period=1"]
 
@@ -88,8 +88,8 @@ def test_stages_are_produced_once_before_the_trials_which_only_read_them(smoke_s
 
 @pytest.mark.slow
 def test_a_trial_off_the_shared_grid_trains_its_own_anchor_net(smoke_search):
-    from augkd.config import load_config
-    from augkd.pipeline import run_trial
+    from augkd.basics.config import load_config
+    from augkd.trial.pipeline import run_trial
 
     root, outcome = smoke_search
     row = next(r for r in load_results(outcome.search_path) if r.get("config_yaml"))
@@ -148,7 +148,7 @@ def test_export_writes_a_config_that_train_accepts(smoke_search, tmp_path):
 def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(
     local_ray, tmp_path, tiny_config
 ):
-    from tests.test_pipeline import nan_teacher
+    from tests.trial.test_pipeline import nan_teacher
 
     bad = nan_teacher(tiny_config, tmp_path / "nan.pt")
     space = {

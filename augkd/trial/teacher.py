@@ -1,0 +1,365 @@
+"""Teachers: train on teacher-domain data, save with their metadata, load safely.
+
+An augkd checkpoint is a plain dict (loadable with ``weights_only=True``) that carries the
+architecture, class names, input size and normalisation next to the weights. A teacher
+trained elsewhere ("bring your own") is a torchvision state dict plus a small YAML beside it
+(same name, ``.yaml``) holding the same metadata. Either may live at a local path or a URI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from augkd.basics.config import Config
+from augkd.basics.errors import DataError, ModelError
+from augkd.basics.eta import StepHook
+from augkd.data import BUILT_IN_LOADERS, iterate_batches, load_teacher_domain, split_indices
+from augkd.hardware.runtime import Normalize, gpu_memory_share
+from augkd.models import build_classifier
+from augkd.models.metrics import evaluate
+from augkd.storage.cache import StageCache
+from augkd.storage.files import read_bytes, write_bytes
+from augkd.trial.memory import check_fits, estimate_teacher_training
+
+CHECKPOINT_FORMAT = "augkd-teacher-v1"
+BUILT_IN_SOURCES = tuple(BUILT_IN_LOADERS)
+"""Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
+TEACHER_BATCH = 64
+REQUIRED_KEYS = ("format", "arch", "class_names", "image_size", "mean", "std", "state_dict")
+SIDECAR_KEYS = ("arch", "class_names", "image_size", "mean", "std")
+SIDECAR_OPTIONAL = {"small_input": False}
+"""A teacher trained elsewhere keeps torchvision's stem unless its YAML says otherwise."""
+
+
+@dataclass
+class Teacher:
+    model: nn.Module
+    class_names: list[str]
+    image_size: int
+    normalize: Normalize
+    identity: str
+    """Content hash of the checkpoint: part of every stage-cache key."""
+    metadata: dict[str, Any]
+
+
+def default_cache_root(config: Config) -> str:
+    return config.teacher.cache_dir or os.path.join(
+        os.path.expanduser(os.environ.get("AUGKD_CACHE", "~/.cache/augkd")), "stages"
+    )
+
+
+def teacher_split(n: int) -> dict[str, torch.Tensor]:
+    """The built-in teacher trains on "train" and "val" of its domain and reports its
+    held-out Acc@1 on "test" (5 %), the same rows on every run."""
+    return split_indices(n, (0.9, 0.05, 0.05), seed=0)
+
+
+def train_teacher(
+    config: Config, device: torch.device, log=print, on_step: StepHook | None = None
+) -> dict[str, Any]:
+    """Train ``config.teacher.arch`` on the teacher domains; returns the checkpoint dict.
+    ``on_step``: told ("teacher", steps done, steps in all) after every batch (progress)."""
+    domain = load_teacher_domain(config.data)
+    estimate = estimate_teacher_training(config, len(domain.class_names), len(domain))
+    check_fits([estimate], device, gpu_memory_share(device))  # before the model allocates
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    parts = teacher_split(len(domain))
+    train_rows = torch.cat([parts["train"], parts["val"]])
+    x = domain.images[train_rows].to(device).float() / 255
+    y = domain.labels[train_rows].to(device)
+    held_x = domain.images[parts["test"]].to(device).float() / 255
+    held_y = domain.labels[parts["test"]].to(device)
+    mean = x.mean(dim=(0, 2, 3)).tolist()
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    normalize = Normalize(mean, std).to(device)
+    model = build_classifier(
+        config.teacher.arch, len(domain.class_names), pretrained=config.teacher.pretrained
+    ).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.teacher.lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.teacher.epochs)
+    total, done = config.teacher.epochs * teacher_steps_per_epoch(len(y)), 0
+    for epoch in range(config.teacher.epochs):
+        model.train()
+        for images, labels in iterate_batches(
+            x, y, TEACHER_BATCH, generator, augment=config.data.augment
+        ):
+            loss = teacher_step(model, optimizer, normalize, images, labels)
+            done += 1
+            if on_step is not None:
+                on_step("teacher", done, total)
+        scheduler.step()
+        if (epoch + 1) % 10 == 0 or epoch + 1 == config.teacher.epochs:
+            log(f"teacher epoch {epoch + 1}/{config.teacher.epochs} loss {loss.item():.3f}")
+    held_out = evaluate(model, held_x, held_y, normalize)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "arch": config.teacher.arch,
+        "class_names": list(domain.class_names),
+        "image_size": config.data.image_size,
+        "mean": mean,
+        "std": std,
+        "small_input": True,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "teacher_domains": list(config.data.teacher_domains),
+        "held_out_acc1": held_out["acc1"],
+    }
+
+
+def teacher_steps_per_epoch(train_images: int) -> int:
+    return math.ceil(train_images / TEACHER_BATCH)
+
+
+def teacher_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    normalize: Normalize,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
+    """One optimizer step of the built-in teacher (also what --estimate times)."""
+    loss = F.cross_entropy(model(normalize(images)), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def save_teacher(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Written whole or not at all (Ctrl-C leaves no truncated checkpoint)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(str(path), buffer.getvalue())
+
+
+def teacher_from_checkpoint(checkpoint: Any, source: str, device: torch.device) -> Teacher:
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' is not an augkd teacher; create one with `augkd teacher`."
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' lacks {missing}; re-save it with `augkd teacher`."
+        )
+    model = build_classifier(
+        checkpoint["arch"],
+        len(checkpoint["class_names"]),
+        small_input=bool(checkpoint.get("small_input", True)),
+    )
+    fit_state_dict(model, checkpoint["state_dict"], source, checkpoint.get("metadata_file"))
+    model.to(device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    blob = io.BytesIO()
+    torch.save(checkpoint["state_dict"], blob)
+    identity = hashlib.sha256(blob.getvalue()).hexdigest()[:16]
+    metadata = {k: v for k, v in checkpoint.items() if k != "state_dict"}
+    normalize = Normalize(checkpoint["mean"], checkpoint["std"]).to(device)
+    return Teacher(
+        model,
+        list(checkpoint["class_names"]),
+        checkpoint["image_size"],
+        normalize,
+        identity,
+        metadata,
+    )
+
+
+def load_teacher(
+    config: Config,
+    device: torch.device,
+    cache: StageCache | None = None,
+    on_step: StepHook | None = None,
+) -> Teacher:
+    """The configured teacher; the built-in benchmark's is trained once and cached
+    (``on_step``: its training's progress)."""
+    if config.teacher.checkpoint is not None:
+        source = config.teacher.checkpoint
+        try:
+            raw = cache.read_source(source) if cache is not None else read_bytes(source)
+        except (FileNotFoundError, OSError) as error:
+            raise ModelError(
+                f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."
+            ) from None
+        try:
+            checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ModelError(
+                f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
+                "with `augkd teacher` (plain tensors and metadata only)."
+            ) from None
+        if _is_state_dict(checkpoint):
+            checkpoint = _with_sidecar(checkpoint, source)
+        return teacher_from_checkpoint(checkpoint, source, device)
+    if config.data.source not in BUILT_IN_SOURCES:
+        raise ModelError(
+            "config key 'teacher.checkpoint' is required for real datasets; train one with "
+            "`augkd teacher --config FILE --out teacher.pt`."
+        )
+    cache = cache or StageCache(default_cache_root(config))
+    key = built_in_teacher_key(config)
+    checkpoint = cache.get_or_create(
+        "teacher", key, lambda: train_teacher(config, device, on_step=on_step)
+    )
+    return teacher_from_checkpoint(
+        checkpoint, f"built-in {config.data.source} teacher {key}", device
+    )
+
+
+def why_unloadable(error: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, without torch's advice to
+    load it unsafely."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return f"holds Python objects ({found.group(1)}), which augkd does not unpickle"
+    return "is not a PyTorch checkpoint, or is damaged"
+
+
+def built_in_teacher_key(config: Config) -> str:
+    """The stage-cache key of the built-in benchmark's teacher."""
+    return config.digest("teacher") + "-" + _digits_teacher_key(config)
+
+
+def _digits_teacher_key(config: Config) -> str:
+    data = config.data
+    text = f"{data.source}|{data.teacher_domains}|{data.image_size}|{data.augment}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_classes_match(teacher: Teacher, class_names: list[str], image_size: int) -> None:
+    """Refuse a teacher whose classes or input size differ from the student data's."""
+    if teacher.class_names != list(class_names):
+        only_teacher = sorted(set(teacher.class_names) - set(class_names))
+        only_data = sorted(set(class_names) - set(teacher.class_names))
+        detail = (
+            f"only in teacher: {only_teacher}; only in data: {only_data}"
+            if only_teacher or only_data
+            else "same names in a different order"
+        )
+        raise DataError(
+            f"The teacher's {len(teacher.class_names)} classes do not match the student data's "
+            f"{len(class_names)} ({detail}); use a teacher trained on the same classes."
+        )
+    if teacher.image_size != image_size:
+        raise DataError(
+            f"The teacher expects {teacher.image_size}px images but data.image_size is "
+            f"{image_size}; set data.image_size={teacher.image_size}."
+        )
+
+
+# --------------------------------------------------------------------------- your own teacher
+
+
+def sidecar_path(weights: str) -> str:
+    """``teachers/resnet34.pt`` -> ``teachers/resnet34.yaml`` (also for URIs)."""
+    folder, _, name = weights.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{folder}/{stem}.yaml" if folder else f"{stem}.yaml"
+
+
+def _is_state_dict(checkpoint: Any) -> bool:
+    return (
+        isinstance(checkpoint, dict)
+        and "format" not in checkpoint
+        and bool(checkpoint)
+        and all(isinstance(value, torch.Tensor) for value in checkpoint.values())
+    )
+
+
+def _with_sidecar(state_dict: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """A torchvision state dict and the YAML beside it, as an augkd checkpoint dict."""
+    import yaml
+
+    meta_file = sidecar_path(source)
+    try:
+        text = read_bytes(meta_file).decode()
+    except (FileNotFoundError, OSError):
+        raise ModelError(
+            f"Teacher weights '{source}' are a plain state dict, but '{meta_file}' beside them "
+            f"is missing; write it with the keys {', '.join(SIDECAR_KEYS)}."
+        ) from None
+    try:
+        meta = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ModelError(f"Teacher YAML '{meta_file}' is not valid YAML ({error}).") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"Teacher YAML '{meta_file}' must be a mapping of {SIDECAR_KEYS}.")
+    missing = [key for key in SIDECAR_KEYS if key not in meta]
+    if missing:
+        raise ModelError(
+            f"Teacher YAML '{meta_file}' lacks the key '{missing[0]}'; it needs "
+            f"{', '.join(SIDECAR_KEYS)}."
+        )
+    unknown = sorted(set(meta) - set(SIDECAR_KEYS) - set(SIDECAR_OPTIONAL))
+    if unknown:
+        raise ModelError(
+            f"Teacher YAML '{meta_file}' has the unknown key '{unknown[0]}'; allowed keys are "
+            f"{', '.join([*SIDECAR_KEYS, *SIDECAR_OPTIONAL])}."
+        )
+    names = meta["class_names"]
+    if not isinstance(names, list) or not names:
+        raise ModelError(f"Teacher YAML '{meta_file}': class_names must be a non-empty list.")
+    for key in ("mean", "std"):
+        if not (isinstance(meta[key], list) and len(meta[key]) == 3):
+            raise ModelError(f"Teacher YAML '{meta_file}': {key} must list 3 numbers (R, G, B).")
+    prefix = "module."  # saved from DataParallel / DistributedDataParallel
+    if all(key.startswith(prefix) for key in state_dict):
+        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        **SIDECAR_OPTIONAL,
+        **{key: meta[key] for key in meta},
+        "class_names": [str(name) for name in names],
+        "state_dict": state_dict,
+        "metadata_file": meta_file,
+    }
+
+
+def fit_state_dict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, meta_file: str | None
+) -> None:
+    """Load weights into the architecture, or say in one sentence why they do not fit."""
+    fix = f"check arch in '{meta_file}'" if meta_file else "re-save it with `augkd teacher`"
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        raise ModelError(
+            f"Teacher weights '{source}' do not fit their architecture ({len(missing)} missing "
+            f"keys such as {missing[:1]}, {len(unexpected)} unexpected such as "
+            f"{unexpected[:1]}); {fix}."
+        )
+    wrong = [key for key in expected if state[key].shape != expected[key].shape]
+    head = _head_keys(model)
+    if wrong and set(wrong) <= head:
+        outputs = state[sorted(head)[-1]].shape[0]
+        classes = expected[sorted(head)[-1]].shape[0]
+        raise ModelError(
+            f"Teacher weights '{source}' have {outputs} outputs but {classes} class names are "
+            f"listed for them; list one class name per output, in output order."
+        )
+    if wrong:
+        key = wrong[0]
+        raise ModelError(
+            f"Teacher weights '{source}' do not fit their architecture: '{key}' has shape "
+            f"{list(state[key].shape)} where it expects {list(expected[key].shape)}; {fix}."
+        )
+    model.load_state_dict(state)
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the last Linear layer: the one sized by the number of classes."""
+    last = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1:]
+    return {f"{name}.{p}" for name in last for p in ("weight", "bias")} & set(model.state_dict())

@@ -1,0 +1,135 @@
+"""`search.py --estimate`: the stages a search would run, timed and priced before it runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from augkd.search.prepare.estimate import estimate_search, format_forecast
+from augkd.search.run.runner import SearchOptions
+from augkd.storage.locations import stage_cache_root
+from tests.conftest import TINY_SEARCH
+
+TRAINED = ("module1", "encoder", "module2")
+"""The stages a search trains from the teacher on (the teacher itself aside)."""
+
+
+def _options(storage: Path) -> SearchOptions:
+    """The tiny_search fixture's search, on ``storage``."""
+    return SearchOptions(
+        space="digits", storage=str(storage), smoke_test=True, num_samples=3,
+        overrides=[*TINY_SEARCH, "reuse_actors=false"],
+    )  # fmt: skip
+
+
+def _artifacts(storage: Path) -> set[tuple[str, str]]:
+    cache = Path(stage_cache_root(str(storage)))
+    return {(stage, p.stem) for stage in TRAINED for p in (cache / stage).glob("*.pt")}
+
+
+@pytest.fixture(scope="module")
+def with_teacher_only(tiny_search, tmp_path_factory) -> Path:
+    """A fresh storage holding the tiny search's teacher alone (as a user's checkpoint would
+    be): every stage after it is still to train."""
+    storage = tmp_path_factory.mktemp("estimate") / "storage"
+    source = Path(stage_cache_root(str(tiny_search["root"]))) / "teacher"
+    shutil.copytree(source, Path(stage_cache_root(str(storage))) / "teacher")
+    return storage
+
+
+@pytest.mark.slow
+def test_the_forecast_names_exactly_the_stages_the_search_ran(tiny_search, with_teacher_only):
+    forecast = estimate_search(_options(with_teacher_only), echo=lambda _: None)
+    named = {(c.stage, c.key) for c in forecast.stages if c.stage in TRAINED}
+    assert named == _artifacts(tiny_search["root"])
+    assert all(not c.cached and c.seconds > 0 for c in forecast.stages if c.stage in TRAINED)
+    shared, trials = forecast.phases
+    assert shared.wall_s > 0 and trials.wall_s > 0
+
+
+@pytest.mark.slow
+def test_a_cached_stage_costs_nothing(tiny_search):
+    forecast = estimate_search(_options(tiny_search["root"]), echo=lambda _: None)
+    assert {(c.stage, c.key) for c in forecast.stages if c.stage in TRAINED} == _artifacts(
+        tiny_search["root"]
+    )
+    assert all(c.cached and c.seconds == 0 for c in forecast.stages)
+    assert forecast.phases[0].wall_s == 0 and forecast.phases[1].wall_s > 0
+    assert forecast.trial_steps.upper == 3 * forecast.trial_steps.max_steps
+
+
+@pytest.mark.slow
+def test_the_estimate_prints_phases_trial_steps_and_cost(search_main, capsys, tmp_path):
+    args = ["--estimate", "--smoke-test", "--space", "digits", "--storage", str(tmp_path)]
+    args += ["--num-samples", "2", "--price-per-hour", "1.5"]
+    assert search_main([*args, *_tiny()]) == 0
+    out = capsys.readouterr().out
+    assert "teacher    built-in" in out  # not cached: its training is timed
+    for heading in ("shared stages", "trials", "total", "trial-steps expected", "$1.5/h"):
+        assert heading in out
+    assert not (tmp_path / "digits").exists()  # nothing of a search was started
+
+
+def _tiny() -> list[str]:
+    return [arg for override in TINY_SEARCH for arg in ("--set", override)]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_the_machine_lacks_is_refused_in_one_sentence(search_main, capsys, tmp_path):
+    args = ["--estimate", "--smoke-test", "--storage", str(tmp_path)]
+    code = search_main([*args, "--set", "resources.gpu=1"])
+    assert code == 2
+    assert "resources.gpu=1" in capsys.readouterr().err
+
+
+def _office31_like(root: Path) -> tuple[Path, Path]:
+    """Synthetic Office-31-shaped folders (31 classes in amazon, webcam and dslr; 2 noise
+    images a class, 32 px RGB) and an untrained resnet34 teacher checkpoint for them."""
+    from PIL import Image
+
+    from augkd.models import build_classifier
+    from augkd.trial.teacher import CHECKPOINT_FORMAT, save_teacher
+
+    classes = [f"class{k:02d}" for k in range(31)]
+    noise = torch.Generator().manual_seed(0)
+    for domain in ("amazon", "webcam", "dslr"):
+        for name in classes:
+            (root / "data" / domain / name).mkdir(parents=True)
+            for i in range(2):
+                pixels = torch.randint(0, 256, (32, 32, 3), generator=noise, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(root / "data" / domain / name / f"{i}.png")
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT, "arch": "resnet34", "class_names": classes,
+        "image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "small_input": True,
+        "state_dict": build_classifier("resnet34", 31).state_dict(),
+    }  # fmt: skip
+    save_teacher(checkpoint, root / "teacher.pt")
+    return root / "data", root / "teacher.pt"
+
+
+@pytest.mark.slow
+def test_the_release_space_is_forecast_in_full_before_anything_ran(tmp_path):
+    """office31's space (resnet34 teacher, mobilenet_v3_small student, bf16, the 18-point
+    Module-2 grid) on Office-31-shaped folders, at batch 8: with a teacher checkpoint every
+    stage's key is known before anything ran, and each one is still to pay for."""
+    data, teacher = _office31_like(tmp_path)
+    overrides = [
+        f"data.root={data}", f"teacher.checkpoint={teacher}", "resources.gpu=0",
+        "module1.batch_size=8", "module2.batch_size=8", "module3.batch_size=8",
+        "data.train_per_class=1", "data.min_eval_images=2",  # 2 images a class
+    ]  # fmt: skip
+    options = SearchOptions(space="office31", storage=str(tmp_path / "runs"), overrides=overrides)
+    forecast = estimate_search(options, echo=lambda _: None)
+    stages = [cost.stage for cost in forecast.stages]
+    assert stages.count("module1") == stages.count("encoder") == 1
+    assert stages.count("module2") == 3 * 3 * 2  # anchor_weight x temperature x invariant
+    assert "teacher" not in stages  # a checkpoint: read, never trained
+    assert all(cost.key and not cost.cached and cost.seconds > 0 for cost in forecast.stages)
+    assert all(cost.peak_mib > 0 for cost in forecast.stages) and forecast.trial_peak_mib > 0
+    assert forecast.precision == "bf16"
+    assert forecast.trial_steps.rungs and forecast.max_concurrent == 8
+    assert forecast.workers == 1  # a CPU search
+    assert "$" in format_forecast(forecast, 1.006)
