@@ -26,14 +26,14 @@ from pydantic import (
 
 from augkd.basics.dotted import set_dotted
 from augkd.basics.errors import ConfigError
+from augkd.basics.names import ARCHITECTURES, Method, TeacherTerm
+from augkd.basics.names import METHODS as METHODS  # until cli.py and evaluate.py import names
 
 LOCATION_KEYS = ("teacher.cache_dir",)
 """Keys that say where things are kept, not what they are (left out of digests)."""
 CHECK_KEYS = ("data.min_eval_images",)
 """Keys that only refuse inputs, never change what a stage computes (left out of digests,
 so adding one keeps every stage key of an existing config)."""
-METHODS = ("augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup")
-Method = Literal["augkd", "ce", "kd", "dfkd", "no_anchor", "no_mixup"]
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MEMORY_SHARE = 0.9
 """Share of the memory available on its device that a stage's estimate may take
@@ -71,10 +71,8 @@ class _Section(StrictNumbers):
 
 
 def _known_architecture(arch: str) -> str:
-    from augkd.models import CLASSIFIERS  # torch loads only once a config is built
-
-    if arch not in CLASSIFIERS:
-        raise ValueError(f"unknown architecture; choose one of: {', '.join(sorted(CLASSIFIERS))}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture; choose one of: {', '.join(sorted(ARCHITECTURES))}")
     return arch
 
 
@@ -247,7 +245,7 @@ class Module3Config(_Section):
     kd_temperature: float = Field(1.0, gt=0)
     """tau_kd. The paper's 10 lost 11-13 points to ce on both built-in benchmarks, where
     the teacher is right on 37-51 % of the student domain (docs/benchmarks.md)."""
-    teacher_term: Literal["both", "mixed", "none"] = "mixed"
+    teacher_term: TeacherTerm = "mixed"
     """Where the teacher's soft targets apply: both halves of [x ; x_mix] (the paper's text),
     the mixed half only (the real half gets CE alone, u = 1), or none (u = 1 everywhere: the
     release's effective training). Baselines keep their meaning (kd distils x, ce never)."""

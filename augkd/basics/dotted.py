@@ -45,14 +45,6 @@ def flatten_dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def unflatten_dotted(flat: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of flatten_dotted."""
-    data: dict[str, Any] = {}
-    for key, value in flat.items():
-        set_dotted(data, key, value)
-    return data
-
-
 def short_names(keys: list[str], taken: Iterable[str] = ()) -> dict[str, str]:
     """Each key's shortest dotted suffix that no other key ends with and that is not one of
     the ``taken`` headings: module3.a -> a, but module2.temperature and module3.temperature

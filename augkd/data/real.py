@@ -10,23 +10,16 @@ live at a local path or any URI pyarrow.fs opens (s3://...): they are listed fir
 from __future__ import annotations
 
 import functools
-import io
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
 from pyarrow import fs as pafs
 
 from augkd.basics.errors import DataError
+from augkd.data.images import EXTENSIONS_TEXT, IMAGE_EXTENSIONS, DecodePlan, decode_plan
+from augkd.data.torchvision_sets import load_torchvision
 from augkd.data.types import LabelledImages
-from augkd.hardware.runtime import cpu_share
 from augkd.storage.files import (
     FileEntry,
     fingerprint,
@@ -35,32 +28,6 @@ from augkd.storage.files import (
     read_file,
     resolve_filesystem,
 )
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
-_EXT_TEXT = "/".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
-_DIGIT_CLASSES = [str(i) for i in range(10)]
-_TENSOR_CHUNK = 2048  # images resized per batch for in-memory datasets, to bound peak memory
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-# --------------------------------------------------------------------------- plans
-
-
-@dataclass
-class DecodePlan:
-    """The files of one domain (possibly several merged), listed but not yet decoded.
-
-    ``key`` hashes the listing (paths, sizes, mtimes) and the class names: with the image
-    size it keys the decoded domain in the stage cache, so a changed file is decoded anew."""
-
-    filesystem: pafs.FileSystem
-    paths: list[str]
-    """Paths inside ``filesystem``."""
-    shown: list[str]
-    """The same files as the user names them (local path or URI), for error messages."""
-    labels: list[int]
-    class_names: list[str]
-    key: str
 
 
 def _located(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
@@ -79,108 +46,6 @@ def _require_path(filesystem: pafs.FileSystem, path: str, shown: str) -> pafs.Fi
             "points at the dataset folder."
         )
     return info
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-"""PIL's modes of 16-bit greyscale (PNG, TIFF); ``convert("RGB")`` clips them at 255,
-which turns an ordinary 16-bit scan into a nearly all-white image."""
-
-
-def _as_rgb(img: Image.Image, shown: str) -> Image.Image:
-    """RGB as a viewer shows the image: deeper greyscale scaled to 8 bits, not clipped;
-    pixels whose range cannot be known (floating point) refused."""
-    if img.mode in _SIXTEEN_BIT or img.mode == "I":
-        values = np.asarray(img).astype(np.int64)
-        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise DataError(
-                f"Image '{shown}' holds 32-bit integer pixels outside the 16-bit range, which "
-                "augkd cannot map to 8 bits faithfully; convert it to an 8-bit PNG or JPEG."
-            )
-        grey = np.rint(values / 257.0).astype(np.uint8)  # 65535 -> 255, full scale to full
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if img.mode == "F":
-        raise DataError(
-            f"Image '{shown}' holds floating-point pixels (PIL mode F), whose range augkd "
-            "cannot know; convert it to an 8-bit PNG or JPEG."
-        )
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        alpha = np.asarray(img.convert("RGBA"))[..., 3]
-        if (alpha < 255).any():  # convert("RGB") would drop it: the hidden colours would show
-            raise DataError(
-                f"Image '{shown}' has transparent pixels, whose colour depends on what it is "
-                "shown over; flatten it onto a background (e.g. white) and save it as RGB."
-            )
-    return img.convert("RGB")
-
-
-def _decode(data: bytes, shown: str, image_size: int) -> np.ndarray:
-    """Decode one file to an RGB uint8 array [S, S, 3], or name the file that failed."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            # JPEG can decode at a reduced scale directly, which is much faster for big photos.
-            img.draft("RGB", (image_size, image_size))
-            rgb = _as_rgb(img, shown)
-            if rgb.size != (image_size, image_size):
-                # PIL's bilinear filter widens its support when shrinking, i.e. it antialiases.
-                rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.array(rgb, dtype=np.uint8)  # writable copy, safe for torch.from_numpy
-    except DataError:
-        raise
-    except _DECODE_ERRORS as err:
-        raise DataError(
-            f"Image '{shown}' could not be decoded ({err}); remove or replace the file."
-        ) from err
-
-
-def decode_plan(plan: DecodePlan, image_size: int) -> LabelledImages:
-    """Fetch and decode every file of the plan once, into one preallocated uint8 tensor.
-
-    Fetching waits on storage, so it uses a few threads per CPU of this trial's share;
-    decoding itself never runs on more threads than that share (not every host thread)."""
-    count = len(plan.paths)
-    out = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
-    share = cpu_share()
-    decoding = threading.BoundedSemaphore(share)
-
-    def fetch_and_decode(index: int) -> None:
-        try:
-            with plan.filesystem.open_input_stream(plan.paths[index]) as stream:
-                data = stream.read()
-        except OSError as err:
-            raise DataError(
-                f"Image '{plan.shown[index]}' could not be read ({err}); check the file and "
-                "the storage credentials."
-            ) from err
-        with decoding:
-            array = _decode(data, plan.shown[index], image_size)
-        out[index] = torch.from_numpy(array).permute(2, 0, 1)
-
-    with ThreadPoolExecutor(max_workers=min(32, 4 * share)) as pool:
-        for _ in pool.map(fetch_and_decode, range(count)):
-            pass
-    return LabelledImages(out, torch.tensor(plan.labels, dtype=torch.int64), plan.class_names)
-
-
-def _resize_tensor(images: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Resize uint8 [N, C, H, W] (C = 1 or 3) to RGB [N, 3, S, S], chunk by chunk."""
-    count = images.shape[0]
-    out = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
-    for start in range(0, count, _TENSOR_CHUNK):
-        chunk = images[start : start + _TENSOR_CHUNK]
-        if chunk.shape[-2:] != (image_size, image_size):
-            resized = F.interpolate(
-                chunk.float(),
-                size=(image_size, image_size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )
-            chunk = resized.round_().clamp_(0, 255).to(torch.uint8)
-        out[start : start + chunk.shape[0]] = chunk  # broadcasts grayscale to 3 channels
-    return out
 
 
 # --------------------------------------------------------------------------- folders
@@ -242,7 +107,7 @@ def scan_image_folders(root: str | Path, domains: list[str]) -> DecodePlan:
         if not classes:
             raise DataError(
                 f"No images found under '{shown_domain}'; expected class folders "
-                f"'{shown_domain}/<class>/<image>' holding {_EXT_TEXT} files."
+                f"'{shown_domain}/<class>/<image>' holding {EXTENSIONS_TEXT} files."
             )
         by_class: dict[str, list[FileEntry]] = {name: [] for name in classes}
         prefix = f"{parent}/" if parent else ""
@@ -281,7 +146,7 @@ def scan_image_folders(root: str | Path, domains: list[str]) -> DecodePlan:
             found = sorted(classes[name], key=lambda entry: _path_order(entry.relative))
             if not found:
                 raise DataError(
-                    f"Class folder '{join_path(shown_domain, name)}' holds no {_EXT_TEXT} "
+                    f"Class folder '{join_path(shown_domain, name)}' holds no {EXTENSIONS_TEXT} "
                     "images; add images or remove the folder from every domain."
                 )
             domain_path = join_path(base, domain)
@@ -415,132 +280,6 @@ def load_list_file(
 ) -> LabelledImages:
     """Decode the images of a VisDA-2017 style list file (see ``scan_list_file``)."""
     return decode_plan(scan_list_file(list_path, root, class_names), image_size)
-
-
-# --------------------------------------------------------------------------- torchvision
-
-_SPLITS = {
-    "mnist": ("train", "test"),
-    "usps": ("train", "test"),
-    "svhn": ("train", "test", "extra"),
-}
-
-
-def _not_found(name: str, root: Path) -> DataError:
-    return DataError(
-        f"The {name} dataset was not found under '{root}'; set data.download=true "
-        "(download=True) to fetch it, or point data.root at a folder that has it."
-    )
-
-
-def _unreadable(name: str, root: Path, err: Exception) -> DataError:
-    return DataError(
-        f"The {name} files under '{root}' could not be read ({err}); delete them and "
-        "set data.download=true to fetch them again."
-    )
-
-
-def _load_mnist(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
-
-    try:
-        dataset = MNIST(str(root), train=split == "train", download=download)
-    except RuntimeError as err:
-        if "not found" in str(err).lower():
-            raise _not_found("mnist", root) from err
-        raise _unreadable("mnist", root, err) from err
-    except (OSError, ValueError, TypeError, AssertionError) as err:
-        raise _unreadable("mnist", root, err) from err
-    return dataset.data.unsqueeze(1), dataset.targets.to(torch.int64)
-
-
-def _load_usps(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import USPS
-
-    filename = USPS.split_list[split][1]
-    if not download and not (root / filename).is_file():
-        raise _not_found("usps", root)
-    try:
-        dataset = USPS(str(root), train=split == "train", download=download)
-    except (OSError, ValueError, EOFError, RuntimeError) as err:
-        raise _unreadable("usps", root, err) from err
-    images = torch.from_numpy(np.ascontiguousarray(dataset.data)).unsqueeze(1)
-    return images, torch.as_tensor(dataset.targets, dtype=torch.int64)
-
-
-def _load_svhn(root: Path, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import SVHN
-
-    path = root / SVHN.split_list[split][1]
-    if path.is_file():
-        # Read an existing .mat directly: torchvision would md5 the whole file (hundreds of MB)
-        # on every load and refuse copies that differ from the official bytes.
-        import scipy.io
-
-        try:
-            mat = scipy.io.loadmat(str(path))
-            data, labels = np.asarray(mat["X"]), np.asarray(mat["y"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise _unreadable("svhn", root, err) from err
-        if data.ndim != 4 or data.shape[2] != 3:
-            raise _unreadable("svhn", root, ValueError(f"X has shape {data.shape}"))
-        images = torch.from_numpy(np.ascontiguousarray(data.transpose(3, 2, 0, 1)))
-        targets = torch.from_numpy(labels.astype(np.int64).reshape(-1))
-        targets[targets == 10] = 0  # SVHN stores the digit 0 as label 10
-        return images.to(torch.uint8), targets
-    if not download:
-        raise _not_found("svhn", root)
-    try:
-        dataset = SVHN(str(root), split=split, download=True)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise _unreadable("svhn", root, err) from err
-    images = torch.from_numpy(np.ascontiguousarray(dataset.data))
-    return images, torch.as_tensor(dataset.labels, dtype=torch.int64)
-
-
-_TORCHVISION_LOADERS: dict[str, Callable[[Path, str, bool], tuple[torch.Tensor, torch.Tensor]]] = {
-    "mnist": _load_mnist,
-    "usps": _load_usps,
-    "svhn": _load_svhn,
-}
-
-
-def load_torchvision(
-    name: str,
-    root: str | Path,
-    image_size: int,
-    split: str = "train",
-    download: bool = False,
-) -> LabelledImages:
-    """Load MNIST, USPS or SVHN from torchvision's on-disk format, as 3-channel images.
-
-    Tensors are read whole and resized in batches rather than image by image, for speed;
-    nothing is downloaded unless ``download`` is set.
-    """
-    key = name.lower()
-    if key not in _TORCHVISION_LOADERS:
-        raise DataError(
-            f"Unknown torchvision dataset '{name}'; use one of: {', '.join(_TORCHVISION_LOADERS)}."
-        )
-    if split not in _SPLITS[key]:
-        raise DataError(
-            f"Unknown split '{split}' for {key}; use one of: {', '.join(_SPLITS[key])}."
-        )
-    if "://" in str(root):
-        raise DataError(
-            f"data.root '{root}' is a URI, but torchvision's {key} format is read from a local "
-            "folder; copy it to each node, or convert it to image folders (data.source=folders)."
-        )
-    root = Path(root)
-    if download:
-        root.mkdir(parents=True, exist_ok=True)
-    images, labels = _TORCHVISION_LOADERS[key](root, split, download)
-    if images.shape[0] == 0:
-        raise DataError(
-            f"The {key} {split} split under '{root}' holds no images; "
-            "delete the files and set data.download=true."
-        )
-    return LabelledImages(_resize_tensor(images, image_size), labels, list(_DIGIT_CLASSES))
 
 
 REAL_SOURCES: dict[str, Callable[..., LabelledImages]] = {

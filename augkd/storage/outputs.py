@@ -41,14 +41,7 @@ def check_local_folder(path: str, flag: str) -> None:
     target = Path(path).expanduser()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{flag} '{path}' is a file, not a folder; pass a folder path.")
-    ancestor = target.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(
-            f"{flag} '{path}' cannot be made: '{ancestor}' is a file, not a folder; "
-            f"choose another {flag}."
-        )
+    _nearest_folder(target, path, flag, "made")
 
 
 def check_file_writable(path: str, flag: str) -> None:
@@ -58,14 +51,7 @@ def check_file_writable(path: str, flag: str) -> None:
         raise ConfigError(
             f"{flag} '{path}' is a folder; pass a file path such as {target / 'results.json'}."
         )
-    ancestor = target.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(
-            f"{flag} '{path}' cannot be written: '{ancestor}' is a file, not a folder; "
-            f"choose another {flag}."
-        )
+    ancestor = _nearest_folder(target, path, flag, "written")
     try:
         with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".augkd-probe-"):
             pass
@@ -74,6 +60,19 @@ def check_file_writable(path: str, flag: str) -> None:
             f"{flag} '{path}' cannot be written in '{ancestor}' ({why(error)}); "
             f"choose another {flag}."
         ) from None
+
+
+def _nearest_folder(target: Path, path: str, flag: str, verb: str) -> Path:
+    """The nearest existing ancestor of ``target``, which must be a folder."""
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"{flag} '{path}' cannot be {verb}: '{ancestor}' is a file, not a folder; "
+            f"choose another {flag}."
+        )
+    return ancestor
 
 
 def why(error: Exception) -> str:

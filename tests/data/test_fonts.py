@@ -3,19 +3,17 @@ and scarce-label splits (data.train_per_class)."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 
 import pytest
 import sklearn.datasets
 import torch
 
-from augkd.basics.config import load_config
-from augkd.basics.errors import ConfigError, DataError
+from augkd.basics.errors import DataError
 from augkd.data import fonts as fonts_module
-from augkd.data import load_student_splits, per_class_split_indices
+from augkd.data import per_class_split_indices
 from augkd.data.fonts import font_files, load_fonts_domain, render_digit
-from augkd.trial.pipeline import run_trial
+from tests.data.images import image_hashes
 
 FONTS_DATA = [
     "data.source=fonts",
@@ -23,19 +21,6 @@ FONTS_DATA = [
     "data.student_domain=handwritten",
     "data.train_per_class=15",
 ]
-
-
-@pytest.fixture
-def few_renders(monkeypatch):
-    """20 renders per class, freshly rendered (not from the in-process cache)."""
-    monkeypatch.setattr(fonts_module, "RENDERS_PER_CLASS", 20)
-    fonts_module._printed.cache_clear()
-    yield
-    fonts_module._printed.cache_clear()
-
-
-def _hashes(images: torch.Tensor) -> set[str]:
-    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
 
 
 def test_only_fonts_that_draw_digits_are_used_in_sorted_order():
@@ -53,7 +38,7 @@ def test_printed_domain_is_deterministic_and_balanced(few_renders):
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
     assert first.images.shape == (200, 3, 16, 16) and first.images.dtype == torch.uint8
     assert torch.bincount(first.labels).tolist() == [20] * 10
-    assert len(_hashes(first.images)) == 200  # every render differs
+    assert len(image_hashes(first.images)) == 200  # every render differs
 
 
 def test_each_rendering_option_changes_the_image():
@@ -84,7 +69,7 @@ def test_domains_share_no_image_and_rendering_never_reads_sklearn(few_renders, m
         patch.setattr(sklearn.datasets, "load_digits", refuse)
         printed = load_fonts_domain("printed", 16)
     handwritten = load_fonts_domain("handwritten", 16)
-    assert not _hashes(printed.images) & _hashes(handwritten.images)
+    assert not image_hashes(printed.images) & image_hashes(handwritten.images)
 
 
 def test_both_domains_load_without_the_network(few_renders, monkeypatch):
@@ -96,36 +81,7 @@ def test_both_domains_load_without_the_network(few_renders, monkeypatch):
     assert len(load_fonts_domain("handwritten", 16)) == 1797
 
 
-def test_scarce_label_splits_have_n_per_class_and_large_val_and_test():
-    config = load_config(None, FONTS_DATA).data
-    splits = load_student_splits(config, seed=0, device=torch.device("cpu"))
-    assert torch.bincount(splits.train_y).tolist() == [15] * 10
-    assert len(splits.val_y) >= 600 and len(splits.test_y) >= 600
-    assert len(splits.train_y) + len(splits.val_y) + len(splits.test_y) == 1797
-    parts = [set(splits.indices[name].tolist()) for name in ("train", "val", "test")]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    again = load_student_splits(config, seed=0, device=torch.device("cpu"))
-    assert torch.equal(again.indices["train"], splits.indices["train"])
-    other = load_student_splits(config, seed=1, device=torch.device("cpu"))
-    assert not torch.equal(other.indices["train"], splits.indices["train"])
-
-
 def test_too_many_labels_per_class_is_refused_naming_the_key():
     labels = torch.arange(10).repeat(5)
     with pytest.raises(DataError, match="data.train_per_class=5"):
         per_class_split_indices(labels, 5, (0.8, 0.1, 0.1), seed=0)
-
-
-def test_unknown_fonts_domain_names_the_keys():
-    with pytest.raises(ConfigError, match="data.student_domain=handwritten"):
-        load_fonts_domain("rotate", 16)
-
-
-def test_a_tiny_trial_runs_on_the_fonts_benchmark(few_renders, tmp_path):
-    config = load_config(
-        None,
-        [*FONTS_DATA, "method=ce", "teacher.epochs=1", "module3.epochs=1",
-         f"teacher.cache_dir={tmp_path}"],
-    )  # fmt: skip
-    result = run_trial(config, log=lambda _line: None)
-    assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0

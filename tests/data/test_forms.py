@@ -3,8 +3,6 @@ domains, no download, UCI's acquisition, its sizes, scarce-label splits and a re
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import socket
 
 import numpy as np
@@ -12,10 +10,7 @@ import pytest
 import sklearn.datasets
 import torch
 
-from augkd.basics.config import load_config
-from augkd.basics.errors import ConfigError
 from augkd.data import forms as forms_module
-from augkd.data import load_student_splits
 from augkd.data.fonts import font_files
 from augkd.data.forms import (
     count_blocks,
@@ -23,7 +18,7 @@ from augkd.data.forms import (
     normalise_bitmap,
     scan_typed_digit,
 )
-from augkd.trial.pipeline import run_trial
+from tests.data.images import image_hashes
 
 FORMS_DATA = [
     "data.source=forms",
@@ -33,19 +28,6 @@ FORMS_DATA = [
 ]
 
 
-@pytest.fixture
-def few_scans(monkeypatch):
-    """20 typed digits per class, freshly scanned into a cache of their own (the full
-    domain stays cached for the tests that read it)."""
-    monkeypatch.setattr(forms_module, "TYPED_PER_CLASS", 20)
-    fresh = functools.lru_cache(maxsize=1)(forms_module._typed_counts.__wrapped__)
-    monkeypatch.setattr(forms_module, "_typed_counts", fresh)
-
-
-def _hashes(images: torch.Tensor) -> set[str]:
-    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
-
-
 def test_typed_domain_is_deterministic_balanced_and_every_image_differs(few_scans):
     first = load_forms_domain("typed", 16)
     forms_module._typed_counts.cache_clear()
@@ -53,7 +35,7 @@ def test_typed_domain_is_deterministic_balanced_and_every_image_differs(few_scan
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
     assert first.images.shape == (200, 3, 16, 16) and first.images.dtype == torch.uint8
     assert torch.bincount(first.labels).tolist() == [20] * 10
-    assert len(_hashes(first.images)) == 200
+    assert len(image_hashes(first.images)) == 200
 
 
 def test_handwritten_domain_is_all_of_sklearns_digits():
@@ -107,7 +89,7 @@ def test_scanning_never_reads_sklearn(few_scans, monkeypatch):
 def test_domains_share_no_image():
     typed = load_forms_domain("typed", 16)
     handwritten = load_forms_domain("handwritten", 16)
-    assert not _hashes(typed.images) & _hashes(handwritten.images)
+    assert not image_hashes(typed.images) & image_hashes(handwritten.images)
     counts, _labels = forms_module._typed_counts()  # and none at UCI's 8x8 either
     raw = sklearn.datasets.load_digits().images.astype(np.int64)
     assert not {c.numpy().tobytes() for c in counts} & {r.tobytes() for r in raw}
@@ -120,37 +102,3 @@ def test_both_domains_load_without_the_network(few_scans, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     assert len(load_forms_domain("typed", 16)) == 200
     assert len(load_forms_domain("handwritten", 16)) == 1797
-
-
-def test_typed_domain_sizes_and_scarce_label_splits():
-    """3,000 distinct typed digits, 300 per class; 15 labelled per class, val and test of
-    1,425 each (the spec: at most 15 labels per class, val and test of at least 600)."""
-    typed = load_forms_domain("typed", 16)
-    assert torch.bincount(typed.labels).tolist() == [300] * 10
-    assert len(_hashes(typed.images)) == 3000
-    config = load_config(None, FORMS_DATA).data
-    splits = load_student_splits(config, seed=0, device=torch.device("cpu"))
-    assert torch.bincount(splits.train_y).tolist() == [15] * 10
-    assert len(splits.val_y) == 1425 and len(splits.test_y) == 1425
-    parts = [set(splits.indices[name].tolist()) for name in ("train", "val", "test")]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    again = load_student_splits(config, seed=0, device=torch.device("cpu"))
-    assert torch.equal(again.indices["train"], splits.indices["train"])
-    other = load_student_splits(config, seed=1, device=torch.device("cpu"))
-    assert not torch.equal(other.indices["train"], splits.indices["train"])
-
-
-def test_unknown_forms_domain_names_the_keys():
-    with pytest.raises(ConfigError, match="data.student_domain=typed"):
-        load_forms_domain("printed", 16)
-
-
-def test_a_tiny_trial_runs_on_the_forms_benchmark(few_scans, tmp_path):
-    config = load_config(
-        None,
-        [*FORMS_DATA, "method=ce", "teacher.epochs=1", "module3.epochs=1",
-         f"teacher.cache_dir={tmp_path}"],
-    )  # fmt: skip
-    result = run_trial(config, log=lambda _line: None)
-    assert result.metrics["epoch"] == 1.0 and 0.0 <= result.metrics["test_acc1"] <= 100.0
-    assert (tmp_path / "teacher").is_dir()  # the built-in teacher was trained and cached

@@ -13,12 +13,8 @@ import torch
 from PIL import Image
 
 from augkd.basics.errors import DataError
-from augkd.data.real import (
-    REAL_SOURCES,
-    load_image_folders,
-    load_list_file,
-    load_torchvision,
-)
+from augkd.data.real import REAL_SOURCES, load_image_folders, load_list_file
+from augkd.data.torchvision_sets import load_torchvision
 
 CLASSES = ["cat", "bird", "dog"]  # deliberately unsorted
 COLOURS = {"bird": (10, 200, 30), "cat": (220, 40, 90), "dog": (60, 90, 250)}

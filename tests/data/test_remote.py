@@ -14,7 +14,8 @@ from PIL import Image
 from augkd.basics.config import DataConfig
 from augkd.basics.errors import DataError
 from augkd.data import load_domain
-from augkd.data.real import load_image_folders, load_list_file, load_torchvision
+from augkd.data.real import load_image_folders, load_list_file
+from augkd.data.torchvision_sets import load_torchvision
 from augkd.storage.cache import StageCache
 from augkd.storage.files import write_bytes
 

@@ -3,17 +3,11 @@ that judges the search. Deterministic, no download, disjoint domains, its sizes 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import socket
 
 import numpy as np
-import pytest
 import torch
 
-from augkd.basics.config import load_config
-from augkd.basics.errors import ConfigError
-from augkd.data import load_student_splits
 from augkd.data import tablet as tablet_module
 from augkd.data.tablet import (
     ALLOGRAPHS,
@@ -22,6 +16,7 @@ from augkd.data.tablet import (
     smooth_path,
     write_digit,
 )
+from tests.data.images import image_hashes
 
 TABLET_DATA = [
     "data.source=tablet",
@@ -31,18 +26,6 @@ TABLET_DATA = [
 ]
 
 
-@pytest.fixture
-def few_pens(monkeypatch):
-    """12 pen digits per class, written into a cache of their own."""
-    monkeypatch.setattr(tablet_module, "PEN_PER_CLASS", 12)
-    fresh = functools.lru_cache(maxsize=4)(tablet_module._pen.__wrapped__)
-    monkeypatch.setattr(tablet_module, "_pen", fresh)
-
-
-def _hashes(images: torch.Tensor) -> set[str]:
-    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
-
-
 def test_pen_domain_is_deterministic_balanced_and_every_image_differs(few_pens):
     first = load_tablet_domain(STUDENT_DOMAIN, 16)
     tablet_module._pen.cache_clear()
@@ -50,7 +33,7 @@ def test_pen_domain_is_deterministic_balanced_and_every_image_differs(few_pens):
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
     assert first.images.shape == (120, 3, 16, 16) and first.images.dtype == torch.uint8
     assert torch.bincount(first.labels).tolist() == [12] * 10
-    assert len(_hashes(first.images)) == 120
+    assert len(image_hashes(first.images)) == 120
     assert first.class_names == [str(d) for d in range(10)]
 
 
@@ -64,9 +47,9 @@ def test_the_pen_domain_needs_no_network(few_pens, monkeypatch):
 
 
 def test_no_pen_image_is_in_a_teacher_domain(few_pens):
-    pen = _hashes(load_tablet_domain(STUDENT_DOMAIN, 16).images)
+    pen = image_hashes(load_tablet_domain(STUDENT_DOMAIN, 16).images)
     for teacher_domain in ("printed", "handwritten"):
-        assert not pen & _hashes(load_tablet_domain(teacher_domain, 16).images)
+        assert not pen & image_hashes(load_tablet_domain(teacher_domain, 16).images)
 
 
 def test_every_digit_has_several_ways_of_writing_it_and_each_is_drawn():
@@ -84,19 +67,3 @@ def test_a_pen_path_passes_through_its_control_points():
     path = smooth_path(points)
     for point in points:
         assert np.min(np.linalg.norm(path - point, axis=1)) < 1e-9
-
-
-def test_scarce_labels_leave_val_and_test_of_at_least_1000_disjoint_images():
-    config = load_config(None, TABLET_DATA)
-    splits = load_student_splits(config.data, 0, torch.device("cpu"))
-    assert len(splits.train_y) == 150 and torch.bincount(splits.train_y).tolist() == [15] * 10
-    assert len(splits.val_y) >= 1000 and len(splits.test_y) >= 1000
-    parts = [set(splits.indices[p].tolist()) for p in ("train", "val", "test")]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    other = load_student_splits(config.data, 1, torch.device("cpu"))
-    assert not torch.equal(splits.indices["val"], other.indices["val"])
-
-
-def test_an_unknown_tablet_domain_names_the_keys():
-    with pytest.raises(ConfigError, match="data.student_domain=pen"):
-        load_tablet_domain("scribbles", 16)

@@ -156,7 +156,7 @@ def test_pickled_teacher_is_refused_by_safe_loading(tiny_config, tmp_path):
     torch.save({"format": "augkd-teacher-v1", "payload": _Arbitrary()}, path)
     config = with_overrides(tiny_config, {"teacher.checkpoint": str(path)})
     with pytest.raises(
-        ModelError, match=r"holds Python objects \(tests.test_pipeline._Arbitrary\)"
+        ModelError, match=r"holds Python objects \(tests.trial.test_pipeline._Arbitrary\)"
     ):
         run_trial(config, log=_quiet)
 
