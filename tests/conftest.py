@@ -57,18 +57,12 @@ def free_port() -> int:
 def node_copies_folder(tmp_path_factory: pytest.TempPathFactory):
     """Node copies of S3 artifacts (augkd.storage.node_cache) go to a test folder, not ~/.cache; set
     before any Ray starts, so its nodes inherit it."""
-    import os
-
     from augkd.storage.locations import NODE_CACHE_ENV
 
-    saved = os.environ.get(NODE_CACHE_ENV)
     folder = tmp_path_factory.mktemp("node_copies")
-    os.environ[NODE_CACHE_ENV] = str(folder)
-    yield folder
-    if saved is None:
-        os.environ.pop(NODE_CACHE_ENV, None)
-    else:
-        os.environ[NODE_CACHE_ENV] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(NODE_CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +142,6 @@ class S3Server:
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """moto's server in a subprocess, with dummy credentials and AWS_ENDPOINT_URL in this
     process's environment (so Ray nodes started later inherit them)."""
-    import os
     import subprocess
     import sys
     import time
@@ -172,22 +165,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         "AWS_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update(settings)
-    try:
-        for _ in range(200):
-            try:
-                requests.get(endpoint, timeout=1)
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, log.read_text()
-                time.sleep(0.1)
-        yield S3Server(endpoint)
-    finally:
-        server.terminate()
-        server.wait()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        try:
+            for _ in range(200):
+                try:
+                    requests.get(endpoint, timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert server.poll() is None, log.read_text()
+                    time.sleep(0.1)
+            yield S3Server(endpoint)
+        finally:
+            server.terminate()
+            server.wait()
