@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from augkd.models import build_classifier
 from augkd.models.metrics import evaluate
 from augkd.storage.cache import StageCache
 from augkd.storage.files import read_bytes, write_bytes
+from augkd.storage.locations import user_cache_dir
 from augkd.trial.memory import check_fits, estimate_teacher_training
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
@@ -54,9 +54,8 @@ class Teacher:
 
 
 def default_cache_root(config: Config) -> str:
-    return config.teacher.cache_dir or os.path.join(
-        os.path.expanduser(os.environ.get("AUGKD_CACHE", "~/.cache/augkd")), "stages"
-    )
+    """teacher.cache_dir, else ``augkd/stages`` under the user's cache folder."""
+    return config.teacher.cache_dir or str(user_cache_dir() / "stages")
 
 
 def teacher_split(n: int) -> dict[str, torch.Tensor]:
