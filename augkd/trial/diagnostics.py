@@ -300,9 +300,10 @@ def trial_judge(trial: PreparedTrial) -> Judge:
 def cached_stage_diagnostics(trial: PreparedTrial, cache: StageCache, judge: Judge) -> dict:
     """The stage part (``stage_diagnostics``) as a stage-cache artifact, kept under its key."""
     config = trial.config
+    key = stage_keys(config, trial.teacher, trial.plan.module2).diagnostics
     return cache.get_or_create(
         "diagnostics",
-        stage_keys(config, trial.teacher, trial.plan.module2).diagnostics,
+        key,
         lambda: stage_diagnostics(
             judge, config.diagnostics, config.module1.latent_size
         ).to_artifact(),

@@ -8,7 +8,10 @@ on noise) and each seed's own SEED_METRICS as ``<metric>_seed<k>``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from augkd.basics.metric_names import SEED_METRICS, SEEDS, of_seed
 from augkd.method.mixup import Report
@@ -32,14 +35,30 @@ def merge_seed_metrics(reports: list[dict[str, float]], seeds: list[int]) -> dic
     return merged
 
 
-def in_lockstep(
+@dataclass
+class ValPass:
+    """One val pass of a trial over all its seeds: what it reports, and what a resume or an
+    export needs."""
+
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    best_student: dict[str, torch.Tensor]
+    make_state: Callable[[], dict[str, Any]]
+
+
+def val_passes(
     seeded: Sequence[Iterator[Report]], seeds: list[int], history: list[dict[str, float]]
-) -> Iterator[tuple[dict[str, float], list[Report]]]:
-    """Each seed's next report together: (their merged metrics, appended to ``history``, and
-    the reports themselves), until the seeds' Module 3 ends (at the same pass for all)."""
+) -> Iterator[ValPass]:
+    """Each seed's Module-3 reports, advanced together: one seed's as they are; several
+    seeds' merged (appended to ``history``), with the first seed's student."""
+    if len(seeded) == 1:
+        for report in seeded[0]:
+            yield ValPass(report.metrics, report.history, report.best_student, report.make_state)
+        return
     for reports in zip(*seeded, strict=True):
         history.append(merge_seed_metrics([report.metrics for report in reports], seeds))
-        yield history[-1], list(reports)
+        state = lockstep_state(reports, history)
+        yield ValPass(history[-1], history, reports[0].best_student, state)
 
 
 def lockstep_state(

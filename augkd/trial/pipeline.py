@@ -43,7 +43,7 @@ from augkd.trial.diagnostics import (
     trial_diagnostics,
     trial_judge,
 )
-from augkd.trial.lockstep import in_lockstep, lockstep_state
+from augkd.trial.lockstep import val_passes
 from augkd.trial.stage_keys import stage_keys
 from augkd.trial.stages import (
     Inputs,
@@ -108,53 +108,28 @@ def run_trial(
     ``seeds``: the same settings on each of these seeds, advanced in lockstep
     (augkd.trial.lockstep). Default: ``config.seed`` alone."""
     started = time.perf_counter()
+    seeds = list(seeds) if seeds else [config.seed]
+    several = len(seeds) > 1
+    resumed = resume_state or {"seeds": [None] * len(seeds), "history": []}
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
     reset_peak(device)  # every report carries the trial's peak memory so far
-    seeds = list(seeds) if seeds else [config.seed]
-    listeners = _Listeners(log, on_diagnostics)
-    if len(seeds) > 1:
-        root = cache.root if cache is not None else default_cache_root(config)
-        resumed = _Resumed(started, resume_state, on_epoch)
-        return _run_seeds(config, seeds, root, device, listeners, resumed)
-    cache = cache or StageCache(default_cache_root(config))
-    run = _SeedRun.start(config, cache, device, listeners, resume_state, started)
-    for report in run.reports:
-        report.metrics.update(peak_memory(device))
-        if on_epoch is not None:
-            on_epoch(report.metrics, report.make_state)
-    return TrialResult(
-        report.metrics, report.history, report.best_student, cache.events, run.diagnostics
-    )
-
-
-@dataclass
-class _Resumed:
-    """Where a trial of several seeds starts from, and who hears of its reports."""
-
-    started: float
-    state: dict[str, Any] | None
-    on_epoch: ReportHook | None
-
-
-def _run_seeds(
-    config: Config, seeds: list[int], root: str, device: torch.device, listeners: _Listeners,
-    resumed: _Resumed,
-) -> TrialResult:  # fmt: skip
-    """Several seeds, one cache each (its events are that seed's), advanced in lockstep."""
-    state = resumed.state or {"seeds": [None] * len(seeds), "history": []}
+    root = cache.root if cache is not None else default_cache_root(config)
     runs = []
-    for index, (seed, seed_state) in enumerate(zip(seeds, state["seeds"], strict=True)):
-        hears = listeners if index == 0 else _Listeners(listeners.log)
-        runs.append(_SeedRun.start(with_overrides(config, {"seed": seed}), StageCache(root),
-                                   device, hears, seed_state, resumed.started))  # fmt: skip
-    history = list(state["history"])
-    for metrics, reports in in_lockstep([run.reports for run in runs], seeds, history):
-        metrics.update(peak_memory(device))
-        if resumed.on_epoch is not None:
-            resumed.on_epoch(metrics, lockstep_state(reports, history))
+    for index, seed in enumerate(seeds):
+        # One cache each (its events are that seed's); one seed uses the cache it was given.
+        seed_cache = StageCache(root) if several or cache is None else cache
+        seeded = with_overrides(config, {"seed": seed}) if several else config
+        hears = _Listeners(log, on_diagnostics if index == 0 else None)
+        state = resumed["seeds"][index] if several else resume_state
+        runs.append(_SeedRun.start(seeded, seed_cache, device, hears, state, started))
+    history = list(resumed["history"]) if several else []
+    for now in val_passes([run.reports for run in runs], seeds, history):
+        now.metrics.update(peak_memory(device))
+        if on_epoch is not None:
+            on_epoch(now.metrics, now.make_state)
     events = [event for run in runs for event in run.cache.events]
-    return TrialResult(history[-1], history, reports[0].best_student, events, runs[0].diagnostics)
+    return TrialResult(now.metrics, now.history, now.best_student, events, runs[0].diagnostics)
 
 
 @dataclass
@@ -244,12 +219,13 @@ def check_memory(
     from augkd.trial.memory import check_fits, estimate_stages, trial_stages
 
     mixing = plan.batches == "mixup"
+    planned = trial_stages(config, plan.module1, plan.module2, mixing)
     keys = stage_keys(config, teacher, plan.module2)
     cached = {"module1": ("module1", keys.module1), "encoder_adapt": ("encoder", keys.encoder),
               "module2": ("module2", keys.module2)}  # fmt: skip
     stages = [
         stage
-        for stage in trial_stages(config, plan.module1, plan.module2, mixing)
+        for stage in planned
         if (stage != "module3" or with_module3)
         and (stage not in cached or not cache.contains(*cached[stage]))
     ]
@@ -319,13 +295,13 @@ def _module3_reports(
 ) -> Iterator[Report]:
     """Module 3 from S0 (or a fresh student), one Report per val pass."""
     config, splits, teacher, stages = trial.config, trial.splits, trial.teacher, trial.stages
+    meta = student_meta(
+        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
+    )
     seed_everything(stage_seed(config.seed, Stream.MODULE3))
     student = build_student(config.student, len(splits.class_names)).to(trial.device)
     if stages.student_init is not None:
         student.load_state_dict(stages.student_init)
-    meta = student_meta(
-        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
-    )
     constant = {
         STUDENT_PARAMS: float(count_parameters(student)),
         **{name: float(value) for name, value in stages.timings.items()},

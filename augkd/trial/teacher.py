@@ -228,7 +228,8 @@ def why_unloadable(error: Exception) -> str:
 
 def built_in_teacher_key(config: Config) -> str:
     """The stage-cache key of the built-in benchmark's teacher."""
-    return config.digest("teacher") + "-" + _digits_teacher_key(config)
+    digits = _digits_teacher_key(config)
+    return f"{config.digest('teacher')}-{digits}"
 
 
 def _digits_teacher_key(config: Config) -> str:
