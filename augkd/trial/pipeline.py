@@ -115,13 +115,13 @@ def run_trial(
     device = device or resolve_device(config.device)
     reset_peak(device)  # every report carries the trial's peak memory so far
     root = cache.root if cache is not None else default_cache_root(config)
+    states = resumed["seeds"] if several else [resume_state]
     runs = []
-    for index, seed in enumerate(seeds):
+    for index, (seed, state) in enumerate(zip(seeds, states, strict=True)):
         # One cache each (its events are that seed's); one seed uses the cache it was given.
         seed_cache = StageCache(root) if several or cache is None else cache
         seeded = with_overrides(config, {"seed": seed}) if several else config
         hears = _Listeners(log, on_diagnostics if index == 0 else None)
-        state = resumed["seeds"][index] if several else resume_state
         runs.append(_SeedRun.start(seeded, seed_cache, device, hears, state, started))
     history = list(resumed["history"]) if several else []
     for now in val_passes([run.reports for run in runs], seeds, history):
