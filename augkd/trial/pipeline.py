@@ -46,6 +46,9 @@ from augkd.trial.diagnostics import (
 from augkd.trial.lockstep import val_passes
 from augkd.trial.stage_keys import stage_keys
 from augkd.trial.stages import (
+    ENCODER,
+    MODULE1,
+    MODULE2,
     Inputs,
     PreparedTrial,
     StageRuns,
@@ -221,8 +224,8 @@ def check_memory(
     mixing = plan.batches == "mixup"
     planned = trial_stages(config, plan.module1, plan.module2, mixing)
     keys = stage_keys(config, teacher, plan.module2)
-    cached = {"module1": ("module1", keys.module1), "encoder_adapt": ("encoder", keys.encoder),
-              "module2": ("module2", keys.module2)}  # fmt: skip
+    trained = ((MODULE1, keys.module1), (ENCODER, keys.encoder), (MODULE2, keys.module2))
+    cached = {stage.name: (stage.folder, key) for stage, key in trained}
     stages = [
         stage
         for stage in planned

@@ -57,6 +57,21 @@ class Inputs:
         return len(self.splits.class_names)
 
 
+@dataclass(frozen=True)
+class TrainedStage:
+    """A stage whose artifact the cache keeps: its name (as its seconds are reported and
+    augkd.trial.memory estimates it), its folder in the cache, and its random stream."""
+
+    name: str
+    folder: str
+    stream: Stream
+
+
+MODULE1 = TrainedStage("module1", "module1", Stream.MODULE1)
+ENCODER = TrainedStage("encoder_adapt", "encoder", Stream.ENCODER)
+MODULE2 = TrainedStage("module2", "module2", Stream.MODULE2)
+
+
 @dataclass
 class StageRuns:
     """How this trial's trained stages run: where their artifacts are kept, the seed their
@@ -70,23 +85,20 @@ class StageRuns:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds each stage took to produce or read (``module1_seconds`` ...)."""
 
-    def artifact(self, stage: str, key: str, stream: Stream, train: Train) -> dict[str, Any]:
+    def artifact(self, stage: TrainedStage, key: str, train: Train) -> dict[str, Any]:
         """The artifact of ``stage`` under ``key``: read from the cache, else trained from its
         own stream (the global one seeded, and a generator for its batches)."""
 
         def produce() -> dict[str, Any]:
-            rng = torch.Generator().manual_seed(stage_seed(self.seed, stream))
-            seed_everything(stage_seed(self.seed, stream))
-            return train(rng, self.cache.progress(stage, key, self.checkpoint_every_s))
+            seed = stage_seed(self.seed, stage.stream)
+            rng = torch.Generator().manual_seed(seed)
+            seed_everything(seed)
+            return train(rng, self.cache.progress(stage.folder, key, self.checkpoint_every_s))
 
         start = time.perf_counter()
-        artifact = self.cache.get_or_create(stage, key, produce)
-        self.timings[stage_seconds(_TIMED_AS.get(stage, stage))] = time.perf_counter() - start
+        artifact = self.cache.get_or_create(stage.folder, key, produce)
+        self.timings[stage_seconds(stage.name)] = time.perf_counter() - start
         return artifact
-
-
-_TIMED_AS = {"encoder": "encoder_adapt"}
-"""A stage whose seconds are reported under another name than its cache folder's."""
 
 
 @dataclass
@@ -138,7 +150,7 @@ def datafree_stage(
                                 inputs.image_size, inputs.device)  # fmt: skip
         return train_datafree(learns, settings, runs.log, progress, runs.on_step)
 
-    artifact = runs.artifact("module1", key, Stream.MODULE1, train)
+    artifact = runs.artifact(MODULE1, key, train)
     latent = settings.latent_size
     generator = Generator(latent, inputs.image_size, settings.generator_width, channels)
     encoder = Encoder(latent, inputs.image_size, inputs.num_classes)
@@ -159,7 +171,7 @@ def encoder_stage(
                            inputs.splits.train_y)  # fmt: skip
         return {"encoder": adapt_encoder(fits, settings, kl_weight, rng, runs.log, runs.on_step)}
 
-    adapted = runs.artifact("encoder", key, Stream.ENCODER, train)
+    adapted = runs.artifact(ENCODER, key, train)
     nets.encoder.load_state_dict(adapted["encoder"])
     nets.encoder.eval().requires_grad_(False)
     return nets
@@ -177,7 +189,7 @@ def anchor_stage(
                               inputs.splits, latent_size)  # fmt: skip
         return train_anchor(learns, settings, rng, runs.log, progress, runs.on_step)
 
-    artifact = runs.artifact("module2", key, Stream.MODULE2, train)
+    artifact = runs.artifact(MODULE2, key, train)
     anchor_net = AnchorNet(latent_size, inputs.num_classes).to(inputs.device)
     anchor_net.load_state_dict(artifact["anchor_net"])
     return anchor_net.eval().requires_grad_(False)
