@@ -182,39 +182,49 @@ def load_teacher(
     cache: StageCache | None = None,
     on_step: StepHook | None = None,
 ) -> Teacher:
-    """The configured teacher; the built-in benchmark's is trained once and cached
-    (``on_step``: its training's progress)."""
+    """The configured teacher: its checkpoint, or the built-in benchmark's, trained once and
+    cached (``on_step``: its training's progress)."""
     if config.teacher.checkpoint is not None:
         source = config.teacher.checkpoint
-        try:
-            raw = cache.read_source(source) if cache is not None else read_bytes(source)
-        except (FileNotFoundError, OSError) as error:
-            raise ModelError(
-                f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."
-            ) from None
-        try:
-            checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ModelError(
-                f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
-                "with `augkd teacher` (plain tensors and metadata only)."
-            ) from None
-        if _is_state_dict(checkpoint):
-            checkpoint = _with_sidecar(checkpoint, source)
-        return teacher_from_checkpoint(checkpoint, source, device)
+        checkpoint = _read_checkpoint(source, cache)
+    else:
+        source, checkpoint = _built_in_checkpoint(config, device, cache, on_step)
+    return teacher_from_checkpoint(checkpoint, source, device)
+
+
+def _read_checkpoint(source: str, cache: StageCache | None) -> dict[str, Any]:
+    """A teacher checkpoint file, loaded safely; a plain state dict with the YAML beside it."""
+    try:
+        raw = cache.read_source(source) if cache is not None else read_bytes(source)
+    except (FileNotFoundError, OSError) as error:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."
+        ) from None
+    try:
+        checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
+            "with `augkd teacher` (plain tensors and metadata only)."
+        ) from None
+    return _with_sidecar(checkpoint, source) if _is_state_dict(checkpoint) else checkpoint
+
+
+def _built_in_checkpoint(
+    config: Config, device: torch.device, cache: StageCache | None, on_step: StepHook | None
+) -> tuple[str, dict[str, Any]]:
+    """(what to call it, the checkpoint) of the built-in benchmark's teacher."""
     if config.data.source not in BUILT_IN_SOURCES:
         raise ModelError(
             "config key 'teacher.checkpoint' is required for real datasets; train one with "
             "`augkd teacher --config FILE --out teacher.pt`."
         )
-    cache = cache or StageCache(default_cache_root(config))
     key = built_in_teacher_key(config)
+    cache = cache or StageCache(default_cache_root(config))
     checkpoint = cache.get_or_create(
         "teacher", key, lambda: train_teacher(config, device, on_step=on_step)
     )
-    return teacher_from_checkpoint(
-        checkpoint, f"built-in {config.data.source} teacher {key}", device
-    )
+    return f"built-in {config.data.source} teacher {key}", checkpoint
 
 
 def why_unloadable(error: Exception) -> str:
