@@ -25,7 +25,8 @@ from augkd.method.mixup import EpochSettings, mix_batch, train_epoch
 from augkd.method.plans import METHOD_PLANS
 from augkd.models import build_classifier
 from augkd.storage.cache import StageCache
-from augkd.trial.pipeline import _prepare_stages
+from augkd.trial.pipeline import prepare_stages
+from augkd.trial.stages import Inputs, StageRuns
 from augkd.trial.teacher import load_teacher
 
 
@@ -39,9 +40,9 @@ def main() -> None:
         cache = StageCache(cache_dir)
         teacher = load_teacher(config, device, cache)
         splits = load_student_splits(config.data, config.seed, device)
-        stages = _prepare_stages(
-            config, METHOD_PLANS["augkd"], teacher, splits, cache, device, lambda _l: None
-        )
+        inputs = Inputs(teacher, splits, device, config.data.image_size)
+        runs = StageRuns(cache, config.seed, config.stage_checkpoint_minutes * 60, lambda _l: None)
+        stages = prepare_stages(config, METHOD_PLANS["augkd"], inputs, runs)
     student = build_classifier(config.student.arch, 10).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.module3.lr)
     u = config.module3.ce_share

@@ -35,6 +35,34 @@ TEST_ACC3 = "test_acc3"
 TEST_ACC5 = "test_acc5"
 STUDENT_PARAMS = "student_params"
 EPOCH_SECONDS = "epoch_seconds"
+MODULE3_SECONDS = "module3_seconds"
+"""Module 3's training seconds so far (a resumed run's earlier ones included)."""
+SETUP_SECONDS = "setup_seconds"
+"""What a trial spent before Module 3's first epoch: out of ASHA's reach."""
+DIAGNOSTICS_SECONDS = "diagnostics_seconds"
+DIAGNOSTICS_PREFIX = "diag_"
+"""Every diagnostic of Modules 1-2 rides on a trial's reports as ``diag_<name>``."""
+STAGE_DOWNLOADS = "stage_downloads"
+STAGE_NODE_READS = "stage_node_reads"
+
+
+def stage_seconds(stage: str) -> str:
+    """The seconds a trial spent producing or reading one stage (``module1_seconds``)."""
+    return f"{stage}_seconds"
+
+
+def cache_hit(stage: str) -> str:
+    """1 when a stage's artifact came from the cache, 0 when the trial produced it."""
+    return f"{stage}_cache_hit"
+
+
+def of_seed(metric: str, seed: int) -> str:
+    """One seed's own value of a metric in a report averaged over seeds."""
+    return f"{metric}_seed{seed}"
+
+
+SEED_METRICS = (VAL_ACC1, BEST_VAL_ACC1, TEST_ACC1)
+"""Metrics a multi-seed trial also reports seed by seed."""
 
 REPORTED = (TEST_ACC1, TEST_ACC3, TEST_ACC5, BEST_VAL_ACC1)
 """What a finished run is summed up by: `augkd train --seeds`, the evaluation's table."""

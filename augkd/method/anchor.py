@@ -10,6 +10,8 @@ cost more than the training itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,11 +19,12 @@ from torch import nn
 
 from augkd.basics.config import Module2Config
 from augkd.basics.eta import StepHook
-from augkd.data import as_unit_float, iterate_batches
+from augkd.data import StudentSplits, as_unit_float, iterate_batches
 from augkd.hardware.runtime import Normalize
 from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import LossWatch
 from augkd.method.losses import anchor_loss
+from augkd.method.resume import BestSoFar, Progress
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import AnchorNet
 
@@ -93,38 +96,47 @@ def val_subset(size: int, limit: int, seed: int) -> torch.Tensor:
     return order[:limit].sort().values
 
 
+@dataclass
+class AnchorInputs:
+    """What Module 2 learns from: the frozen E, G and teacher, and the student-domain splits."""
+
+    encoder: nn.Module
+    generator: nn.Module
+    teacher: nn.Module
+    normalize: Normalize
+    splits: StudentSplits
+    latent_size: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.splits.class_names)
+
+
 def train_anchor(
-    encoder: nn.Module,
-    generator: nn.Module,
-    teacher: nn.Module,
-    normalize: Normalize,
-    splits,
-    num_classes: int,
-    latent_size: int,
-    config: Module2Config,
+    inputs: AnchorInputs,
+    settings: Module2Config,
     generator_rng: torch.Generator,
-    log=print,
-    resume_state: dict[str, Any] | None = None,
-    on_epoch_end=None,
+    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
     on_step: StepHook | None = None,
 ) -> dict[str, Any]:
     """Returns the AnchorNet state with the lowest L_A on the val subset.
     ``on_step``: told ("module2", steps done, steps in all) after each step.
 
-    Resume hook as in Module 1: ``on_epoch_end(epoch, make_state)`` after every epoch, and
-    ``resume_state`` (a dict ``make_state()`` built) continues after its epoch exactly."""
+    ``progress`` as in Module 1: resumed from its last save, saved after every epoch."""
+    splits, generator, teacher = inputs.splits, inputs.generator, inputs.teacher
     device = splits.train_x.device
-    anchor_net = AnchorNet(latent_size, num_classes).to(device)
-    for frozen in (encoder, generator, teacher):
+    anchor_net = AnchorNet(inputs.latent_size, inputs.num_classes).to(device)
+    for frozen in (inputs.encoder, generator, teacher):
         frozen.eval()
         frozen.requires_grad_(False)
-    budget = module2_budget(config, len(splits.train_y))
-    checks = val_check_epochs(budget, config.val_checks)
-    train_z = encode(encoder, splits.train_x, splits.train_y)
-    rows = val_subset(len(splits.val_y), config.val_images, int(generator_rng.initial_seed()))
-    val_z = encode(encoder, splits.val_x[rows.to(device)], splits.val_y[rows.to(device)])
+    budget = module2_budget(settings, len(splits.train_y))
+    checks = val_check_epochs(budget, settings.val_checks)
+    train_z = encode(inputs.encoder, splits.train_x, splits.train_y)
+    rows = val_subset(len(splits.val_y), settings.val_images, int(generator_rng.initial_seed()))
+    val_z = encode(inputs.encoder, splits.val_x[rows.to(device)], splits.val_y[rows.to(device)])
     val_y = splits.val_y[rows.to(device)]
-    optimizer = torch.optim.Adam(anchor_net.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(anchor_net.parameters(), lr=settings.lr)
     # Cosine decay over the stage's steps, stepped once a step (sized and stepped alike).
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, budget.steps)
     training = TrainingState(
@@ -132,25 +144,22 @@ def train_anchor(
         {"batches": generator_rng},
         device,
     )
-    best: dict[str, Any] = {"val_loss": float("inf")}
-    first_epoch = 0
-    if resume_state is not None:
-        training.restore(resume_state)
-        best, first_epoch = resume_state["best"], int(resume_state["epoch"])
+    best = BestSoFar(training, "val_loss", "min", progress.load() if progress is not None else None)
     loss_watch = LossWatch("module2.lr")
-    done = sum(budget.steps_in_epoch(e) for e in range(first_epoch))
-    for epoch in range(first_epoch, budget.epochs):
+    done = sum(budget.steps_in_epoch(e) for e in range(best.first_epoch))
+    normalize = inputs.normalize
+    for epoch in range(best.first_epoch, budget.epochs):
         anchor_net.train()
         steps = 0
         for latents, labels in iterate_batches(
-            train_z, splits.train_y, config.batch_size, generator_rng
+            train_z, splits.train_y, settings.batch_size, generator_rng
         ):
             if len(labels) < 2:
                 continue  # BatchNorm in the mask net needs two samples
             if steps == budget.steps_in_epoch(epoch):
                 break
             loss = anchor_batch_loss(
-                anchor_net, latents, labels, generator, teacher, normalize, config
+                anchor_net, latents, labels, generator, teacher, normalize, settings
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -161,18 +170,15 @@ def train_anchor(
             if on_step is not None:
                 on_step("module2", done, budget.steps)
         if epoch + 1 in checks:
-            val_loss = _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, config)
+            val_loss = _val_loss(anchor_net, val_z, val_y, generator, teacher, normalize, settings)
             loss_watch.check(val_loss, f"Module 2 anchor loss at epoch {epoch + 1}")
             log(f"module2 epoch {epoch + 1}/{budget.epochs} val anchor loss {val_loss:.4f}")
-            if val_loss < best["val_loss"]:
-                best = {
-                    "val_loss": val_loss,
-                    "epoch": epoch + 1,
-                    "anchor_net": cpu_copy(anchor_net.state_dict()),
-                }
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, lambda e=epoch + 1, b=best: training.capture(epoch=e, best=b))
-    return cpu_copy(best)
+            best.offer(
+                val_loss, epoch + 1, lambda: {"anchor_net": cpu_copy(anchor_net.state_dict())}
+            )
+        if progress is not None:
+            progress.save(epoch + 1, best.snapshot(epoch + 1))
+    return cpu_copy(best.best)
 
 
 @torch.no_grad()

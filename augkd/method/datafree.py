@@ -3,6 +3,7 @@ and a data-free-distilled student S0 (method.md, "Module 1")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from augkd.method.losses import (
     generator_loss,
     kl_teacher_student,
 )
+from augkd.method.resume import BestSoFar, Progress
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models import Encoder, Generator, generator_channels
 
@@ -60,32 +62,37 @@ def build_datafree_nets(
     return DatafreeNets(generator, encoder, student, teacher, optimizers)
 
 
+@dataclass
+class DatafreeInputs:
+    """What Module 1 learns from (the frozen teacher) and distils into (the student S)."""
+
+    teacher: nn.Module
+    normalize: Normalize
+    student: nn.Module
+    num_classes: int
+    image_size: int
+    device: torch.device
+
+
 def train_datafree(
-    teacher: nn.Module,
-    student: nn.Module,
-    normalize: Normalize,
-    num_classes: int,
-    image_size: int,
-    config: Module1Config,
-    device: torch.device,
-    log=print,
-    resume_state: dict[str, Any] | None = None,
-    on_epoch_end=None,
+    inputs: DatafreeInputs,
+    settings: Module1Config,
+    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
     on_step: StepHook | None = None,
 ) -> dict[str, Any]:
     """Returns state dicts of the best G and E (lowest L_G on a fixed z batch) and S0.
     ``on_step``: told ("module1", iterations done, iterations in all) after each iteration.
 
-    Resume hook: ``on_epoch_end(epoch, make_state)`` after every epoch, where ``make_state()``
-    builds the whole progress (a TrainingState snapshot); passing that dict back as
-    ``resume_state`` continues after its epoch exactly as if never interrupted."""
-    channels = generator_channels(
-        config.generator_colour, normalize.mean.flatten().tolist(), normalize.std.flatten().tolist()
-    )
-    nets = build_datafree_nets(teacher, student, num_classes, image_size, config, device, channels)
+    ``progress``: where the stage resumes from (its last save, if any), and where it saves
+    the whole state after every epoch; a resumed run goes on exactly as if never stopped."""
+    nets = build_datafree_nets(
+        inputs.teacher, inputs.student, inputs.num_classes, inputs.image_size, settings,
+        inputs.device, datafree_channels(settings, inputs.normalize),
+    )  # fmt: skip
     # Cosine decay over the stage's epochs, stepped once per epoch (release defect 3).
     schedulers = {
-        name: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+        name: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.epochs)
         for name, optimizer in nets.optimizers.items()
     }
     training = TrainingState(
@@ -94,44 +101,45 @@ def train_datafree(
             **{f"{name}_optimizer": opt for name, opt in nets.optimizers.items()},
             **{f"{name}_scheduler": sched for name, sched in schedulers.items()},
         },
-        device=device,
+        device=inputs.device,
     )
-    bn_stats = BatchNormStatistics(teacher)
-    fixed_z = torch.randn(config.batch_size, config.latent_size, device=device)
-    best: dict[str, Any] = {"loss": float("inf")}
-    first_epoch = 0
+    normalize = inputs.normalize
+    bn_stats = BatchNormStatistics(inputs.teacher)
+    fixed_z = torch.randn(settings.batch_size, settings.latent_size, device=inputs.device)
+    resume_state = progress.load() if progress is not None else None
+    best = BestSoFar(training, "loss", "min", resume_state)
     if resume_state is not None:
-        training.restore(resume_state)
-        first_epoch = int(resume_state["epoch"])
-        fixed_z = resume_state["fixed_z"].to(device)
-        best = resume_state["best"]
+        fixed_z = resume_state["fixed_z"].to(inputs.device)
     loss_watch = LossWatch("module1.generator_lr")
-    total = config.epochs * config.iters_per_epoch
+    total = settings.epochs * settings.iters_per_epoch
     try:
-        for epoch in range(first_epoch, config.epochs):
-            for iteration in range(config.iters_per_epoch):
-                train_iteration(nets, normalize, bn_stats, config)
+        for epoch in range(best.first_epoch, settings.epochs):
+            for iteration in range(settings.iters_per_epoch):
+                train_iteration(nets, normalize, bn_stats, settings)
                 if on_step is not None:
-                    on_step("module1", epoch * config.iters_per_epoch + iteration + 1, total)
+                    on_step("module1", epoch * settings.iters_per_epoch + iteration + 1, total)
             for scheduler in schedulers.values():
                 scheduler.step()
-            loss = _fixed_batch_loss(nets, normalize, bn_stats, config, fixed_z)
+            loss = _fixed_batch_loss(nets, normalize, bn_stats, settings, fixed_z)
             loss_watch.check(loss, f"Module 1 generator loss at epoch {epoch + 1}")
-            log(f"module1 epoch {epoch + 1}/{config.epochs} generator loss {loss:.4f}")
-            if loss < best["loss"]:
-                best = {
-                    "loss": loss,
-                    "epoch": epoch + 1,
-                    **{name: cpu_copy(net.state_dict()) for name, net in nets.trained().items()},
-                }
-            if on_epoch_end is not None:
-                on_epoch_end(
-                    epoch + 1,
-                    lambda e=epoch + 1, b=best: training.capture(epoch=e, fixed_z=fixed_z, best=b),
-                )
+            log(f"module1 epoch {epoch + 1}/{settings.epochs} generator loss {loss:.4f}")
+            best.offer(loss, epoch + 1, lambda: _copies(nets))
+            if progress is not None:
+                progress.save(epoch + 1, best.snapshot(epoch + 1, fixed_z=fixed_z))
     finally:
         bn_stats.remove()
-    return cpu_copy(best)
+    return cpu_copy(best.best)
+
+
+def datafree_channels(settings: Module1Config, normalize: Normalize) -> int:
+    """1 (grey) or 3 (RGB): what module1.generator_colour resolves to for a teacher's
+    normalisation (a grey teacher's channels share one mean and std)."""
+    mean, std = normalize.mean.flatten().tolist(), normalize.std.flatten().tolist()
+    return generator_channels(settings.generator_colour, mean, std)
+
+
+def _copies(nets: DatafreeNets) -> dict[str, Any]:
+    return {name: cpu_copy(net.state_dict()) for name, net in nets.trained().items()}
 
 
 def train_iteration(

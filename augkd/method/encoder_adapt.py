@@ -10,6 +10,9 @@ which is what Module 2's anchors and Module 3's x_mix start from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -21,29 +24,38 @@ from augkd.method.guards import LossWatch
 from augkd.method.losses import vae_kl
 
 
+@dataclass
+class AdaptInputs:
+    """What the adaptation fits (E), holds frozen (G), and fits E on (student train images)."""
+
+    encoder: nn.Module
+    generator: nn.Module
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+
+
 def adapt_encoder(
-    encoder: nn.Module,
-    generator: nn.Module,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    config: EncoderAdaptConfig,
+    inputs: AdaptInputs,
+    settings: EncoderAdaptConfig,
     kl_weight: float,
     generator_rng: torch.Generator,
-    log=print,
+    log: Callable[[str], None] = print,
     on_step: StepHook | None = None,
 ) -> dict[str, torch.Tensor]:
     """Returns E's adapted state: min ||G(mu(x)) - x||^2 + kl_weight * KL(q(z|x) || N(0, I)).
     ``on_step``: told ("encoder", steps done, steps in all) after each step."""
+    encoder, generator = inputs.encoder, inputs.generator
+    train_x, train_y = inputs.train_x, inputs.train_y
     generator.eval().requires_grad_(False)
     encoder.train().requires_grad_(True)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=settings.lr)
     loss_watch = LossWatch("encoder_adapt.lr")
-    steps = config.epochs * adaptation_steps_per_epoch(len(train_y), config.batch_size)
+    steps = settings.epochs * adaptation_steps_per_epoch(len(train_y), settings.batch_size)
     done = 0
-    for epoch in range(config.epochs):
+    for epoch in range(settings.epochs):
         total, batches = torch.zeros(()), 0
         for images, labels in iterate_batches(
-            train_x, train_y, config.batch_size, generator_rng, augment=True
+            train_x, train_y, settings.batch_size, generator_rng, augment=True
         ):
             if len(labels) < 2:
                 continue  # BatchNorm in E needs two samples
@@ -55,7 +67,7 @@ def adapt_encoder(
                 on_step("encoder", done, steps)
         mean = float(total) / max(batches, 1)
         loss_watch.check(mean, f"encoder adaptation loss at epoch {epoch + 1}")
-        log(f"encoder adaptation epoch {epoch + 1}/{config.epochs} loss {mean:.4f}")
+        log(f"encoder adaptation epoch {epoch + 1}/{settings.epochs} loss {mean:.4f}")
     encoder.eval().requires_grad_(False)
     return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
 

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from augkd.basics.config import Module3Config
+from augkd.basics.metric_names import (
+    BEST_EPOCH,
+    BEST_STEP,
+    BEST_VAL_ACC1,
+    EPOCH,
+    EPOCH_SECONDS,
+    EPOCHS,
+    MIXUP_SHARE,
+    MODULE3_SECONDS,
+    STEP,
+    STEPS,
+    TRAIN_LOSS,
+)
 from augkd.data import StudentSplits, iterate_batches
 from augkd.hardware.precision import MixedPrecision
 from augkd.hardware.runtime import Normalize
@@ -23,6 +36,7 @@ from augkd.method.budget import StepBudget, step_budget
 from augkd.method.guards import LossWatch, StepWatch
 from augkd.method.losses import distillation_loss
 from augkd.method.plans import MethodPlan, ce_shares
+from augkd.method.resume import BestSoFar
 from augkd.method.schedules import mixup_schedule
 from augkd.method.training_state import TrainingState, cpu_copy
 from augkd.models.metrics import evaluate
@@ -140,63 +154,89 @@ def module3_budget(settings: Module3Config, train_size: int) -> StepBudget:
     return step_budget(settings.steps, settings.epochs, train_size, settings.batch_size)
 
 
+def first_share(settings: Module3Config, plan: MethodPlan, train_size: int) -> float | None:
+    """Module 3's first s when its batches mix; None when they don't or s = 1 (x_mix = x)."""
+    if plan.batches != "mixup":
+        return None
+    epochs = module3_budget(settings, train_size).epochs
+    share = mixup_schedule(plan.schedule or settings.schedule, 0, epochs, settings.a, settings.b)
+    return share if share < 1.0 else None
+
+
+@dataclass
+class MixupInputs:
+    """What Module 3 trains (the student) and learns from: the frozen teacher, the splits,
+    the frozen nets that build x_mix (None: no mixing), and the batches' random stream."""
+
+    student: nn.Module
+    teacher: nn.Module
+    normalize: Normalize
+    splits: StudentSplits
+    nets: MixupNets | None
+    rng: torch.Generator
+    precision: MixedPrecision
+    augment: bool = False
+
+
+@dataclass
+class Carried:
+    """What rides along with Module 3's own results."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    """On every report (the stages' timings, the diagnostics ...)."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """On every resume state (what an export needs beside the weights)."""
+
+
 def mixup_reports(
-    student: nn.Module,
-    teacher: nn.Module,
-    normalize: Normalize,
-    splits: StudentSplits,
-    mixup_nets: MixupNets | None,
+    inputs: MixupInputs,
     settings: Module3Config,
     plan: MethodPlan,
-    augment: bool,
-    rng: torch.Generator,
-    precision: MixedPrecision,
-    constant: dict[str, float] | None = None,
+    carried: Carried | None = None,
     resume_state: dict[str, Any] | None = None,
-    state_extra: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> Iterator[Report]:
     """Module 3 (and every baseline's training), one ``Report`` per val pass: the student on
     [x ; x_mix] for the step budget, judged on val every ``val_every`` steps (at epoch ends,
     the last one always); test once, at the best-val weights, after the last. A generator,
-    so that the seeds of one trial can advance in lockstep.
-
-    ``constant`` rides on every report; ``state_extra`` on every resume state."""
+    so that the seeds of one trial can advance in lockstep."""
+    carried = carried or Carried()
+    student, splits, normalize, rng = inputs.student, inputs.splits, inputs.normalize, inputs.rng
     budget = module3_budget(settings, len(splits.train_y))
     optimizer = torch.optim.Adam(
         student.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     training = TrainingState(
-        {"student": student, "optimizer": optimizer, "grad_scaler": precision},
+        {"student": student, "optimizer": optimizer, "grad_scaler": inputs.precision},
         {"batches": rng},
         splits.train_x.device,
     )
+    # The best so far, as resume states keep it (their format: not metric names).
+    start = {"val_acc1": -1.0, "epoch": 0, "step": 0, "student": None}
+    best = BestSoFar(training, "val_acc1", "max", resume_state, start)
     history: list[dict[str, float]] = []
-    best: dict[str, Any] = {"val_acc1": -1.0, "epoch": 0, "step": 0, "student": None}
-    first_epoch, step, seconds = 0, 0, 0.0
+    step, seconds = 0, 0.0
     if resume_state is not None:
-        training.restore(resume_state)
-        history, best = list(resume_state["history"]), resume_state["best"]
-        first_epoch = int(resume_state["epoch"])
-        step, seconds = int(history[-1]["step"]), history[-1]["module3_seconds"]
-        log(f"resuming module 3 after epoch {first_epoch}")
+        history = list(resume_state["history"])
+        step, seconds = int(history[-1][STEP]), history[-1][MODULE3_SECONDS]
+        log(f"resuming module 3 after epoch {best.first_epoch}")
     schedule = plan.schedule or settings.schedule
-    loss_watch = LossWatch("module3.lr", history[0]["train_loss"] if history else None)
+    loss_watch = LossWatch("module3.lr", history[0][TRAIN_LOSS] if history else None)
     watch = StepWatch()
     losses: list[torch.Tensor] = []
-    since_report, started, reported_epoch = 0, time.perf_counter(), first_epoch
-    for epoch in range(first_epoch, budget.epochs):
+    since_report, started, reported_epoch = 0, time.perf_counter(), best.first_epoch
+    for epoch in range(best.first_epoch, budget.epochs):
         share = mixup_schedule(schedule, epoch, budget.epochs, settings.a, settings.b)
         shares = ce_shares(
             plan, settings.teacher_term, settings.ce_share, share, settings.teacher_fade
         )
         steps = budget.steps_in_epoch(epoch)
         epoch_settings = EpochSettings(
-            share, shares, settings.kd_temperature, augment, settings.batch_size, steps
+            share, shares, settings.kd_temperature, inputs.augment, settings.batch_size, steps
         )
         loss = train_epoch(
-            student, teacher, normalize, optimizer, splits.train_x, splits.train_y,
-            epoch_settings, rng, mixup_nets, precision, watch,
+            student, inputs.teacher, normalize, optimizer, splits.train_x, splits.train_y,
+            epoch_settings, rng, inputs.nets, inputs.precision, watch,
         )  # fmt: skip
         losses.append(loss)
         step, since_report = step + steps, since_report + steps
@@ -206,38 +246,38 @@ def mixup_reports(
         train_loss = float(torch.stack(losses).mean())
         watch.check(loss_watch, train_loss, epoch + 1, "Module 3")
         val = evaluate(student, splits.val_x, splits.val_y, normalize)
-        if val["acc1"] > best["val_acc1"]:
-            best = {"val_acc1": val["acc1"], "epoch": epoch + 1, "step": step,
-                    "student": cpu_copy(student.state_dict())}  # fmt: skip
+        best.offer(val["acc1"], epoch + 1,
+                   lambda at=step: {"step": at, "student": cpu_copy(student.state_dict())})  # fmt: skip
         elapsed = time.perf_counter() - started
         seconds += elapsed
+        kept = best.best
         metrics = {
-            "epoch": float(epoch + 1),
-            "epochs": float(budget.epochs),
-            "step": float(step),
-            "steps": float(budget.steps),
-            "train_loss": train_loss,
-            "mixup_share": share,
+            EPOCH: float(epoch + 1),
+            EPOCHS: float(budget.epochs),
+            STEP: float(step),
+            STEPS: float(budget.steps),
+            TRAIN_LOSS: train_loss,
+            MIXUP_SHARE: share,
             **{f"val_{name}": value for name, value in val.items()},
-            "best_val_acc1": best["val_acc1"],
-            "best_epoch": float(best["epoch"]),
-            "best_step": float(best["step"]),
-            "module3_seconds": seconds,
-            "epoch_seconds": elapsed / max(1, epoch + 1 - reported_epoch),
-            **(constant or {}),
+            BEST_VAL_ACC1: kept["val_acc1"],
+            BEST_EPOCH: float(kept["epoch"]),
+            BEST_STEP: float(kept["step"]),
+            MODULE3_SECONDS: seconds,
+            EPOCH_SECONDS: elapsed / max(1, epoch + 1 - reported_epoch),
+            **carried.metrics,
         }
         if last:
-            metrics.update(_test_at_best(student, best["student"], splits, normalize))
+            metrics.update(_test_at_best(student, kept["student"], splits, normalize))
         history.append(metrics)
         log(f"epoch {epoch + 1}/{budget.epochs} step {step}/{budget.steps} s={share:.2f} "
             f"loss {train_loss:.3f} val acc1 {val['acc1']:.1f} "
-            f"(best {best['val_acc1']:.1f} @ step {best['step']})")  # fmt: skip
+            f"(best {kept['val_acc1']:.1f} @ step {kept['step']})")  # fmt: skip
         yield Report(
             metrics,
             list(history),
-            best["student"],
-            lambda e=epoch + 1, h=list(history), b=best: training.capture(
-                epoch=e, history=h, best=b, best_student=b["student"], **(state_extra or {})
+            kept["student"],
+            best.snapshot(
+                epoch + 1, history=list(history), best_student=kept["student"], **carried.state
             ),
         )
         losses, since_report, started = [], 0, time.perf_counter()

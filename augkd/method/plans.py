@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from augkd.basics.methods import Method
+
 
 @dataclass(frozen=True)
 class MethodPlan:
@@ -22,14 +24,21 @@ class MethodPlan:
     """Overrides module3.schedule (``student_only`` means s = 1 throughout)."""
 
 
-METHOD_PLANS: dict[str, MethodPlan] = {
+METHOD_PLANS: dict[Method, MethodPlan] = {
     "augkd": MethodPlan(module1=True, module2=True, batches="mixup"),
+    "ce": MethodPlan(module1=False, module2=False, batches="student", teacher_term="none"),
+    "kd": MethodPlan(module1=False, module2=False, batches="student", teacher_term="both"),
+    "dfkd": MethodPlan(module1=True, module2=False, batches="student", teacher_term="none"),
     "no_anchor": MethodPlan(module1=True, module2=False, batches="mixup"),
     "no_mixup": MethodPlan(module1=True, module2=True, batches="mixup", schedule="student_only"),
-    "kd": MethodPlan(module1=False, module2=False, batches="student", teacher_term="both"),
-    "ce": MethodPlan(module1=False, module2=False, batches="student", teacher_term="none"),
-    "dfkd": MethodPlan(module1=True, module2=False, batches="student", teacher_term="none"),
 }
+"""One plan per name of augkd.basics.methods.METHODS, in its order."""
+
+
+def methods_that(runs: Callable[[MethodPlan], bool]) -> str:
+    """The methods whose plan ``runs`` holds for, as a sentence lists them ("a, b or c")."""
+    names = [name for name, plan in METHOD_PLANS.items() if runs(plan)]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _faded(ce_share: float, share: float, fade: bool) -> float:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from augkd.basics.architectures import TORCHVISION
 from augkd.basics.errors import ModelError
 from augkd.models.layout import fast_layout
 
@@ -108,24 +109,9 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
 CLASSIFIERS: dict[str, Callable[[int, bool, bool], nn.Module]] = {
     "small_cnn": lambda n, _p, _s: SmallCNN(n, (32, 64, 128)),
     "tiny_cnn": lambda n, _p, _s: SmallCNN(n, (16, 32, 64)),
-    **{
-        name: _torchvision(name)
-        for name in (
-            "resnet18",
-            "resnet34",
-            "resnet50",
-            "mobilenet_v2",
-            "mobilenet_v3_small",
-            "mobilenet_v3_large",
-            "shufflenet_v2_x0_5",
-            "shufflenet_v2_x1_0",
-            "efficientnet_b0",
-            "regnet_y_400mf",
-            "vgg11_bn",
-            "wide_resnet50_2",
-        )
-    },
+    **{name: _torchvision(name) for name in TORCHVISION},
 }
+"""One builder per name of augkd.basics.architectures.ARCHITECTURES, in its order."""
 
 
 def build_classifier(

@@ -90,6 +90,13 @@ NODE_CACHE_ENV = "AUGKD_NODE_CACHE"
 them off, so every trial reads object storage directly."""
 
 
+def user_cache_dir() -> Path:
+    """augkd's folder under the user's cache folder: $XDG_CACHE_HOME/augkd, else
+    ~/.cache/augkd (the default stage cache and the node copies live under it)."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser().resolve() / "augkd"
+
+
 def node_cache_dir() -> Path | None:
     """Where this node keeps its copies of stage artifacts and teachers from object storage:
     $AUGKD_NODE_CACHE, else ``augkd/nodes`` under the user's cache folder; None when off."""
@@ -98,8 +105,7 @@ def node_cache_dir() -> Path | None:
         return None
     if chosen:
         return Path(chosen).expanduser().resolve()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home).expanduser().resolve() / "augkd" / "nodes"
+    return user_cache_dir() / "nodes"
 
 
 def _children(uri: str) -> list[tuple[str, set[str]]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from augkd.basics.config import Config
-from augkd.models import generator_channels
+from augkd.method.datafree import datafree_channels
 from augkd.trial.teacher import Teacher
 
 
@@ -31,12 +31,7 @@ class StageKeys:
 def stage_keys(config: Config, teacher: Teacher, with_anchors: bool = True) -> StageKeys:
     """The keys of ``config``'s stages with ``teacher``; ``with_anchors``: whether its method
     trains an AnchorNet (the diagnostics of a method without one are keyed apart)."""
-    normalize = teacher.normalize
-    channels = generator_channels(
-        config.module1.generator_colour,
-        normalize.mean.flatten().tolist(),
-        normalize.std.flatten().tolist(),
-    )
+    channels = datafree_channels(config.module1, teacher.normalize)
     precision = "" if config.precision == "fp32" else f"-{config.precision}"
     grey = "-grey" if channels == 1 else ""
     module1 = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from augkd.models import build_classifier
 from augkd.models.metrics import evaluate
 from augkd.storage.cache import StageCache
 from augkd.storage.files import read_bytes, write_bytes
+from augkd.storage.locations import user_cache_dir
 from augkd.trial.memory import check_fits, estimate_teacher_training
 
 CHECKPOINT_FORMAT = "augkd-teacher-v1"
@@ -54,9 +54,8 @@ class Teacher:
 
 
 def default_cache_root(config: Config) -> str:
-    return config.teacher.cache_dir or os.path.join(
-        os.path.expanduser(os.environ.get("AUGKD_CACHE", "~/.cache/augkd")), "stages"
-    )
+    """teacher.cache_dir, else ``augkd/stages`` under the user's cache folder."""
+    return config.teacher.cache_dir or str(user_cache_dir() / "stages")
 
 
 def teacher_split(n: int) -> dict[str, torch.Tensor]:
@@ -183,39 +182,49 @@ def load_teacher(
     cache: StageCache | None = None,
     on_step: StepHook | None = None,
 ) -> Teacher:
-    """The configured teacher; the built-in benchmark's is trained once and cached
-    (``on_step``: its training's progress)."""
+    """The configured teacher: its checkpoint, or the built-in benchmark's, trained once and
+    cached (``on_step``: its training's progress)."""
     if config.teacher.checkpoint is not None:
         source = config.teacher.checkpoint
-        try:
-            raw = cache.read_source(source) if cache is not None else read_bytes(source)
-        except (FileNotFoundError, OSError) as error:
-            raise ModelError(
-                f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."
-            ) from None
-        try:
-            checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ModelError(
-                f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
-                "with `augkd teacher` (plain tensors and metadata only)."
-            ) from None
-        if _is_state_dict(checkpoint):
-            checkpoint = _with_sidecar(checkpoint, source)
-        return teacher_from_checkpoint(checkpoint, source, device)
+        checkpoint = _read_checkpoint(source, cache)
+    else:
+        source, checkpoint = _built_in_checkpoint(config, device, cache, on_step)
+    return teacher_from_checkpoint(checkpoint, source, device)
+
+
+def _read_checkpoint(source: str, cache: StageCache | None) -> dict[str, Any]:
+    """A teacher checkpoint file, loaded safely; a plain state dict with the YAML beside it."""
+    try:
+        raw = cache.read_source(source) if cache is not None else read_bytes(source)
+    except (FileNotFoundError, OSError) as error:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' cannot be read ({error}); check teacher.checkpoint."
+        ) from None
+    try:
+        checkpoint = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelError(
+            f"Teacher checkpoint '{source}' {why_unloadable(error)}; save the teacher "
+            "with `augkd teacher` (plain tensors and metadata only)."
+        ) from None
+    return _with_sidecar(checkpoint, source) if _is_state_dict(checkpoint) else checkpoint
+
+
+def _built_in_checkpoint(
+    config: Config, device: torch.device, cache: StageCache | None, on_step: StepHook | None
+) -> tuple[str, dict[str, Any]]:
+    """(what to call it, the checkpoint) of the built-in benchmark's teacher."""
     if config.data.source not in BUILT_IN_SOURCES:
         raise ModelError(
             "config key 'teacher.checkpoint' is required for real datasets; train one with "
             "`augkd teacher --config FILE --out teacher.pt`."
         )
-    cache = cache or StageCache(default_cache_root(config))
     key = built_in_teacher_key(config)
+    cache = cache or StageCache(default_cache_root(config))
     checkpoint = cache.get_or_create(
         "teacher", key, lambda: train_teacher(config, device, on_step=on_step)
     )
-    return teacher_from_checkpoint(
-        checkpoint, f"built-in {config.data.source} teacher {key}", device
-    )
+    return f"built-in {config.data.source} teacher {key}", checkpoint
 
 
 def why_unloadable(error: Exception) -> str:
@@ -229,7 +238,8 @@ def why_unloadable(error: Exception) -> str:
 
 def built_in_teacher_key(config: Config) -> str:
     """The stage-cache key of the built-in benchmark's teacher."""
-    return config.digest("teacher") + "-" + _digits_teacher_key(config)
+    digits = _digits_teacher_key(config)
+    return f"{config.digest('teacher')}-{digits}"
 
 
 def _digits_teacher_key(config: Config) -> str:

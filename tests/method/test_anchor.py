@@ -8,6 +8,7 @@ import torch
 from augkd.basics.config import Module2Config
 from augkd.hardware.runtime import Normalize
 from augkd.method.anchor import (
+    AnchorInputs,
     encode,
     module2_budget,
     train_anchor,
@@ -50,6 +51,7 @@ class _Splits:
         self.train_y = torch.arange(train) % 10
         self.val_x = torch.randint(0, 256, (val, 3, 16, 16), generator=generator).byte()
         self.val_y = torch.arange(val) % 10
+        self.class_names = [str(c) for c in range(10)]
 
 
 def test_module2_takes_its_steps_and_keeps_the_anchor_net_with_the_lowest_val_loss():
@@ -58,9 +60,11 @@ def test_module2_takes_its_steps_and_keeps_the_anchor_net_with_the_lowest_val_lo
     teacher = build_classifier("tiny_cnn", 10)
     settings = Module2Config(steps=5, batch_size=16, val_checks=3, val_images=20)
     losses: list[float] = []
+    inputs = AnchorInputs(
+        encoder, generator, teacher, Normalize([0.5] * 3, [0.5] * 3), _Splits(40, 50), 8
+    )
     best = train_anchor(
-        encoder, generator, teacher, Normalize([0.5] * 3, [0.5] * 3), _Splits(40, 50), 10, 8,
-        settings, torch.Generator().manual_seed(1),
+        inputs, settings, torch.Generator().manual_seed(1),
         log=lambda line: losses.append(float(line.rsplit(" ", 1)[-1])),
     )  # fmt: skip
     # 40 images in batches of 16: 3 steps an epoch, so 5 steps are 2 epochs, both judged.

@@ -9,7 +9,7 @@ from torch import nn
 
 from augkd.basics.config import with_overrides
 from augkd.data import as_unit_float, load_student_splits
-from augkd.method.encoder_adapt import adapt_encoder
+from augkd.method.encoder_adapt import AdaptInputs, adapt_encoder
 from augkd.models import Encoder
 from augkd.storage.cache import StageCache
 from augkd.trial.pipeline import run_trial
@@ -51,10 +51,8 @@ def test_adaptation_lowers_reconstruction_error_and_leaves_the_generator_alone(t
     val_x, val_y = as_unit_float(splits.val_x), splits.val_y
     before = _reconstruction_error(encoder, generator, val_x, val_y)
 
-    state = adapt_encoder(
-        encoder, generator, splits.train_x, splits.train_y, config.encoder_adapt,
-        0.0, torch.Generator().manual_seed(1), _quiet,
-    )  # fmt: skip
+    fits = AdaptInputs(encoder, generator, splits.train_x, splits.train_y)
+    state = adapt_encoder(fits, config.encoder_adapt, 0.0, torch.Generator().manual_seed(1), _quiet)
 
     after = _reconstruction_error(encoder, generator, val_x, val_y)
     assert after < 0.5 * before  # on held-out val images, not the ones fitted

@@ -13,7 +13,7 @@ from augkd.data import load_student_splits
 from augkd.hardware.precision import MixedPrecision
 from augkd.hardware.runtime import Normalize
 from augkd.method.guards import LossWatch, StepWatch
-from augkd.method.mixup import mixup_reports
+from augkd.method.mixup import MixupInputs, mixup_reports
 from augkd.method.plans import METHOD_PLANS
 from augkd.models import build_classifier
 
@@ -29,11 +29,11 @@ def test_module3_loss_that_climbs_without_nan_is_the_sentence_nan_gets():
     classes = len(splits.class_names)
     student = build_classifier(config.student.arch, classes, config.data.image_size)
     teacher = build_classifier(config.student.arch, classes, config.data.image_size)
-    reports = mixup_reports(
-        student, teacher, Normalize([0.5] * 3, [0.5] * 3), splits, None, config.module3,
-        METHOD_PLANS["ce"], False, torch.Generator().manual_seed(0),
-        MixedPrecision("fp32", torch.device("cpu")), log=lambda _: None,
+    inputs = MixupInputs(
+        student, teacher, Normalize([0.5] * 3, [0.5] * 3), splits, None,
+        torch.Generator().manual_seed(0), MixedPrecision("fp32", torch.device("cpu")),
     )  # fmt: skip
+    reports = mixup_reports(inputs, config.module3, METHOD_PLANS["ce"], log=lambda _: None)
     with pytest.raises(DivergedError) as diverged:
         next(reports)
     message = str(diverged.value)

@@ -9,8 +9,8 @@ import torch
 from augkd.basics.config import with_overrides
 from augkd.data import load_student_splits
 from augkd.hardware.runtime import seed_everything
-from augkd.method.anchor import train_anchor
-from augkd.method.datafree import train_datafree
+from augkd.method.anchor import AnchorInputs, train_anchor
+from augkd.method.datafree import DatafreeInputs, train_datafree
 from augkd.models import Encoder, Generator, build_student
 from augkd.trial.teacher import load_teacher
 
@@ -21,13 +21,20 @@ class NodeLost(Exception):
     """Stands for the spot node going away right after a progress save."""
 
 
-def _crash_after(epoch: int, saved: dict):
-    def hook(done: int, make_state) -> None:
-        saved["state"] = make_state()
-        if done == epoch:
-            raise NodeLost
+class _Progress:
+    """A stage's progress as the cache keeps it: the state saved after every epoch, and the
+    one a resumed run starts from; the node is lost right after the save of ``lost_after``."""
 
-    return hook
+    def __init__(self, resume_from: dict | None = None, lost_after: int | None = None) -> None:
+        self.saved, self.resume_from, self.lost_after = resume_from, resume_from, lost_after
+
+    def load(self) -> dict | None:
+        return self.resume_from
+
+    def save(self, epoch: int, make_state) -> None:
+        self.saved = make_state()
+        if epoch == self.lost_after:
+            raise NodeLost
 
 
 def _whole_and_resumed(run, lost_after: int) -> tuple[dict, dict, dict]:
@@ -36,11 +43,11 @@ def _whole_and_resumed(run, lost_after: int) -> tuple[dict, dict, dict]:
     seed_everything(5)
     whole = run()
     seed_everything(5)
-    saved: dict = {}
+    lost = _Progress(lost_after=lost_after)
     with pytest.raises(NodeLost):
-        run(on_epoch_end=_crash_after(lost_after, saved))
+        run(lost)
     seed_everything(123)
-    return whole, run(resume_state=saved["state"]), saved["state"]
+    return whole, run(_Progress(resume_from=lost.saved)), lost.saved
 
 
 def _same(a, b) -> None:
@@ -69,12 +76,12 @@ def stage_inputs(tiny_config):
 def test_module1_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_inputs):
     config, teacher = stage_inputs
 
-    def run(**hooks):
+    def run(progress=None):
         student = build_student(config.student, 10)
-        return train_datafree(
-            teacher.model, student, teacher.normalize, 10, config.data.image_size,
-            config.module1, CPU, log=lambda _l: None, **hooks,
-        )  # fmt: skip
+        inputs = DatafreeInputs(
+            teacher.model, teacher.normalize, student, 10, config.data.image_size, CPU
+        )
+        return train_datafree(inputs, config.module1, lambda _l: None, progress)
 
     whole, resumed, progress = _whole_and_resumed(run, lost_after=1)
     assert progress["epoch"] == 1
@@ -91,12 +98,10 @@ def test_module2_resumed_after_a_lost_node_matches_an_uninterrupted_run(stage_in
     generator = Generator(latent, config.data.image_size)
     encoder = Encoder(latent, config.data.image_size, 10)
 
-    def run(**hooks):
+    def run(progress=None):
         rng = torch.Generator().manual_seed(9)
-        return train_anchor(
-            encoder, generator, teacher.model, teacher.normalize, splits, 10, latent,
-            config.module2, rng, log=lambda _l: None, **hooks,
-        )  # fmt: skip
+        inputs = AnchorInputs(encoder, generator, teacher.model, teacher.normalize, splits, latent)
+        return train_anchor(inputs, config.module2, rng, lambda _l: None, progress)
 
     whole, resumed, progress = _whole_and_resumed(run, lost_after=1)
     assert progress["epoch"] == 1

@@ -24,6 +24,7 @@ import torch
 
 from augkd.basics.config import MEMORY_SHARE, load_config, with_overrides
 from augkd.basics.errors import ConfigError, ExitCode, WorkersLostError
+from augkd.hardware.free_memory import host_available_bytes
 from augkd.search.answer.next_steps import mlflow_ui_command
 from augkd.search.prepare.overrides import SearchOptions
 from augkd.search.run.ending import resume_command
@@ -31,7 +32,7 @@ from augkd.search.run.ray_session import check_reachable
 from augkd.search.run.study import open_commands
 from augkd.search.run.trainable import memory_kill_sentence
 from augkd.search.stages.prestage import _get, _sizes, _StageJob
-from augkd.trial.memory import check_config_before_work, estimate_stages, host_available_bytes
+from augkd.trial.memory import check_config_before_work, estimate_stages
 from tests.conftest import ROOT, free_port
 from tests.search.prepare.test_checks import refused  # noqa: F401  (a fixture)
 
