@@ -241,7 +241,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from augkd.basics.config import METHODS
+    from augkd.basics.methods import METHODS
     from augkd.search.answer.racing import add_race_flags
 
     parser = ArgumentParser(prog="augkd", description=__doc__)

@@ -24,10 +24,10 @@ from pydantic import (
     field_validator,
 )
 
+from augkd.basics.architectures import ARCHITECTURES
 from augkd.basics.dotted import set_dotted
 from augkd.basics.errors import ConfigError
-from augkd.basics.names import ARCHITECTURES, Method, TeacherTerm
-from augkd.basics.names import METHODS as METHODS  # until cli.py and evaluate.py import names
+from augkd.basics.methods import Method, TeacherTermName
 
 LOCATION_KEYS = ("teacher.cache_dir",)
 """Keys that say where things are kept, not what they are (left out of digests)."""
@@ -127,7 +127,7 @@ class TeacherConfig(_Section):
     lr: float = Field(2e-3, gt=0)
     cache_dir: str | None = None
     """Where stage artifacts (the built-in teacher, Modules 1 and 2) are cached: a path or
-    URI (default $AUGKD_CACHE/stages, else ~/.cache/augkd/stages). A search records its
+    URI (default $XDG_CACHE_HOME/augkd/stages, else ~/.cache/augkd/stages). A search records its
     <storage>/stage_cache here, so that an exported config re-uses the search's stages.
     A location only: never part of a cache key."""
 
@@ -245,7 +245,7 @@ class Module3Config(_Section):
     kd_temperature: float = Field(1.0, gt=0)
     """tau_kd. The paper's 10 lost 11-13 points to ce on both built-in benchmarks, where
     the teacher is right on 37-51 % of the student domain (docs/benchmarks.md)."""
-    teacher_term: TeacherTerm = "mixed"
+    teacher_term: TeacherTermName = "mixed"
     """Where the teacher's soft targets apply: both halves of [x ; x_mix] (the paper's text),
     the mixed half only (the real half gets CE alone, u = 1), or none (u = 1 everywhere: the
     release's effective training). Baselines keep their meaning (kd distils x, ce never)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from augkd.basics.methods import Method
+from augkd.basics.methods import Method, TeacherTermName
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ TeacherTerm = Callable[[float, float, bool], tuple[float, float]]
 Every sample's loss is u_i CE + (1 - u_i) tau^2 KL (method.md); leaving the teacher out
 of a sample means u_i = 1 there, as method.md defines `none`."""
 
-TEACHER_TERMS: dict[str, TeacherTerm] = {
+TEACHER_TERMS: dict[TeacherTermName, TeacherTerm] = {
     "both": lambda u, s, fade: (u, _faded(u, s, fade)),
     "mixed": lambda u, s, fade: (1.0, _faded(u, s, fade)),
     "none": lambda _u, _s, _fade: (1.0, 1.0),

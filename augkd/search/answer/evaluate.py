@@ -30,10 +30,11 @@ from typing import Any, Literal
 
 import yaml
 
-from augkd.basics.config import METHODS, Config, config_from_dict, with_overrides
+from augkd.basics.config import Config, config_from_dict, with_overrides
 from augkd.basics.dotted import flatten_dotted, get_dotted
 from augkd.basics.errors import ConfigError
 from augkd.basics.eta import RunsProgress
+from augkd.basics.methods import METHODS
 from augkd.basics.metric_names import (
     BEST_EPOCH,
     BEST_VAL_ACC1,
