@@ -48,6 +48,7 @@ def _config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from augkd.basics.config import with_overrides
+    from augkd.basics.seeds import trial_seeds
     from augkd.hardware.runtime import resolve_device
     from augkd.storage.files import write_bytes
     from augkd.storage.outputs import check_file_writable
@@ -61,8 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.cache:
         config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
-    for offset in range(args.seeds):
-        seeded = with_overrides(config, {"seed": config.seed + offset})
+    for seed in trial_seeds(config.seed, args.seeds):
+        seeded = with_overrides(config, {"seed": seed})
         print(f"== {seeded.method} seed {seeded.seed} ==", flush=True)
         result = run_trial(seeded, log=lambda line: print(line, flush=True))
         rows.append({"seed": seeded.seed, **result.metrics})
@@ -206,7 +207,7 @@ def _add_search_arg(parser: argparse.ArgumentParser, tracking: bool = True) -> N
     """--search, and (for the commands that read its MLflow runs) --tracking-uri."""
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
     if tracking:
-        add_tracking_flag(parser, "the MLflow store the search logged to, as python search.py")
+        add_tracking_flag(parser, "the MLflow store the search logged to")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -231,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from augkd.search.records.restore import restore_command
+    from augkd.search.records.backup import restore_command
     from augkd.storage.locations import default_tracking_uri
 
     search = _search_folder(args)

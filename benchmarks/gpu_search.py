@@ -250,6 +250,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     import torch
 
     from augkd.search.run.runner import SearchOptions, run_search
+    from augkd.storage.locations import sqlite_tracking_uri
 
     gpu = not args.tiny
     overrides = list(TINY if args.tiny else RELEASE_SHAPES)
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
             outcome = run_search(
                 SearchOptions(
                     space="fonts", storage=str(folder / "runs"), name="gpu-search",
-                    tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", num_samples=args.trials,
+                    tracking_uri=sqlite_tracking_uri(folder), num_samples=args.trials,
                     overrides=overrides,
                 ),
                 echo=clock.echo,

@@ -58,7 +58,8 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
     """One MLflow run per (candidate, seed) under the search's parent run."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from augkd.search.records.tracking import SEARCH_TAG, TRIAL_TAG, source_tags
+    from augkd.search.records.source_tags import source_tags
+    from augkd.search.records.tracking import SEARCH_TAG, TRIAL_TAG
 
     name = evaluation.search_path.rstrip("/").rsplit("/", 1)[-1]
     client, experiment_id, parent_run_id = find_parent_run(evaluation.search_path, tracking_uri)
