@@ -140,7 +140,8 @@ PHASE_MARKS = {
     "trials_start": "[search] gpu-search: ",
     "trials_end": "[search] leaderboard",
 }
-"""The search's own lines (runner and prestage print them) that mark a phase boundary."""
+"""The search's own lines that mark a phase boundary (run/runner.py and
+stages/before_trials.py print them)."""
 
 
 class PhaseClock:

@@ -1,12 +1,12 @@
 """Before the first trial: a preflight on a worker, then the shared stages (which ones:
-shared_plan.py; the task: stage_task.py; its re-runs: stage_jobs.py).
+prepare/shared_plan.py; the task: stage_task.py; its re-runs: stage_jobs.py).
 
 Both are Ray tasks with a trial's resources, so they land where trials land (a GPU worker,
 not the head) and see what trials see: the data (e.g. on S3), the teacher, the GPU. The
-preflight checks that torch can use the GPU Ray gave it (augkd.hardware.gpu_check) and that every
-bucket prefix the search names can be read (the storage written) in the node's region
-(augkd.search.stages.bucket_access), loads the data, the teacher and the classes, and stops the search with
-one sentence if any of it fails. Then one task per seed produces what every trial would
+preflight checks that torch can use the GPU Ray gave it (augkd.hardware.gpu_check) and that
+every bucket prefix the search names can be read (the storage written) in the node's region
+(stages/bucket_access.py), loads the data, the teacher and the classes, and stops the search
+with one sentence if any of it fails. Then one task per seed produces what every trial would
 otherwise wait for: the decoded data, the built-in teacher, Module 1 (hours at release size)
 and Module 2 — for the base setting when none of its keys are searched, or for every point of
 a small grid when its searched keys are all categorical (then trials share the AnchorNets

@@ -2,7 +2,7 @@
 
 The race's control flow is driven here by a deterministic table of per-seed results (what
 a run returned), so that each ending (resolved, equivalent, --max-seeds) is pinned exactly;
-tests/search/test_evaluate.py runs the same race with real Ray tasks on a real search."""
+tests/search/answer/test_evaluate.py runs the same race with real Ray tasks on a real search."""
 
 from __future__ import annotations
 

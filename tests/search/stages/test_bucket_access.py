@@ -1,6 +1,7 @@
-"""The preflight's reach check (augkd/search/stages/bucket_access.py) against moto's real S3 server: every
-prefix the search names is read (the storage written) with the worker's credentials, in the
-node's region, and what cannot be is one sentence naming the key, the URI and the IAM fix.
+"""The preflight's reach check (augkd/search/stages/bucket_access.py) against moto's real S3
+server: every prefix the search names is read (the storage written) with the worker's
+credentials, in the node's region, and what cannot be is one sentence naming the key, the
+URI and the IAM fix.
 The shipped worker policy (clusters/iam/worker.json) is enforced by moto's IAM."""
 
 from __future__ import annotations
