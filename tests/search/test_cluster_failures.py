@@ -24,6 +24,7 @@ from augkd.basics.errors import AllTrialsFailedError, ExitCode
 from augkd.hardware.gpu_check import LOGICAL_GPUS_ENV, NO_DRIVER
 from augkd.search.records.results import load_results
 from augkd.search.run.runner import SearchOptions, run_search
+from augkd.search.stages.stage_task import stage_task
 from tests.basics.test_exit_codes import one_line
 from tests.search.conftest import assert_nothing_running, local_cluster
 
@@ -146,7 +147,7 @@ def _stage_task_running_on(node) -> bool:
     while pending:
         pid = pending.pop()
         try:
-            if b"ray::_stage_task" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if f"ray::{stage_task.__name__}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
         except OSError:
             pass
