@@ -14,7 +14,12 @@ import sys
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from augkd.basics.entry import ArgumentParser, add_debug_flag, positive_float, positive_int
-    from augkd.search.answer.racing import add_race_flags
+    from augkd.search.flags import (
+        add_address_flag,
+        add_baselines_flag,
+        add_race_flags,
+        add_tracking_flag,
+    )
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="fonts", help="search-space YAML (or a packaged name)")
@@ -24,11 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: $AUGKD_STORAGE, else augkd_runs in the working directory)",
     )  # fmt: skip
     parser.add_argument("--name", help="search name (default: SPACE-TIMESTAMP; --resume: latest)")
-    parser.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $AUGKD_TRACKING_URI, else mlflow.db in the "
-        "working directory)",
-    )
+    add_tracking_flag(parser, "MLflow tracking URI")
     parser.add_argument("--num-samples", type=positive_int, help="number of trials")
     parser.add_argument(
         "--time-budget",
@@ -38,12 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted search")
     parser.add_argument("--smoke-test", action="store_true", help="a tiny complete search")
-    parser.add_argument(
-        "--address",
-        help="the Ray cluster to join: auto (the one `ray start` runs on this machine, as on "
-        "a cluster's head node) or HOST:PORT; default: $RAY_ADDRESS, else a local Ray of "
-        "this search's own",
-    )
+    add_address_flag(parser, "this search's")
     parser.add_argument(
         "--evaluate", type=positive_int, default=None, metavar="K",
         help="after the search, re-run its top K configs and the baselines over fresh seeds "
@@ -54,9 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fresh seeds of --evaluate's first round",
     )  # fmt: skip
     add_race_flags(parser, "--eval-seeds")
-    parser.add_argument(
-        "--baselines", default="ce,kd,dfkd", help="baselines for --evaluate (comma-separated)"
-    )
+    add_baselines_flag(parser)
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a search-space key (sampler.name=random) or a config key "
@@ -104,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             print(format_forecast(estimate_search(options), args.price_per_hour))
             return
         if args.evaluate:
-            from augkd.search.answer.evaluate import parse_baselines, run_evaluation
+            from augkd.search.answer.candidates import parse_baselines
+            from augkd.search.answer.evaluate import run_evaluation
+            from augkd.search.answer.evaluation_table import format_table
             from augkd.search.answer.racing import RaceSettings
 
             baselines = parse_baselines(args.baselines)  # refused before the search starts
@@ -115,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 outcome.search_path, args.evaluate, args.eval_seeds, baselines,
                 outcome.tracking_uri, max_seeds=args.max_seeds, margin=args.margin,
             )  # fmt: skip
-            print(evaluation.table())
+            print(format_table(evaluation))
 
     return run_command(search, debug=args.debug)
 

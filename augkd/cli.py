@@ -13,6 +13,12 @@ from augkd.basics.entry import ArgumentParser, add_debug_flag, positive_int, run
 from augkd.basics.errors import ConfigError
 from augkd.basics.metric_names import REPORTED
 from augkd.basics.seed_stats import format_mean_std, mean_std
+from augkd.search.flags import (
+    add_address_flag,
+    add_baselines_flag,
+    add_race_flags,
+    add_tracking_flag,
+)
 
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
@@ -42,6 +48,7 @@ def _config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from augkd.basics.config import with_overrides
+    from augkd.basics.seeds import trial_seeds
     from augkd.hardware.runtime import resolve_device
     from augkd.storage.files import write_bytes
     from augkd.storage.outputs import check_file_writable
@@ -55,8 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.cache:
         config = with_overrides(config, {"teacher.cache_dir": args.cache})
     rows = []
-    for offset in range(args.seeds):
-        seeded = with_overrides(config, {"seed": config.seed + offset})
+    for seed in trial_seeds(config.seed, args.seeds):
+        seeded = with_overrides(config, {"seed": seed})
         print(f"== {seeded.method} seed {seeded.seed} ==", flush=True)
         result = run_trial(seeded, log=lambda line: print(line, flush=True))
         rows.append({"seed": seeded.seed, **result.metrics})
@@ -196,25 +203,17 @@ SEARCH_HELP = (
 )
 
 
-TRACKING_HELP = (
-    "the MLflow store the search logged to; default: $AUGKD_TRACKING_URI, else mlflow.db in "
-    "the working directory, as python search.py"
-)
-ADDRESS_HELP = (
-    "the Ray cluster to join: auto (the one `ray start` runs on this machine) or HOST:PORT; "
-    "default: $RAY_ADDRESS, else a local Ray of this command's own"
-)
-
-
 def _add_search_arg(parser: argparse.ArgumentParser, tracking: bool = True) -> None:
     """--search, and (for the commands that read its MLflow runs) --tracking-uri."""
     parser.add_argument("--search", default=None, metavar="PATH", help=SEARCH_HELP)
     if tracking:
-        parser.add_argument("--tracking-uri", help=TRACKING_HELP)
+        add_tracking_flag(parser, "the MLflow store the search logged to")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from augkd.search.answer.evaluate import parse_baselines, plan, run_evaluation
+    from augkd.search.answer.candidates import parse_baselines, plan
+    from augkd.search.answer.evaluate import run_evaluation
+    from augkd.search.answer.evaluation_table import format_table
     from augkd.search.answer.racing import RaceSettings
     from augkd.search.run.ray_session import init_ray
 
@@ -228,12 +227,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell,
         max_seeds=args.max_seeds, margin=args.margin,
     )  # fmt: skip
-    print(evaluation.table())
+    print(format_table(evaluation))
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from augkd.search.records.restore import restore_command
+    from augkd.search.records.backup import restore_command
     from augkd.storage.locations import default_tracking_uri
 
     search = _search_folder(args)
@@ -242,7 +241,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from augkd.basics.methods import METHODS
-    from augkd.search.answer.racing import add_race_flags
 
     parser = ArgumentParser(prog="augkd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -300,10 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=positive_int, default=3, help="fresh seeds of the first round"
     )
     add_race_flags(evaluate, "--seeds")
-    evaluate.add_argument(
-        "--baselines", default="ce,kd,dfkd", help="comma-separated methods to compare against"
-    )
-    evaluate.add_argument("--address", help=ADDRESS_HELP)
+    add_baselines_flag(evaluate)
+    add_address_flag(evaluate, "this command's")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     report = commands.add_parser("report", help="write a search's figures as PNG and HTML")
@@ -317,11 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. after `ray down`)",
     )
     _add_search_arg(restore, tracking=False)
-    restore.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="SQLite file to restore the MLflow runs into; it must not hold runs yet "
-        "(default: $AUGKD_TRACKING_URI, else mlflow.db in the working directory)",
+    add_tracking_flag(
+        restore, "SQLite file to restore the MLflow runs into; it must not hold runs yet"
     )
     restore.set_defaults(handler=cmd_restore)
     for command in commands.choices.values():

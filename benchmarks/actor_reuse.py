@@ -20,12 +20,13 @@ from pathlib import Path
 import ray
 
 from augkd.search.run.runner import SearchOptions, run_search
+from augkd.storage.locations import sqlite_tracking_uri
 
 
 def timed_search(space: str, storage: Path, name: str, trials: int, reuse: bool) -> float:
     options = SearchOptions(
         space=space, storage=str(storage), name=name, smoke_test=True, num_samples=trials,
-        tracking_uri=f"sqlite:///{storage}/mlflow.db", address="local",
+        tracking_uri=sqlite_tracking_uri(storage), address="local",
         overrides=["scheduler.name=fifo", f"reuse_actors={str(reuse).lower()}"],
     )  # fmt: skip
     start = time.perf_counter()

@@ -23,6 +23,7 @@ from augkd.search.prepare.estimate import estimate_search, format_forecast
 from augkd.search.records.results import load_results
 from augkd.search.run.ending import compute_spent
 from augkd.search.run.runner import SearchOptions, run_search
+from augkd.storage.locations import sqlite_tracking_uri
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
         options = SearchOptions(
             space=args.space, storage=str(storage), smoke_test=args.smoke_test,
             num_samples=args.num_samples, overrides=args.overrides, address="local",
-            tracking_uri=f"sqlite:///{storage}/mlflow.db",
+            tracking_uri=sqlite_tracking_uri(storage),
         )  # fmt: skip
         started = time.perf_counter()
         forecast = estimate_search(options)

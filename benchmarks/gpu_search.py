@@ -140,7 +140,8 @@ PHASE_MARKS = {
     "trials_start": "[search] gpu-search: ",
     "trials_end": "[search] leaderboard",
 }
-"""The search's own lines (runner and prestage print them) that mark a phase boundary."""
+"""The search's own lines that mark a phase boundary (run/runner.py and
+stages/before_trials.py print them)."""
 
 
 class PhaseClock:
@@ -250,6 +251,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
     import torch
 
     from augkd.search.run.runner import SearchOptions, run_search
+    from augkd.storage.locations import sqlite_tracking_uri
 
     gpu = not args.tiny
     overrides = list(TINY if args.tiny else RELEASE_SHAPES)
@@ -274,7 +276,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
             outcome = run_search(
                 SearchOptions(
                     space="fonts", storage=str(folder / "runs"), name="gpu-search",
-                    tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", num_samples=args.trials,
+                    tracking_uri=sqlite_tracking_uri(folder), num_samples=args.trials,
                     overrides=overrides,
                 ),
                 echo=clock.echo,

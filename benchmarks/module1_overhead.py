@@ -26,7 +26,7 @@ from augkd.hardware.runtime import Normalize, configure_torch, resolve_device
 from augkd.method.datafree import DatafreeNets, build_datafree_nets, train_iteration
 from augkd.method.losses import BatchNormStatistics
 from augkd.models import build_classifier
-from augkd.search.prepare.space import load_space
+from augkd.search.prepare.space_file import load_space
 
 
 def _config(space: str, overrides: list[str]) -> Config:

@@ -42,7 +42,7 @@ from augkd.data import load_student_splits
 from augkd.hardware.runtime import resolve_device
 from augkd.method.budget import StepBudget
 from augkd.method.mixup import module3_budget
-from augkd.search.prepare.space import PACKAGED_SPACES, load_space
+from augkd.search.prepare.space_file import PACKAGED_SPACES, load_space
 from augkd.storage.cache import StageCache
 from augkd.trial.pipeline import run_trial
 from augkd.trial.teacher import default_cache_root

@@ -25,6 +25,7 @@ from augkd.basics.seed_stats import format_mean_std
 from augkd.search.records.results import load_results
 from augkd.search.run.ending import cache_savings
 from augkd.search.run.runner import SearchOptions, run_search
+from augkd.storage.locations import sqlite_tracking_uri
 
 GRID = {
     "module3.a": {
@@ -88,7 +89,7 @@ def main() -> None:
     try:
         for name, path in arms(spaces, args.repeats).items():
             outcome = run_search(SearchOptions(space=str(path), storage=str(storage),
-                                               tracking_uri=f"sqlite:///{out.resolve()}/mlflow.db",
+                                               tracking_uri=sqlite_tracking_uri(out),
                                                name=name),
                                  echo=lambda *a, **k: None)  # fmt: skip
             rows = load_results(outcome.search_path)

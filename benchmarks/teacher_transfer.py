@@ -24,7 +24,7 @@ from augkd.data.digits import SHIFTS
 from augkd.data.types import LabelledImages
 from augkd.hardware.runtime import resolve_device
 from augkd.models.metrics import evaluate, predict_logits
-from augkd.search.prepare.space import PACKAGED_SPACES, load_space
+from augkd.search.prepare.space_file import PACKAGED_SPACES, load_space
 from augkd.trial.teacher import Teacher, load_teacher, teacher_split
 
 BENCHMARKS: dict[str, list[str] | None] = {

@@ -180,7 +180,7 @@ def test_a_wheel_with_only_the_core_dependencies_imports_every_module(core_insta
 def test_search_py_finds_its_space_after_a_non_editable_install(core_install):
     python, env, alone, tmp = (core_install[k] for k in ("python", "env", "alone", "tmp"))
     found = subprocess.run(
-        [python, "-c", "from augkd.search.prepare.space import resolve_space_path as r; "
+        [python, "-c", "from augkd.search.prepare.space_file import resolve_space_path as r; "
          "print(r('office31'))"],
         capture_output=True, text=True, env=env, cwd=alone, check=True,
     ).stdout.strip()  # fmt: skip

@@ -16,7 +16,8 @@ from augkd.report.loading import (
     num,
 )
 from augkd.report.section import Section
-from augkd.search.answer.evaluate import DEFAULTS, WINNER_KEY
+from augkd.search.answer.candidates import DEFAULTS
+from augkd.search.answer.evaluation_files import WINNER_KEY
 from augkd.storage.files import uri_is_file
 from augkd.storage.locations import BASELINES_FILE
 

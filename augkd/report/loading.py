@@ -23,6 +23,7 @@ from augkd.storage.locations import (
     latest_search,
     resolve_search,
     resolve_tracking_uri,
+    sqlite_file,
 )
 
 TOP_K = 3
@@ -181,11 +182,6 @@ def load_search(
             "the search logged to (the `mlflow ui --backend-store-uri` it printed)."
         )
     return data
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def missing_store(uri: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,6 +19,7 @@ from augkd.basics.metric_names import (
 from augkd.report.loading import (
     SearchData,
     error_line,
+    missing_store,
     num,
     param_value,
     ranked,
@@ -74,7 +74,7 @@ def mlflow_runs(data: SearchData) -> Section:
     key = "mlflow_runs"
     uri = data.tracking_uri
     title = f"Child runs in MLflow ({uri})"
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if missing_store(uri):
         return Section(
             key,
             title,

@@ -39,11 +39,26 @@ def default_storage(workdir: str | Path | None = None) -> str:
     return str(path if path.is_absolute() else Path(workdir or Path.cwd()).resolve() / path)
 
 
+SQLITE_PREFIX = "sqlite:///"
+"""How a tracking URI names a SQLite file (MLflow's local store)."""
+
+
 def default_tracking_uri(workdir: str | Path | None = None) -> str:
     """$AUGKD_TRACKING_URI, else ``mlflow.db`` in the working directory."""
     if os.environ.get("AUGKD_TRACKING_URI"):
         return os.environ["AUGKD_TRACKING_URI"]
-    return f"sqlite:///{(Path(workdir or Path.cwd()) / 'mlflow.db').resolve()}"
+    return sqlite_tracking_uri(workdir or Path.cwd())
+
+
+def sqlite_tracking_uri(folder: str | Path) -> str:
+    """The tracking URI of the SQLite store ``mlflow.db`` in ``folder`` (absolute, so that it
+    names the same file from any working directory)."""
+    return f"{SQLITE_PREFIX}{(Path(folder) / 'mlflow.db').resolve()}"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
 
 
 def resolve_tracking_uri(given: str | None, workdir: str | Path | None = None) -> str:

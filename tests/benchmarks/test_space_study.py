@@ -82,7 +82,7 @@ def test_seed_agreement_separates_the_val_splits_noise_from_the_training_seeds()
 
 @pytest.mark.parametrize("regime", ["fonts", "forms"])
 def test_the_study_spaces_hold_every_key_they_do_not_search_at_the_default_spaces_base(regime):
-    from augkd.search.prepare.space import load_space
+    from augkd.search.prepare.space_file import load_space
 
     study = load_space(str(ROOT / "benchmarks" / "spaces" / f"{regime}_study.yaml"))
     default = load_space(regime)

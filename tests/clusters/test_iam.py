@@ -1,6 +1,6 @@
 """clusters/iam/*.json: the policies of the head's and the workers' roles cover every S3 prefix
 docs/cluster.md and clusters/aws.yaml use, and no more than the roles need. (That moto's IAM
-lets the worker policy reach exactly those prefixes is tests/search/test_access.py.)"""
+lets the worker policy reach exactly those prefixes is tests/search/stages/test_bucket_access.py.)"""
 
 from __future__ import annotations
 

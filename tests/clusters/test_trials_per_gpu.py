@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from augkd.search.prepare.space import load_space
+from augkd.search.prepare.space_file import load_space
 from tests.paths import REPO
 
 SPACES = ("office31", "officehome", "visda")

@@ -105,7 +105,7 @@ def test_unknown_teacher_term_is_refused_naming_the_key():
 
 
 def test_every_packaged_space_searches_u_and_the_teacher_term_with_its_fade_under_mixed():
-    from augkd.search.prepare.space import PACKAGED_SPACES, load_space
+    from augkd.search.prepare.space_file import PACKAGED_SPACES, load_space
 
     for path in sorted(PACKAGED_SPACES.glob("*.yaml")):
         space = load_space(path)  # validates every param against the schema
@@ -118,7 +118,7 @@ def test_the_studied_spaces_leave_the_knobs_that_moved_nothing_at_their_defaults
     # docs/benchmarks.md, "What the two studies decide": on fonts and forms the uncertainty
     # temperature, the mixup schedule and tau_kd moved test Acc@1 by less than the noise;
     # Module 3's lr and weight decay and Module 2's steps moved it and are searched.
-    from augkd.search.prepare.space import load_space
+    from augkd.search.prepare.space_file import load_space
 
     inert = {"module2.temperature", "module3.schedule", "module3.a", "module3.b",
              "module3.kd_temperature"}  # fmt: skip

@@ -38,7 +38,7 @@ from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 from augkd.search.run.runner import SearchOptions, run_search
 from augkd.search.run.study import load_study
 from tests.paths import REPO as ROOT
-from tests.search.conftest import trial_results
+from tests.search.conftest import local_cluster, trial_results
 
 EXPERIMENT = "augkd-digits"
 ENDED = {"completed", "pruned"}
@@ -65,28 +65,11 @@ SAFETY_S = 1800.0  # a hang guard for a loaded machine, not a speed limit
 @pytest.fixture(scope="module")
 def cluster(s3_server):
     """Started after the S3 server, so every node inherits AWS_ENDPOINT_URL and credentials."""
-    saved = {k: os.environ.get(k) for k in (*PRINT_PATCH, "AUGKD_TRIAL_THREADS", "RAY_ADDRESS")}
-    os.environ["AUGKD_TRIAL_THREADS"] = "1"  # inherited by the raylets, so by every trial
-    os.environ.update(PRINT_PATCH)
-    os.environ.pop("RAY_ADDRESS", None)
-    if ray.is_initialized():
-        ray.shutdown()  # run_search must join this cluster, not an earlier Ray
-    local = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
-    )
-    try:
+    with local_cluster(PRINT_PATCH) as local:
         for _ in range(2):
             local.add_node(**LOGICAL_NODE)
         local.wait_for_nodes()
         yield local
-    finally:
-        ray.shutdown()
-        local.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +345,7 @@ SHARED_STAGES = ("domain", "module1", "encoder", "module2", "diagnostics")
 """What the tasks before the search produce: Module 2 and its diagnostics once per point
 of the space's Module-2 grid."""
 SMOKE_GRID_POINTS = 2
-"""--smoke-test trims the Module-2 grid to two points (augkd.search.prepare.overrides)."""
+"""--smoke-test trims the Module-2 grid to two points (augkd.search.prepare.request)."""
 
 
 @pytest.mark.slow

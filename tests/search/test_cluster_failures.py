@@ -10,14 +10,12 @@ opted in to logical GPUs (gpu_check.LOGICAL_GPUS_ENV), as the other cluster test
 
 from __future__ import annotations
 
-import os
 import shlex
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import ray
 import torch
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
@@ -26,8 +24,9 @@ from augkd.basics.errors import AllTrialsFailedError, ExitCode
 from augkd.hardware.gpu_check import LOGICAL_GPUS_ENV, NO_DRIVER
 from augkd.search.records.results import load_results
 from augkd.search.run.runner import SearchOptions, run_search
+from augkd.search.stages.stage_task import stage_task
 from tests.basics.test_exit_codes import one_line
-from tests.search.prepare.test_access import _nothing_running
+from tests.search.conftest import assert_nothing_running, local_cluster
 
 SMALL = [
     "teacher.epochs=3",
@@ -41,25 +40,8 @@ HALF_GPU = ["resources.cpu=0.5", "resources.gpu=0.5"]
 
 @pytest.fixture(scope="module")
 def cluster():
-    saved = {k: os.environ.get(k) for k in ("AUGKD_TRIAL_THREADS", "RAY_ADDRESS", LOGICAL_GPUS_ENV)}
-    os.environ["AUGKD_TRIAL_THREADS"] = "1"  # inherited by the raylets, so by every trial
-    os.environ.pop("RAY_ADDRESS", None)
-    os.environ.pop(LOGICAL_GPUS_ENV, None)  # only the nodes that say so opt in
-    if ray.is_initialized():
-        ray.shutdown()  # run_search must join this cluster, not an earlier Ray
-    local = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False}
-    )
-    try:
+    with local_cluster(unset=(LOGICAL_GPUS_ENV,)) as local:  # only nodes that say so opt in
         yield local
-    finally:
-        ray.shutdown()
-        local.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _add(cluster: Cluster, **node_args):
@@ -104,7 +86,7 @@ def test_fake_gpu_node_without_cuda_stops_a_half_gpu_search_before_any_trial(
     ) in line
     assert line.endswith("or set resources.gpu=0 to train on CPU.")
     assert not (tmp_path / "runs" / "nocuda").exists()  # no trial, no Tune experiment
-    _nothing_running(_tracking(tmp_path))
+    assert_nothing_running(_tracking(tmp_path))
 
 
 @pytest.mark.slow
@@ -142,7 +124,7 @@ def test_trials_on_a_gpu_node_that_joined_later_refuse_it_and_the_search_stops(c
     assert {row["status"] for row in rows} == {"failed"}
     assert all(sentence in row["error"] for row in rows), [row["error"] for row in rows]
     assert len(rows) < samples  # stopped, not run to the end
-    _nothing_running(_tracking(tmp_path))
+    assert_nothing_running(_tracking(tmp_path))
 
 
 def _children() -> dict[int, list[int]]:
@@ -165,7 +147,7 @@ def _stage_task_running_on(node) -> bool:
     while pending:
         pid = pending.pop()
         try:
-            if b"ray::_stage_task" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if f"ray::{stage_task.__name__}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
         except OSError:
             pass
@@ -219,7 +201,7 @@ def test_shared_stage_task_that_keeps_losing_its_node_ends_with_the_command_that
     assert argv[:2] == ["python", "search.py"] and "--resume" not in argv  # no Tune run yet
     assert argv[argv.index("--name") + 1] == "spot"
     assert not (storage / "spot").exists()  # no trial started
-    _nothing_running(_tracking(tmp_path))
+    assert_nothing_running(_tracking(tmp_path))
 
     _add(cluster)  # a healthy node
     try:

@@ -15,7 +15,9 @@ from augkd import report
 from augkd.basics.metric_names import TRAIN_LOSS
 from augkd.cli import main as augkd_main
 from augkd.report.loading import history_step, trial_history
-from augkd.search.answer.evaluate import DEFAULTS, plan, run_evaluation
+from augkd.search.answer.candidates import DEFAULTS, plan
+from augkd.search.answer.evaluate import run_evaluation
+from augkd.search.answer.evaluation_table import format_table
 from augkd.search.prepare.space import Objective, recorded_objective, recorded_space
 from augkd.search.records.results import format_leaderboard, load_results, rank
 from augkd.search.records.tracking import TRIAL_TAG
@@ -110,7 +112,7 @@ def test_the_evaluations_winner_has_the_lowest_mean_objective(loss_search):
     rows = pq.read_table(f"{evaluation.search_path}/evaluation.parquet").to_pylist()
     winner_rows = [r for r in rows if r["winner"]]
     assert [r[TRAIN_LOSS] for r in winner_rows] == [min(r[TRAIN_LOSS] for r in rows)]
-    assert "* the winner by mean train_loss (min)" in evaluation.table()
+    assert "* the winner by mean train_loss (min)" in format_table(evaluation)
 
 
 def test_the_defaults_are_evaluated_once_when_a_top_k_trial_is_them(loss_search):
@@ -123,7 +125,7 @@ def test_the_defaults_are_evaluated_once_when_a_top_k_trial_is_them(loss_search)
     )  # fmt: skip
     assert defaults == [first_trial]  # the first trial is the defaults, so no extra run
     assert DEFAULTS not in [c.label for c in evaluation.candidates]
-    header, *lines, note, verdict = evaluation.table().splitlines()
+    header, *lines, note, verdict = format_table(evaluation).splitlines()
     assert "Δ Acc@1 vs defaults (95%)" in header and verdict.startswith("verdict: ")
     assert any(line.startswith(f"{first_trial.label} ({first_trial.trial_id}) = defaults")
                for line in lines)  # fmt: skip

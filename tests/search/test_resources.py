@@ -26,15 +26,15 @@ from augkd.basics.config import MEMORY_SHARE, load_config, with_overrides
 from augkd.basics.errors import ConfigError, ExitCode, WorkersLostError
 from augkd.hardware.free_memory import host_available_bytes
 from augkd.search.answer.next_steps import mlflow_ui_command
-from augkd.search.prepare.overrides import SearchOptions
+from augkd.search.prepare.request import SearchOptions
 from augkd.search.run.ending import resume_command
 from augkd.search.run.ray_session import check_reachable
 from augkd.search.run.study import open_commands
 from augkd.search.run.trainable import memory_kill_sentence
-from augkd.search.stages.prestage import _get, _sizes, _StageJob
+from augkd.search.stages.stage_jobs import StageJob, gather, sizes_of
 from augkd.trial.memory import check_config_before_work, estimate_stages
 from tests.conftest import ROOT, free_port
-from tests.search.prepare.test_checks import refused  # noqa: F401  (a fixture)
+from tests.search.prepare.test_before_ray import refused  # noqa: F401  (a fixture)
 
 CPU = torch.device("cpu")
 
@@ -104,10 +104,10 @@ def test_a_stage_task_killed_for_memory_ends_at_once_naming_its_keys(ray_that_ki
         submitted.append(time.time())
         return _a_stage_that_runs_a_while.remote()
 
-    job = _StageJob("shared-stage (seed 0)", submit, _sizes(config, True, True, True))
+    job = StageJob("shared-stage (seed 0)", submit, sizes_of(config, True, True, True))
     rerun = "python search.py --name 'my search' --storage '/data/a b'"
     with pytest.raises(WorkersLostError) as raised:
-        _get([job], retries=3, rerun=rerun)
+        gather([job], retries=3, rerun=rerun)
     assert len(submitted) == 1  # not run again: the same size would be killed again
     assert str(raised.value) == (
         "Ray killed the shared-stage (seed 0) task for want of memory (Module 1: "
@@ -151,9 +151,9 @@ def test_a_stage_worker_killed_by_sigkill_runs_again_then_ends_naming_its_keys(p
         submitted.append(time.time())
         return _a_stage_the_kernel_kills.remote()
 
-    job = _StageJob("shared-stage (seed 0)", submit, _sizes(config, True, False, False))
+    job = StageJob("shared-stage (seed 0)", submit, sizes_of(config, True, False, False))
     with pytest.raises(WorkersLostError) as raised:
-        _get([job], retries=1, rerun="python search.py --name s")
+        gather([job], retries=1, rerun="python search.py --name s")
     assert len(submitted) == 2  # stage_retries=1: once more, then the sentence
     assert str(raised.value) == (
         "The shared-stage (seed 0) task lost its worker 2 times (stage_retries=1), the last "

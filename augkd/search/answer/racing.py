@@ -11,21 +11,21 @@ are per look: checking after every round makes the stated level somewhat optimis
 the equivalence margin, not a bare p-value, is what lets a race end in "keep the
 defaults".
 
-Pure functions of the runs so far: evaluate.py runs the rounds, this module decides.
+``race`` adds the rounds and asks a ``run_round`` (evaluate.py's Ray tasks) to run them;
+everything else here is a pure function of the runs so far.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
-from augkd.basics.metric_names import TEST_ACC1
-from augkd.basics.seed_stats import CONFIDENCE, PairedDifference, paired_by_seed
-
-if TYPE_CHECKING:
-    from augkd.search.answer.evaluate import Candidate
-    from augkd.search.prepare.space import Objective
+from augkd.basics.seed_stats import CONFIDENCE, PairedDifference
+from augkd.search.answer.candidates import Candidate
+from augkd.search.prepare.space import Objective
 
 Outcome = Literal["better", "worse", "equivalent", "unresolved"]
 Decision = Literal["take the winner", "keep the defaults", "unresolved"]
@@ -57,20 +57,6 @@ class RaceSettings:
             raise ConfigError(f"--margin must be 0 or more points, not {self.margin}.")
         if not 0 < self.level < 1:
             raise ConfigError(f"the confidence level must lie in (0, 1), not {self.level}.")
-
-
-def add_race_flags(parser: Any, first_seeds_flag: str) -> None:
-    """--max-seeds and --margin, declared once for `augkd evaluate` and search.py."""
-    parser.add_argument(
-        "--max-seeds", type=int, default=DEFAULT_MAX_SEEDS,
-        help=f"add fresh seeds in rounds of {RaceSettings.round_seeds} after the first "
-        f"{first_seeds_flag} until the verdict is decided or this many ran",
-    )  # fmt: skip
-    parser.add_argument(
-        "--margin", type=float, default=DEFAULT_MARGIN,
-        help="points of test Acc@1 within which the winner and a reference count as "
-        "equivalent (an interval inside ±margin decides 'keep the defaults')",
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,7 +93,7 @@ def outcome_of(difference: PairedDifference | None, margin: float, level: float)
 
 
 def compare(winner: Candidate, reference: Candidate, settings: RaceSettings) -> Comparison:
-    difference = paired_by_seed(winner.by_seed(TEST_ACC1), reference.by_seed(TEST_ACC1))
+    difference = winner.difference_to(reference)
     return Comparison(
         reference.label,
         difference,
@@ -126,9 +112,7 @@ def clearly_behind(
     for candidate in candidates:
         if candidate is leader:
             continue
-        difference = paired_by_seed(
-            candidate.by_seed(objective.metric), leader.by_seed(objective.metric)
-        )
+        difference = candidate.difference_to(leader, objective.metric)
         if difference is None or difference.seeds < 2:
             continue
         low, high = difference.interval(level)
@@ -255,3 +239,100 @@ def decide(
         f"{on_baseline} {tail}: keep the defaults",
         "keep the defaults",
     )
+
+
+@dataclass
+class Evaluation:
+    """The race's outcome: every candidate's runs, the winner, the best baseline row."""
+
+    search_path: str
+    seeds: list[int]
+    candidates: list[Candidate]
+    winner: Candidate | None
+    best_baseline: Candidate | None
+    objective: Objective = field(default_factory=Objective)
+    verdict: Verdict | None = None
+
+    @property
+    def defaults(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.is_defaults), None)
+
+    def baseline_rows(self) -> dict[str, Candidate]:
+        """Each baseline method's row: the recipe that stayed in the race."""
+        rows: dict[str, Candidate] = {}
+        for candidate in self.candidates:
+            if candidate.is_baseline and candidate.dropped is None:
+                rows.setdefault(candidate.method, candidate)
+        return rows
+
+
+RunRound = Callable[[list[tuple[Candidate, int]]], None]
+"""Runs each (candidate, seed) and appends its outcome to candidate.runs."""
+
+
+def race(
+    candidates: list[Candidate],
+    seed_order: list[int],
+    objective: Objective,
+    settings: RaceSettings,
+    run_round: RunRound,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[int], Verdict]:
+    """Rounds of fresh seeds until the verdict is decided or ``settings.max_seeds`` ran:
+    the first round runs every candidate; then each baseline keeps its recipe with the
+    better val, and searched configs clearly behind the leader on val leave the race."""
+    seeds: list[int] = []
+    round_number = 0
+    while True:
+        round_number += 1
+        count = settings.first_seeds if not seeds else settings.round_seeds
+        new = seed_order[len(seeds) : min(len(seeds) + count, settings.max_seeds)]
+        racing = [c for c in candidates if c.dropped is None]
+        echo(
+            f"[evaluate] round {round_number}: {len(racing)} methods x seeds {new}: "
+            f"{len(racing) * len(new)} runs"
+        )
+        run_round([(c, seed) for c in racing for seed in new])
+        seeds += new
+        if round_number == 1:
+            _keep_better_recipes(candidates, objective)
+        evaluation = judge("", seeds, candidates, objective)
+        verdict = decide(
+            evaluation.winner, evaluation.defaults, evaluation.best_baseline, seeds, settings
+        )
+        if verdict.resolved or len(seeds) >= settings.max_seeds:
+            break
+        searched = [c for c in candidates if c.kind == "searched" and c.dropped is None]
+        for behind in clearly_behind(searched, evaluation.winner, objective, settings.level):
+            behind.dropped = f"round {round_number}: behind {evaluation.winner.label} on val"
+            echo(f"[evaluate] {behind.label} leaves the race ({behind.dropped})")
+        echo(f"[evaluate] after {len(seeds)} seeds: {verdict.sentence}")
+    runs = [r for c in candidates for r in c.runs]
+    spent = sum(float(r.get("run_seconds", 0.0)) for r in runs)
+    return seeds, dataclasses.replace(verdict, runs=len(runs), compute_seconds=spent)
+
+
+def _keep_better_recipes(candidates: list[Candidate], objective: Objective) -> None:
+    """Each baseline method's row is the recipe with the better val; the other leaves."""
+    by_method: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.is_baseline:
+            by_method.setdefault(candidate.method, []).append(candidate)
+    for variants in by_method.values():
+        best = max(variants, key=lambda c: c.score(objective))
+        for other in variants:
+            if other is not best:
+                other.dropped = f"round 1: lower {objective.metric} than {best.label}"
+
+
+def judge(
+    search_path: str, seeds: list[int], candidates: list[Candidate], objective: Objective
+) -> Evaluation:
+    """The winner among the searched configs still racing, and the best baseline row, both
+    by the mean of the search's objective over the fresh seeds (test never chooses)."""
+    racing = [c for c in candidates if c.dropped is None]
+    searched = [c for c in racing if c.kind == "searched"]
+    compared = [c for c in racing if c.is_baseline]
+    winner = max(searched, key=lambda c: c.score(objective), default=None)
+    best_baseline = max(compared, key=lambda c: c.score(objective), default=None)
+    return Evaluation(search_path, seeds, candidates, winner, best_baseline, objective)

@@ -1,10 +1,8 @@
 """``search.py --estimate``: what a search will cost, before it is paid.
 
-It plans the search as the search does (augkd.search.stages.prestage: the same seeds, Module-2 grid
-and stage keys, augkd.trial.stage_keys), then times a few iterations of every stage the search would
-run, on the device, precision and threads its tasks and trials would use: the teacher (when
-the built-in one is not cached), Module 1, the encoder adaptation, Module 2, a Module-3 step
-and a val pass. A stage already in the stage cache costs nothing. The seconds a unit takes
+It calibrates (prepare/calibration.py: the search's stages planned as the search plans
+them, a few iterations of each timed on the device, precision and threads its tasks and
+trials would use; a stage already in the stage cache costs nothing). The seconds a unit takes
 (augkd.basics.eta.Rate) times the units each stage runs give the shared stages' time; the trials'
 time is the trial-steps ASHA is expected to run (augkd.search.prepare.trial_steps) at the measured
 step and val-pass times, spread over ``max_concurrent``. Nothing trains beyond the
@@ -18,46 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from augkd.basics.config import Config, with_overrides
 from augkd.basics.errors import ConfigError
-from augkd.basics.eta import UNITS, Rate, format_duration
+from augkd.basics.eta import UNITS, format_duration
+from augkd.search.prepare.calibration import StageCost, calibrate, calibrate_task
+from augkd.search.prepare.shared_plan import plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
 from augkd.search.prepare.trial_steps import TrialSteps, expected_trial_steps
-from augkd.search.stages.prestage import plan_shared_stages
-
-WARMUP = 1
-"""Untimed iterations before each timed batch of them (allocations, autotuning)."""
-LONG_STEP_S = 5.0
-"""A warm-up call this long is timed as the measurement itself (its warm-up share is small):
-a Module-1 iteration at release shapes on a slow device takes minutes."""
-TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
-"""Timed iterations per stage: enough for a rate within the noise of a shared machine."""
-
-
-@dataclass
-class StageCost:
-    """One artifact the search would produce before its trials (or each trial would)."""
-
-    stage: str
-    label: str
-    key: str | None
-    """Its stage-cache key; None while the teacher it depends on is not trained yet."""
-    cached: bool
-    units: int
-    seconds_per_unit: float
-    peak_mib: float = 0.0
-    """Peak memory while timed (CUDA reserved on a GPU, else process RSS); 0 when cached."""
-    per_trial: bool = False
-    """Not shared: every trial produces its own (once per seed it runs)."""
-
-    @property
-    def seconds(self) -> float:
-        return 0.0 if self.cached else self.units * self.seconds_per_unit
 
 
 @dataclass
@@ -102,322 +70,6 @@ class Forecast:
     @property
     def wall_s(self) -> float:
         return sum(phase.wall_s for phase in self.phases)
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-class _Timer:
-    """Seconds per call of a stage's step, after WARMUP untimed calls, and the stage's peak
-    memory meanwhile (MiB: CUDA's reserved peak on a GPU, else the process's RSS)."""
-
-    def __init__(self, device: Any) -> None:
-        import torch
-
-        self.device = device
-        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        self.peaks: dict[str, float] = {}
-
-    def __call__(self, stage: str, step: Callable[[], Any], count: int) -> float:
-        from augkd.hardware.peaks import PEAK_GPU_RESERVED, PEAK_RSS, peak_memory, reset_peak
-
-        reset_peak(self.device)
-        started = time.perf_counter()
-        for _ in range(WARMUP):
-            step()
-        self.sync()
-        seconds = time.perf_counter() - started
-        if seconds < LONG_STEP_S * WARMUP:  # else the warm-up call is the measurement
-            started = time.perf_counter()
-            for _ in range(count):
-                step()
-            self.sync()
-            seconds = time.perf_counter() - started
-        else:
-            count = WARMUP
-        peaks = peak_memory(self.device)
-        self.peaks[stage] = peaks.get(PEAK_GPU_RESERVED, peaks[PEAK_RSS])
-        return Rate(count, count, seconds).seconds_per_unit
-
-
-def calibrate(
-    space: SearchSpace,
-    cache_root: str,
-    device_name: str,
-    shared_threads: int,
-    trial_threads: int,
-    gpu_ids: list | None = None,
-) -> dict[str, Any]:
-    """Plan the search's stages, look each one up in the cache and time the ones it would
-    run; returns plain data (it may run as a Ray task)."""
-    import torch
-
-    from augkd.data import iterate_batches, load_student_splits
-    from augkd.hardware.precision import AutocastModule, MixedPrecision
-    from augkd.hardware.runtime import Normalize, configure_torch, resolve_device, seed_everything
-    from augkd.method.anchor import anchor_batch_loss, encode, module2_budget
-    from augkd.method.datafree import build_datafree_nets, train_iteration
-    from augkd.method.encoder_adapt import adaptation_step, adaptation_steps_per_epoch
-    from augkd.method.losses import BatchNormStatistics
-    from augkd.method.mixup import EpochSettings, MixupNets, module3_budget, train_epoch
-    from augkd.method.plans import METHOD_PLANS
-    from augkd.models import AnchorNet, build_classifier, build_student, generator_channels
-    from augkd.models.metrics import evaluate
-    from augkd.storage.cache import StageCache
-    from augkd.trial.stage_keys import stage_keys
-    from augkd.trial.teacher import (
-        built_in_teacher_key,
-        load_teacher,
-        teacher_split,
-        teacher_step,
-        teacher_steps_per_epoch,
-    )
-
-    started = time.perf_counter()
-    plan = plan_shared_stages(space)
-    base = with_overrides(space.base_config_object(), {"seed": plan.seeds[0]})
-    device = resolve_device(device_name, gpu_ids)
-    precision = MixedPrecision(base.precision, device)
-    timed = _Timer(device)
-    cache = StageCache(cache_root)
-    configure_torch(trial_threads)  # the preflight task, which trains a built-in teacher
-    seed_everything(base.seed)
-    costs: list[StageCost] = []
-
-    # The teacher: a checkpoint is read as the search reads it; the built-in one is trained
-    # once per data setting (timed here unless cached).
-    teacher = None
-    if base.teacher.checkpoint is not None or cache.contains("teacher", built_in_teacher_key(base)):
-        load_started = time.perf_counter()
-        teacher = load_teacher(base, device, cache)
-        teacher_load_s = time.perf_counter() - load_started
-        model, normalize, classes = teacher.model, teacher.normalize, len(teacher.class_names)
-        if base.teacher.checkpoint is None:
-            costs.append(StageCost("teacher", "built-in", built_in_teacher_key(base), True, 0, 0))
-    else:
-        from augkd.data import load_teacher_domain
-
-        domain = load_teacher_domain(base.data)
-        rows = teacher_split(len(domain))
-        train_rows = torch.cat([rows["train"], rows["val"]])
-        x = domain.images[train_rows].to(device).float() / 255
-        y = domain.labels[train_rows].to(device)
-        normalize = Normalize(
-            x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-        ).to(device)
-        classes = len(domain.class_names)
-        model = build_classifier(base.teacher.arch, classes).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=base.teacher.lr)
-        batches = iter(list(iterate_batches(x, y, 64, torch.Generator().manual_seed(0))) * 8)
-
-        def one_teacher_step() -> None:
-            images, labels = next(batches)
-            teacher_step(model, optimizer, normalize, images, labels)
-
-        model.train()
-        per_step = timed("teacher", one_teacher_step, TIMED["teacher"])
-        units = base.teacher.epochs * teacher_steps_per_epoch(len(y))
-        costs.append(
-            StageCost(
-                "teacher",
-                "built-in",
-                built_in_teacher_key(base),
-                False,
-                units,
-                per_step,
-                timed.peaks["teacher"],
-            )
-        )
-        model.eval().requires_grad_(False)
-        teacher_load_s = 0.0
-    if precision.dtype is not None:
-        model = AutocastModule(model, precision)
-    configure_torch(shared_threads)  # each seed's task of shared stages
-
-    load_started = time.perf_counter()
-    splits = load_student_splits(base.data, base.seed, device, cache)
-    setup_s = teacher_load_s + time.perf_counter() - load_started
-    train_size = len(splits.train_y)
-    method = METHOD_PLANS[base.method]
-    methods = [base.method]
-    if "method" in space.params:
-        methods = list(space.params["method"].choices or [])
-    needs_module1 = any(METHOD_PLANS[m].module1 for m in methods)
-    needs_module2 = any(METHOD_PLANS[m].module2 for m in methods)
-    needs_encoder = base.encoder_adapt.epochs > 0 and (
-        needs_module2 or any(METHOD_PLANS[m].batches == "mixup" for m in methods)
-    )
-
-    # The stages and their keys: as prestage produces them (seed, then grid point).
-    def keys_of(config: Config):
-        return stage_keys(config, teacher, True) if teacher is not None else None
-
-    seeds_configs = [with_overrides(base, {"seed": s, **plan.module2_grid[0]}) for s in plan.seeds]
-    shared: list[tuple[str, str, Config]] = []
-    if plan.module1:
-        for config in seeds_configs:
-            shared.append(("module1", f"seed {config.seed}", config))
-            if plan.encoder:
-                shared.append(("encoder", f"seed {config.seed}", config))
-            if plan.module2:
-                for point in plan.module2_grid:
-                    label = f"seed {config.seed}" + "".join(
-                        f" {k.rsplit('.', 1)[-1]}={v}" for k, v in point.items()
-                    )
-                    shared.append(("module2", label, with_overrides(config, point)))
-    per_trial = []
-    if needs_module1 and not plan.module1:
-        per_trial.append("module1")
-    if needs_encoder and not plan.encoder:
-        per_trial.append("encoder")
-    if needs_module2 and not plan.module2:
-        per_trial.append("module2")
-
-    # Time one iteration of each stage that is to run (never one that is cached).
-    seconds: dict[str, float] = {}
-
-    def units_of(stage: str, config: Config) -> int:
-        if stage == "module1":
-            return config.module1.epochs * config.module1.iters_per_epoch
-        if stage == "encoder":
-            return config.encoder_adapt.epochs * adaptation_steps_per_epoch(
-                train_size, config.encoder_adapt.batch_size
-            )
-        return module2_budget(config.module2, train_size).steps
-
-    planned = []
-    for stage, label, config in shared:
-        keys = keys_of(config)
-        key = None if keys is None else getattr(keys, stage)
-        cached = key is not None and cache.contains(stage, key)
-        planned.append((stage, label, key, cached, units_of(stage, config)))
-    to_time = {stage for stage, *_, cached, _units in planned if not cached} | set(per_trial)
-
-    nets = None
-    if needs_module1:
-        channels = generator_channels(
-            base.module1.generator_colour,
-            normalize.mean.flatten().tolist(),
-            normalize.std.flatten().tolist(),
-        )
-        student = build_student(base.student, classes)
-        nets = build_datafree_nets(
-            model, student, classes, base.data.image_size, base.module1, device, channels
-        )
-        if "module1" in to_time:
-            bn_stats = BatchNormStatistics(model)
-            try:
-                seconds["module1"] = timed(
-                    "module1",
-                    lambda: train_iteration(nets, normalize, bn_stats, base.module1),
-                    TIMED["module1"],
-                )
-            finally:
-                bn_stats.remove()
-        generator, encoder = nets.generator, nets.encoder
-        generator.eval().requires_grad_(False)
-        if "encoder" in to_time:
-            adapt = encoder.__class__(base.module1.latent_size, base.data.image_size, classes)
-            adapt.load_state_dict(encoder.state_dict())
-            adapt.to(device).train()
-            optimizer = torch.optim.Adam(adapt.parameters(), lr=base.encoder_adapt.lr)
-            rng = torch.Generator().manual_seed(0)
-            batches = iter(
-                list(
-                    iterate_batches(
-                        splits.train_x, splits.train_y, base.encoder_adapt.batch_size, rng, True
-                    )
-                )
-                * 8
-            )
-
-            def one_adaptation_step() -> None:
-                images, labels = next(batches)
-                adaptation_step(
-                    adapt, generator, optimizer, images, labels, base.module1.encoder_kl_weight
-                )
-
-            seconds["encoder"] = timed("encoder", one_adaptation_step, TIMED["encoder"])
-        encoder.eval().requires_grad_(False)
-        anchor_net = None
-        if needs_module2:
-            anchor_net = AnchorNet(base.module1.latent_size, classes).to(device)
-        if "module2" in to_time:
-            latents = encode(encoder, splits.train_x, splits.train_y)
-            size = min(base.module2.batch_size, len(latents))
-            optimizer = torch.optim.Adam(anchor_net.parameters(), lr=base.module2.lr)
-            anchor_net.train()
-
-            def one_anchor_step() -> None:
-                loss = anchor_batch_loss(
-                    anchor_net, latents[:size], splits.train_y[:size], generator, model,
-                    normalize, base.module2,
-                )  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-
-            seconds["module2"] = timed("module2", one_anchor_step, TIMED["module2"])
-        if anchor_net is not None:
-            anchor_net.eval().requires_grad_(False)
-        mixup_nets = MixupNets(encoder, generator, anchor_net if method.module2 else None)
-        if base.diagnostics.enabled:  # each trial's own part of the diagnostics (x_mix)
-            from augkd.trial.diagnostics import Judge, mixup_diagnostics
-
-            judge = Judge(
-                model, normalize, splits.val_x, splits.val_y,
-                MixupNets(encoder, generator, anchor_net), splits.class_names,
-            )  # fmt: skip
-            started_diagnostics = time.perf_counter()
-            mixup_diagnostics(judge, base.diagnostics, 0.5)
-            setup_s += time.perf_counter() - started_diagnostics
-    else:
-        mixup_nets = None
-
-    # Module 3: a few optimizer steps and a val pass, with a trial's threads.
-    configure_torch(trial_threads)
-    student = build_student(base.student, classes).to(device)
-    settings = base.module3
-    optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
-    rng = torch.Generator().manual_seed(0)
-    mixing = method.batches == "mixup" and mixup_nets is not None
-    epoch = EpochSettings(
-        0.5, (0.5, 0.5), settings.kd_temperature, base.data.augment, settings.batch_size, 1
-    )
-
-    def module3_steps(count: int) -> None:
-        for _ in range(count):
-            train_epoch(
-                student, model, normalize, optimizer, splits.train_x, splits.train_y, epoch,
-                rng, mixup_nets if mixing else None, precision,
-            )  # fmt: skip
-
-    step_s = timed("module3", lambda: module3_steps(1), TIMED["module3"])
-    val_s = timed("val", lambda: evaluate(student, splits.val_x, splits.val_y, normalize), 1)
-    for stage, label, key, cached, units in planned:
-        peak = timed.peaks.get(stage, 0.0)
-        costs.append(StageCost(stage, label, key, cached, units, seconds.get(stage, 0.0), peak))
-    for stage in per_trial:
-        costs.append(
-            StageCost(stage, "each trial, each seed", None, False, units_of(stage, base),
-                      seconds[stage], timed.peaks.get(stage, 0.0), per_trial=True)
-        )  # fmt: skip
-    budget = module3_budget(settings, train_size)
-    return {
-        "stages": [asdict(cost) for cost in costs],
-        "step_s": step_s,
-        "trial_peak_mib": max(timed.peaks["module3"], timed.peaks["val"]),
-        "val_s": val_s,
-        "setup_s": setup_s,
-        "train_images": train_size,
-        "val_every": settings.val_interval() or budget.steps_per_epoch,
-        "device": str(device),
-        "precision": base.precision,
-        "calibration_s": time.perf_counter() - started,
-    }
-
-
-# --------------------------------------------------------------------------- projection
 
 
 def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -> Forecast:
@@ -522,11 +174,11 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
 
 def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Forecast:
     """Calibrate and project the search ``options`` describe (a prepare.SearchOptions)."""
-    from augkd.search.prepare.overrides import prepare_space
+    from augkd.search.prepare.request import requested_space
     from augkd.search.run.ray_session import requested_address
     from augkd.storage.locations import default_storage, stage_cache_root, storage_root
 
-    space = prepare_space(options)
+    space = requested_space(options)
     cache_root = stage_cache_root(storage_root(options.storage or default_storage()))
     plan_seeds = len(plan_shared_stages(space).seeds)
     trial_threads = max(1, int(space.resources.cpu))
@@ -538,7 +190,7 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
 
         echo(f"[estimate] {init_ray(options.address).summary}")
         task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu)(
-            _calibrate_task
+            calibrate_task
         )
         measured = ray.get(task.remote(space, cache_root, device, trial_threads, trial_threads))
         shared_threads = trial_threads
@@ -556,15 +208,6 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
         shared_threads = max(trial_threads, _cpus() // max(1, plan_seeds))
         measured = calibrate(space, cache_root, device, shared_threads, trial_threads)
     return project(space, measured, shared_threads)
-
-
-def _calibrate_task(
-    space: SearchSpace, cache_root: str, device: str, shared: int, trial: int
-) -> dict[str, Any]:
-    """calibrate() on a worker, with the GPU Ray assigned it."""
-    import ray
-
-    return calibrate(space, cache_root, device, shared, trial, ray.get_gpu_ids())
 
 
 def _cpus() -> int:

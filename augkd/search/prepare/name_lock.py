@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from augkd.basics.errors import ConfigError
-from augkd.storage.cache import LockPlace, election_for
+from augkd.storage.elections import LockPlace, election_for
 from augkd.storage.files import is_file, resolve_filesystem, write_file
 from augkd.storage.locations import RESULTS_FILE
 

@@ -1,28 +1,17 @@
-"""Search spaces: YAML files naming a base config, distributions over config keys,
-the objective, the sampler, ASHA and the resources. Validated before any trial starts."""
+"""Search spaces: what a space names (a base config, distributions over config keys, the
+objective, the sampler, ASHA and the resources; read from YAML by space_file.py), and the
+resolved space recorded beside a search's results, which ranks them afterwards."""
 
 from __future__ import annotations
 
 import json
 import math
-import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from augkd.basics.config import (
-    Config,
-    StrictNumbers,
-    config_from_dict,
-    config_keys,
-    load_config,
-    with_overrides,
-)
-from augkd.basics.dotted import flatten_dotted
-from augkd.basics.errors import ConfigError
+from augkd.basics.config import Config, StrictNumbers, config_from_dict
 from augkd.basics.metric_names import (
     DEFAULT_MODE,
     DEFAULT_OBJECTIVE,
@@ -34,20 +23,6 @@ from augkd.basics.metric_names import (
 )
 from augkd.storage.files import join_uri, read_bytes, uri_is_file, write_bytes
 from augkd.storage.locations import SPACE_FILE
-
-PACKAGED_SPACES = Path(__file__).resolve().parents[3] / "search_spaces"
-"""The checkout's spaces: found by name from any directory (as `ray submit` runs search.py)."""
-
-
-def _installed_space(stem: str) -> Path | None:
-    """A space shipped as package data (augkd.search_spaces) by a non-editable install."""
-    from importlib import resources
-
-    try:
-        found = resources.files("augkd.search_spaces").joinpath(f"{stem}.yaml")
-    except ModuleNotFoundError:
-        return None
-    return Path(str(found)) if found.is_file() else None
 
 
 class _Strict(StrictNumbers):
@@ -194,7 +169,7 @@ class SearchSpace(_Strict):
     otherwise (0: every epoch). A lost node repeats at most this much of a trial."""
     records_minutes: float = Field(5.0, ge=0)
     """With object storage (s3://), how often the driver copies the MLflow store and the
-    Optuna journal into the search folder (augkd.search.records.restore); they are also copied when
+    Optuna journal into the search folder (augkd.search.records.backup); they are also copied when
     the search ends in any way. 0: only then."""
     name_lease_seconds: float = Field(60.0, gt=0)
     """With object storage (s3://), how long a search's hold on its name outlives a driver
@@ -224,11 +199,6 @@ class SearchSpace(_Strict):
 
         budget = module3_budget(self.base_config_object().module3, train_images)
         return self.scheduler.max_steps or budget.steps
-
-    def trial_seeds(self) -> list[int]:
-        """The seeds every trial runs (objective.seeds of them, from the base's seed)."""
-        first = int(self.base_resolved.get("seed", 0))
-        return list(range(first, first + self.objective.seeds))
 
     def rung_objective(self) -> Objective:
         """What ASHA compares at its rungs: the rung metric in its own direction, else the
@@ -283,203 +253,3 @@ def objective_of(space: dict[str, Any] | None) -> Objective:
 def recorded_objective(search_path: str) -> Objective:
     """What ranks the trials of a search that is known only by its path."""
     return objective_of(recorded_space(search_path))
-
-
-def _format(error: ValidationError, source: str, from_command_line: set[str]) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        if key.split(".")[0] in from_command_line:
-            problems.append(f"--set {key}: {item['msg'].removeprefix('Value error, ')}")
-        elif item["type"] == "extra_forbidden":
-            problems.append(f"unknown search-space key '{key}'")
-        else:
-            problems.append(
-                f"search-space key '{key}': {item['msg'].removeprefix('Value error, ')}"
-            )
-    return f"{source}: " + "; ".join(problems) + "."
-
-
-def read_space_file(path: Path) -> dict[str, Any]:
-    """The YAML mapping of a space file, or one sentence on why it is not one."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(
-            f"Search space '{path}' is not valid YAML{line} "
-            f"({getattr(error, 'problem', None) or 'parse error'}); fix the file."
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"Search space '{path}' cannot be read ({error}); check --space."
-        ) from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(
-            f"Search space '{path}' holds a YAML {type(raw).__name__}, not a mapping of "
-            "search-space keys (params, sampler, ...); see search_spaces/digits.yaml."
-        )
-    return raw or {}
-
-
-def load_space(
-    path: str | Path,
-    overrides: dict[str, Any] | None = None,
-    from_command_line: set[str] | None = None,
-) -> SearchSpace:
-    """Read, validate and resolve a search-space YAML (packaged names like 'digits' work).
-    Errors in the top-level keys of ``from_command_line`` blame --set, not the file."""
-    path = resolve_space_path(path)
-    raw = read_space_file(path)
-    raw.update(overrides or {})
-    try:
-        space = SearchSpace.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(
-            _format(error, f"Search space '{path}'", from_command_line or set())
-        ) from None
-    base = load_config(path.parent / space.base_config if space.base_config else None)
-    base = with_overrides(base, flatten_dotted(space.base))
-    space.base_resolved = base.to_dict()
-    validate_params(space, base)
-    return space
-
-
-def resolve_space_path(path: str | Path) -> Path:
-    candidate = Path(path)
-    if candidate.is_file():
-        return candidate
-    for folder in (Path("search_spaces"), PACKAGED_SPACES):
-        named = folder / f"{candidate.stem}.yaml"
-        if named.is_file():
-            return named
-    installed = _installed_space(candidate.stem)
-    if installed is not None:
-        return installed
-    if candidate.is_dir():
-        raise ConfigError(f"Search space '{path}' is a folder; pass --space a YAML file.")
-    raise ConfigError(f"Search space '{path}' does not exist; pass --space with a YAML file path.")
-
-
-def validate_params(space: SearchSpace, base: Config) -> None:
-    """Every param names a real config key, and its extreme values pass the schema."""
-    known = set(config_keys())
-    for key, param in space.params.items():
-        if key not in known:
-            raise ConfigError(
-                f"Search space param '{key}' is not a config key; check its spelling "
-                "against augkd.basics.config (e.g. module2.anchor_weight)."
-            )
-        for value in param.bounds_to_check():
-            try:
-                with_overrides(base, {key: value})
-            except ConfigError as error:
-                raise ConfigError(
-                    f"Search space param '{key}' allows a bad value: {error}"
-                ) from None
-        for other, value in (param.when or {}).items():
-            if other not in space.params:
-                raise ConfigError(
-                    f"Search space param '{key}' is conditional on '{other}', which is not a param."
-                )
-            check_condition(key, other, value, space.params[other])
-    if space.sampler.name == "grid":
-        missing = [key for key, param in space.params.items() if param.grid_values() is None]
-        if missing:
-            raise ConfigError(
-                f"The grid sampler needs a 'grid' list for params {missing}; add one to each."
-            )
-    if space.sampler.name == "nsga2" and space.second_objective is None:
-        raise ConfigError("The nsga2 sampler needs 'second_objective' (e.g. student_params, min).")
-
-
-def can_take(param: Param, value: Any) -> bool:
-    """Whether ``param`` can ever be sampled as ``value`` (a `when:` condition on it)."""
-    if param.type == "categorical":
-        return any(
-            value == choice and isinstance(value, bool) == isinstance(choice, bool)
-            for choice in param.choices or []
-        )
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if param.type == "int" and value != int(value):
-        return False
-    return param.low <= value <= param.high
-
-
-def check_condition(key: str, other: str, value: Any, condition: Param) -> None:
-    """A `when:` value its param can never take means ``key`` is never sampled."""
-    if can_take(condition, value):
-        return
-    if condition.type == "categorical":
-        allowed = f"among its choices {condition.choices}"
-    else:
-        allowed = f"a {condition.type} value in [{condition.low}, {condition.high}]"
-    raise ConfigError(
-        f"Search space param '{key}' is conditional on {other} = {value!r}, which is not "
-        f"{allowed}, so '{key}' would never be sampled; use a value '{other}' can take."
-    )
-
-
-def suggest(space: SearchSpace, trial: optuna.Trial) -> None:
-    """Define-by-run: suggest every param whose condition holds, in file order."""
-    for key, param in space.params.items():
-        if param.when and any(trial.params.get(k) != v for k, v in param.when.items()):
-            continue
-        distribution = param.distribution()
-        SUGGEST[type(distribution)](trial, key, distribution)
-
-
-SUGGEST = {
-    optuna.distributions.CategoricalDistribution: lambda trial, key, d: trial.suggest_categorical(
-        key, d.choices
-    ),
-    optuna.distributions.IntDistribution: lambda trial, key, d: trial.suggest_int(
-        key, d.low, d.high, step=d.step, log=d.log
-    ),
-    optuna.distributions.FloatDistribution: lambda trial, key, d: trial.suggest_float(
-        key, d.low, d.high, step=d.step, log=d.log
-    ),
-}
-
-
-def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
-    settings = space.sampler
-    seed = settings.seed
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    builders = {
-        "tpe": lambda: optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=settings.multivariate,
-            group=settings.multivariate,
-            n_startup_trials=settings.n_startup_trials,
-            constant_liar=True,
-        ),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=settings.n_startup_trials
-        ),
-        # Under ASHA most trials end PRUNED: CMA-ES learns from them at their last value.
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(
-            seed=seed,
-            n_startup_trials=settings.n_startup_trials,
-            consider_pruned_trials=space.scheduler.name == "asha",
-        ),
-        "grid": lambda: optuna.samplers.GridSampler(
-            {key: param.grid_values() for key, param in space.params.items()}, seed=seed
-        ),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-    }
-    return builders[settings.name]()
-
-
-def sampler_warnings(space: SearchSpace) -> list[str]:
-    """Sampler and scheduler pairings that work, but worse than the user may expect."""
-    if space.sampler.name == "gp" and space.scheduler.name == "asha":
-        return [
-            "the GP sampler learns from COMPLETE trials only, and ASHA stops most trials "
-            "early, so GP proposes from few points (close to random search); use "
-            "sampler.name=tpe (which learns from pruned trials) or scheduler.name=fifo"
-        ]
-    return []

@@ -12,10 +12,7 @@ import logging
 import math
 import os
 import re
-import sqlite3
-import subprocess
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,6 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from augkd.basics.dotted import flatten_dotted
-from augkd.basics.errors import ConfigError
 from augkd.basics.metric_names import (
     BEST_EPOCH,
     BEST_VAL_ACC1,
@@ -40,9 +36,11 @@ from augkd.basics.metric_names import (
 from augkd.hardware.peaks import PEAK_MEMORY_KEYS
 from augkd.search.records.model_logging import log_student_model
 from augkd.search.records.results import ResultsTable, param_column
+from augkd.search.records.source_tags import source_tags
 from augkd.search.run.interrupt import interrupt_requested
 from augkd.search.run.optuna_bridge import trial_outcome
 from augkd.search.run.trainable import BEST_STUDENT_FILE, DIAGNOSTICS_DIR, memory_kill_sentence
+from augkd.storage.locations import sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -68,108 +66,11 @@ MLFLOW_STATUS = {
 }
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Refuse a tracking store that cannot be reached, before any trial starts."""
-    if uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
-        except Exception as error:
-            raise ConfigError(
-                f"MLflow tracking server {uri} cannot be reached ({type(error).__name__}); "
-                "start it, or pass --tracking-uri sqlite:///mlflow.db for a local store."
-            ) from None
-        return
-    if uri.startswith("sqlite:///"):
-        _check_sqlite_store(uri, Path(uri.removeprefix("sqlite:///")))
-        return
-    try:
-        MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as error:
-        raise ConfigError(
-            f"Tracking URI {uri} cannot be used ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else ''}); "
-            "pass --tracking-uri sqlite:///mlflow.db or an http:// server."
-        ) from None
-
-
-def _check_sqlite_store(uri: str, database: Path) -> None:
-    """Checked directly: MLflow itself retries a bad SQLite path for minutes."""
-    if database.is_dir():
-        raise ConfigError(
-            f"Tracking URI {uri} names a folder, not a database file; "
-            f"pass e.g. --tracking-uri sqlite:///{database / 'mlflow.db'}."
-        )
-    folder = database.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise ConfigError(
-            f"Tracking URI {uri} points into '{folder}', which is not a writable folder; "
-            "create it or choose another --tracking-uri."
-        )
-    if database.exists():
-        try:
-            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
-                connection.execute("PRAGMA schema_version")
-        except sqlite3.Error as error:
-            raise ConfigError(
-                f"Tracking URI {uri}: '{database}' is not a usable SQLite database ({error}); "
-                "move it aside or choose another --tracking-uri."
-            ) from None
-        if not _sqlite_writable(database):
-            raise ConfigError(
-                f"Tracking URI {uri}: '{database}' is read-only, so no run could be logged; "
-                "make it writable (chmod u+w) or choose another --tracking-uri."
-            )
-
-
-def _sqlite_writable(database: Path) -> bool:
-    """Whether a write to ``database`` would succeed: a table created and rolled back
-    (file modes alone do not say: root writes through them, an immutable file refuses
-    root too). A store another writer holds locked right now counts as writable."""
-    try:
-        with closing(
-            sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=5, isolation_level=None)
-        ) as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("CREATE TABLE augkd_write_probe (x)")
-            connection.execute("ROLLBACK")
-    except sqlite3.Error as error:
-        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-        return code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN)
-    return True
-
-
 def _artifact_location(uri: str) -> str | None:
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent.joinpath("mlartifacts").as_uri()
+    database = sqlite_file(uri)
+    if database is not None:
+        return database.parent.joinpath("mlartifacts").as_uri()
     return None  # a server decides (e.g. its --artifacts-destination on S3)
-
-
-COMMIT_ENV = "AUGKD_GIT_COMMIT"
-"""Set by the launcher where the code has no .git (a cluster node's installed package)."""
-
-
-def git_commit() -> str | None:
-    """The code's commit: $AUGKD_GIT_COMMIT, else git in the package's checkout."""
-    if os.environ.get(COMMIT_ENV):
-        return os.environ[COMMIT_ENV]
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent, check=True,
-        ).stdout.strip() or None  # fmt: skip
-    except Exception:
-        return None
-
-
-def source_tags() -> dict[str, str]:
-    """MLflow's standard source tags, which its UI shows and links."""
-    tags = {"mlflow.source.name": "search.py", "mlflow.source.type": "JOB"}
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    return tags
 
 
 class SearchTracker:

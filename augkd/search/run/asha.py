@@ -46,9 +46,6 @@ class ResumableASHA(AsyncHyperBandScheduler):
             self._replayed.add(trial_id)
         return entries
 
-    def rung_snapshot(self) -> list[tuple[float, dict[str, float]]]:
-        return [(milestone, dict(recorded)) for milestone, recorded in self._brackets[0]._rungs]
-
 
 def _histories_from_table(search_path: str | None) -> dict[str, list[dict]]:
     """Per-epoch history of every trial already in the results table (none on a new search)."""

@@ -24,7 +24,7 @@ from augkd.storage.locations import experiment_name
 from augkd.trial.memory import KILLED_FOR_MEMORY
 
 if TYPE_CHECKING:
-    from augkd.search.prepare.overrides import SearchOptions, SearchPlace
+    from augkd.search.prepare.request import SearchOptions, SearchPlace
     from augkd.search.prepare.space import SearchSpace
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,10 @@
 """Run (or resume) one search: Ray Tune + Optuna + ASHA over AuG-KD trials.
 
-Read top to bottom, these are the search's steps, each in its own module: prepare the
-space and where it writes (prepare), start or join Ray (ray_session), the preflight and
-the shared stages (prestage), build or restore the Tuner (tuner), fit, record how it
-ended (ending), export the best configs and print the next commands (next_steps).
+Read top to bottom, these are the search's steps, each in its own module: the space as
+asked and where it writes (prepare/request), hold its name (prepare/name_lock), start or
+join Ray (run/ray_session), the preflight and the shared stages (stages/before_trials),
+build or restore the Tuner (run/tuner), fit, record how it ended (run/ending), export the
+best configs and print the next commands (answer/next_steps).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from augkd.basics.entry import quiet_libraries
 from augkd.basics.errors import Interrupted
 from augkd.search.answer.next_steps import export_best_configs, print_next_commands
 from augkd.search.prepare.name_lock import hold_search_name
-from augkd.search.prepare.overrides import SearchOptions, SearchPlace, place_search, prepare_space
-from augkd.search.prepare.space import SearchSpace, sampler_warnings
-from augkd.search.records.restore import RecordKeeper, restore_records
+from augkd.search.prepare.request import SearchOptions, SearchPlace, place_search, requested_space
+from augkd.search.prepare.sampler import sampler_warnings
+from augkd.search.prepare.space import SearchSpace
+from augkd.search.records.backup import RecordKeeper, restore_records
 from augkd.search.run.ending import (
     FAILED,
     INTERRUPTED,
@@ -33,9 +35,14 @@ from augkd.search.run.ending import (
 from augkd.search.run.interrupt import CtrlC
 from augkd.search.run.ray_session import check_address, init_ray
 from augkd.search.run.tuner import build_or_restore_tuner
-from augkd.search.stages.prestage import prepare_search
+from augkd.search.stages.before_trials import run_before_trials
 from augkd.storage.files import join_uri
-from augkd.storage.locations import RESULTS_FILE, experiment_name, stage_cache_root
+from augkd.storage.locations import (
+    RESULTS_FILE,
+    experiment_name,
+    sqlite_tracking_uri,
+    stage_cache_root,
+)
 
 __all__ = ["SearchOptions", "SearchOutcome", "run_full_budget_search", "run_search"]
 
@@ -47,7 +54,7 @@ class SearchOutcome:
     rows: list[dict[str, Any]]
     exported: list[Path]
     shared: Any = None
-    """What the preflight found and which shared stages were produced (prestage.SharedStages)."""
+    """What the preflight found and which shared stages were produced (prepare/shared_plan.SharedStages)."""
 
 
 def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
@@ -56,7 +63,7 @@ def run_search(options: SearchOptions, echo=print) -> SearchOutcome:
     quiet_libraries()
     _quiet_tune()
     check_address(options.address)  # an address where no Ray listens: refused first, in seconds
-    space = prepare_space(options, echo)
+    space = requested_space(options, echo)
     place = place_search(options, space)
     with hold_search_name(
         place.search_path, place.name, place.storage, options.resume,
@@ -97,7 +104,7 @@ def run_full_budget_search(
             space=space,
             address="local",  # never $RAY_ADDRESS's cluster
             storage=str(storage),
-            tracking_uri=f"sqlite:///{storage.resolve()}/mlflow.db",
+            tracking_uri=sqlite_tracking_uri(storage),
             num_samples=trials,
             overrides=["sampler.name=random", "scheduler.name=fifo", *overrides],
             **options,
@@ -134,7 +141,7 @@ class _SearchRun:
                     self.options, name, place.storage, place.tracking_uri,
                     resume=self.options.resume,
                 )  # fmt: skip
-                shared = prepare_search(
+                shared = run_before_trials(
                     space, stage_cache_root(place.storage), echo, self.started_locally, again
                 )
                 budget = self.options.time_budget

@@ -1,11 +1,12 @@
-"""The Ray Tune function that runs one trial: resume from Tune's checkpoint, report every
-Module-3 epoch (with a checkpoint when the cadence says so), run on the GPU Ray assigned (CPU
-when none), and end deterministic failures cleanly."""
+"""The Ray Tune function that runs one trial through the search's one trial entry
+(trial_entry.py): resume from Tune's checkpoint, report every Module-3 val pass (with a
+checkpoint when the cadence says so), and end deterministic failures cleanly."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,11 @@ import ray
 import torch
 from ray import tune
 
-from augkd.basics.config import config_from_dict, with_overrides
+from augkd.basics.config import Config, config_from_dict, with_overrides
 from augkd.basics.errors import AugkdError
 from augkd.basics.metric_names import EPOCH, EPOCHS, STEP
-from augkd.hardware.runtime import limit_gpu_memory, resolve_device
 from augkd.search.run.checkpointing import CheckpointCadence
-from augkd.storage.cache import StageCache
-from augkd.trial.pipeline import run_trial
-from augkd.trial.reproduce import pin_run_settings
+from augkd.search.run.trial_entry import run_search_trial, trial_stage_sizes
 
 log = logging.getLogger("augkd.trial")
 
@@ -30,11 +28,6 @@ BEST_STUDENT_FILE = "best_student.pt"
 CONFIG_FILE = "config.yaml"
 DIAGNOSTICS_DIR = "diagnostics"
 """Checkpoint subfolder holding the diagnostics' PNGs (the recorder logs them to MLflow)."""
-
-
-def ray_gpu_ids() -> list | None:
-    """The GPUs Ray assigned to this worker; None outside Ray (then config.device decides)."""
-    return ray.get_gpu_ids() if ray.is_initialized() else None
 
 
 def run_tune_trial(
@@ -48,14 +41,26 @@ def run_tune_trial(
 ) -> None:
     """Tune entry point; ``params`` maps dotted config keys to sampled values; ``seeds``:
     how many seeds (from the config's) the trial runs in lockstep (objective.seeds)."""
-    try:
-        config = with_overrides(config_from_dict(base_config), params)
-        device = resolve_device(config.device, ray_gpu_ids())
-        config = pin_run_settings(config, cache_root, device)
-    except AugkdError as error:
-        tune.report({"failed": 1.0, "error": str(error)})
-        return
-    limit_gpu_memory(device, gpu_share)
+    reporting = partial(_tune_reporting, tuple(checkpoint_steps), checkpoint_minutes)
+    end = run_search_trial(
+        base_config, params, cache_root, gpu_share, seeds, log=log.info, hooks=reporting
+    )
+    if end.error is not None:
+        # Bad input or divergence would fail again on every retry: end the trial here,
+        # recorded as failed, and let the search go on.
+        if end.ran:
+            log.error("trial failed: %s", end.error)
+        tune.report({"failed": 1.0, "error": end.error})
+
+
+def _tune_reporting(
+    checkpoint_steps: tuple[float, ...],
+    checkpoint_minutes: float,
+    config: Config,
+    device: torch.device,
+) -> dict[str, Any]:
+    """run_trial's hooks under Tune: resume from Tune's checkpoint, report every Module-3
+    val pass (with a checkpoint when the cadence says so), keep the diagnostics' pictures."""
     resume_state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -92,18 +97,11 @@ def run_tune_trial(
                 (Path(folder) / CONFIG_FILE).write_text(config.to_yaml())
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    try:
-        run_trial(
-            config, on_epoch=on_epoch, resume_state=resume_state,
-            cache=StageCache(cache_root), log=log.info, device=device,
-            on_diagnostics=lambda found: pictures.update(found.pictures),
-            seeds=[config.seed + k for k in range(seeds)],
-        )  # fmt: skip
-    except AugkdError as error:
-        # Bad input or divergence would fail again on every retry: end the trial here,
-        # recorded as failed, and let the search go on.
-        log.error("trial failed: %s", error)
-        tune.report({"failed": 1.0, "error": str(error)})
+    return {
+        "on_epoch": on_epoch,
+        "resume_state": resume_state,
+        "on_diagnostics": lambda found: pictures.update(found.pictures),
+    }
 
 
 OOM_SIGNS = ("OutOfMemoryError", "running low on memory", "killed by SIGKILL by OOM killer")
@@ -115,8 +113,7 @@ def memory_kill_sentence(
 ) -> str | None:
     """One sentence for a trial whose worker was killed for memory (Tune's traceback
     otherwise), naming the stages and the keys that set their size; None for another error."""
-    from augkd.method.plans import METHOD_PLANS
-    from augkd.trial.memory import KILLED_FOR_MEMORY, stage_sizes, trial_stages
+    from augkd.trial.memory import KILLED_FOR_MEMORY
 
     if not any(sign in error for sign in OOM_SIGNS):
         return None
@@ -124,9 +121,7 @@ def memory_kill_sentence(
         config = with_overrides(config_from_dict(base_config), params)
     except AugkdError:
         return None
-    plan = METHOD_PLANS[config.method]
-    stages = trial_stages(config, plan.module1, plan.module2, plan.batches == "mixup")
     return (
-        f"Ray killed the trial's worker {KILLED_FOR_MEMORY} ({stage_sizes(config, stages)}); "
+        f"Ray killed the trial's worker {KILLED_FOR_MEMORY} ({trial_stage_sizes(config)}); "
         "lower that batch size or max_concurrent (fewer trials at once), then resume the search"
     )

@@ -9,7 +9,8 @@ from typing import Any
 
 from augkd.basics.errors import ConfigError
 from augkd.basics.metric_names import STEP
-from augkd.search.prepare.space import SearchSpace, build_sampler, suggest, write_recorded_space
+from augkd.search.prepare.sampler import build_sampler, suggest
+from augkd.search.prepare.space import SearchSpace, write_recorded_space
 from augkd.storage.locations import experiment_name, stage_cache_root
 
 

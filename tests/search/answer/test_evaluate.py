@@ -9,7 +9,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,17 +18,8 @@ from mlflow.tracking import MlflowClient
 from augkd import report
 from augkd.basics.config import Config
 from augkd.basics.dotted import get_dotted
-from augkd.search.answer.evaluate import (
-    DEFAULTS,
-    EVALUATION_TAG,
-    Candidate,
-    fresh_seeds,
-    paired_difference,
-    parse_baselines,
-    plan,
-    top_k_shortfall,
-)
-from augkd.search.records.results import load_results
+from augkd.search.answer.candidates import DEFAULTS, Candidate
+from augkd.search.answer.evaluation_mlflow import EVALUATION_TAG
 from augkd.search.records.tracking import TRIAL_TAG
 from tests.search.conftest import trial_worker_pids
 
@@ -119,10 +109,11 @@ def test_the_defaults_are_evaluated_once_on_the_same_seeds(evaluated, tiny_searc
     assert "Δ Acc@1 vs ce (95%)" in header and "Δ Acc@1 vs defaults (95%)" in header
     by = {(r["label"], r["seed"]): r["test_acc1"] for r in rows}
     label = defaults[0]["label"]
-    winner_vs_defaults = paired_difference(
-        Candidate("rank1", Config(), "t", [{"seed": s, "test_acc1": by[("rank1", s)]} for s in seeds]),
-        Candidate(label, Config(), None, [{"seed": s, "test_acc1": by[(label, s)]} for s in seeds]),
-    )  # fmt: skip
+    winner_vs_defaults = Candidate(
+        "rank1", Config(), "t", [{"seed": s, "test_acc1": by[("rank1", s)]} for s in seeds]
+    ).difference_to(
+        Candidate(label, Config(), None, [{"seed": s, "test_acc1": by[(label, s)]} for s in seeds])
+    )
     rank1 = next(line for line in lines if line.startswith("rank1"))
     if rank1_is_defaults:
         assert " -  " in rank1  # no difference to itself
@@ -216,7 +207,7 @@ def test_evaluate_prints_a_paired_table_against_the_best_baseline(evaluated):
     theirs = Candidate(
         "ce", Config(), None, [{"seed": s, "test_acc1": by[("ce", s)]} for s in seeds]
     )
-    difference = paired_difference(ours, theirs)
+    difference = ours.difference_to(theirs)
     assert (difference.mean, difference.error, difference.seeds) == pytest.approx(
         (mean, error, len(seeds))
     )
@@ -238,47 +229,3 @@ def test_without_actor_reuse_every_trial_gets_a_fresh_worker_process(tiny_search
     pids = trial_worker_pids(tiny_search["path"])
     assert len(pids) == 3 and all(len(of_trial) == 1 for of_trial in pids.values())
     assert len(set().union(*pids.values())) == 3, pids
-
-
-def test_the_plan_holds_the_top_k_the_defaults_once_and_the_baselines(tiny_search):
-    candidates, seeds = plan(tiny_search["path"], top_k=1, seeds=3, baselines=["ce", "kd"])
-    labels = [c.label for c in candidates]
-    assert labels[0] == "rank1" and seeds == [1, 2, 3]
-    assert [c.method for c in candidates if c.is_baseline][-1] == "kd"
-    assert sum(c.is_defaults for c in candidates) == 1
-    if not candidates[0].is_defaults:
-        assert labels[1] == DEFAULTS
-        space = json.loads(Path(tiny_search["path"], "search_space.json").read_text())
-        assert candidates[1].config.module3.a == space["base_resolved"]["module3"]["a"]
-    # each baseline at its own defaults (the base config, the method changed), and at the
-    # best config's shared recipe when that differs
-    baseline = next(c for c in candidates if c.label == "kd")
-    assert baseline.recipe.startswith("own defaults")
-    defaults = next(c for c in candidates if c.is_defaults).config.to_dict()
-    assert baseline.config.to_dict()["module3"] == defaults["module3"]
-    assert baseline.config.method == "kd"
-
-
-def test_top_k_returns_k_candidates_when_asha_completes_fewer(tiny_search):
-    rows = load_results(tiny_search["path"])
-    completed = sum(r.get("status") == "completed" for r in rows)
-    reported = sum(
-        r.get("status") != "failed" and r.get("history_json") not in (None, "[]") for r in rows
-    )
-    assert completed < reported  # ASHA stopped some: the case this pins
-    candidates, _ = plan(tiny_search["path"], top_k=reported, seeds=1, baselines=["ce"])
-    searched = [c for c in candidates if c.kind == "searched"]
-    assert len(searched) == reported and top_k_shortfall(candidates, reported) is None
-    steps = {c.judged_at for c in searched}
-    assert len(steps) == 1 and steps.pop() > 0  # all judged at one common step
-    # a pruned trial's config is the base with its sampled values
-    assert all(c.config.method == "augkd" for c in searched)
-    note = top_k_shortfall(candidates, reported + 2)
-    assert note and f"only {reported} trial(s)" in note
-
-
-def test_fresh_seeds_skip_the_searchs_and_bad_baselines_are_refused():
-    assert fresh_seeds({0, 2}, 3) == [1, 3, 4]
-    assert parse_baselines("ce, kd") == ["ce", "kd"]
-    with pytest.raises(Exception, match="unknown methods"):
-        parse_baselines("ce,bogus")

@@ -2,7 +2,7 @@
 
 The race's control flow is driven here by a deterministic table of per-seed results (what
 a run returned), so that each ending (resolved, equivalent, --max-seeds) is pinned exactly;
-tests/search/test_evaluate.py runs the same race with real Ray tasks on a real search."""
+tests/search/answer/test_evaluate.py runs the same race with real Ray tasks on a real search."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from augkd.basics.config import Config
 from augkd.basics.errors import ConfigError
 from augkd.basics.seed_stats import PairedDifference
-from augkd.search.answer.evaluate import Candidate, baseline_recipes, race
-from augkd.search.answer.racing import RaceSettings, decide, outcome_of
+from augkd.search.answer.candidates import Candidate, baseline_recipes
+from augkd.search.answer.racing import RaceSettings, decide, outcome_of, race
 from augkd.search.prepare.space import Objective
 from augkd.search.records.results import ranked_at_common_step
 

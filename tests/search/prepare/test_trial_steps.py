@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from augkd.search.prepare.space import load_space
+from augkd.search.prepare.space_file import load_space
 from augkd.search.prepare.trial_steps import expected_trial_steps, steps_per_trial
 
 

@@ -17,7 +17,8 @@ from augkd.basics.config import config_from_dict, config_keys
 from augkd.cli import main as cli_main
 from augkd.data import as_unit_float, load_student_splits
 from augkd.models import build_student
-from augkd.search.records.tracking import COMMIT_ENV, SEARCH_TAG, source_tags
+from augkd.search.records.source_tags import COMMIT_ENV, source_tags
+from augkd.search.records.tracking import SEARCH_TAG
 from augkd.trial.teacher import load_teacher
 
 

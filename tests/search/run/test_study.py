@@ -6,10 +6,8 @@ import shlex
 import subprocess
 import sys
 
-import optuna
 from optuna.trial import TrialState
 
-from augkd.search.prepare.space import load_space, sampler_warnings
 from augkd.search.run.study import journal_path, load_study, open_commands
 
 STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
@@ -54,14 +52,3 @@ def test_the_printed_load_command_opens_the_study(tiny_search):
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert printed.returncode == 0, printed.stderr
     assert "PRUNED" in printed.stdout or "COMPLETE" in printed.stdout
-
-
-def test_gp_under_asha_warns_and_cmaes_learns_from_pruned_trials():
-    from augkd.search.prepare.space import build_sampler
-
-    gp = load_space("digits", {"sampler": {"name": "gp"}})
-    assert "COMPLETE trials only" in sampler_warnings(gp)[0]
-    assert sampler_warnings(load_space("digits")) == []
-    cmaes = build_sampler(load_space("digits", {"sampler": {"name": "cmaes"}}))
-    assert isinstance(cmaes, optuna.samplers.CmaEsSampler)
-    assert cmaes._consider_pruned_trials

@@ -10,7 +10,9 @@ import sys
 import pytest
 import ray
 
-from augkd.basics.errors import ExitCode
+from augkd.basics.errors import ConfigError, ExitCode
+from augkd.search.prepare.request import SearchOptions, requested_space
+from augkd.search.run.runner import run_search
 from tests.basics.test_exit_codes import one_line
 from tests.conftest import ROOT
 
@@ -147,3 +149,29 @@ def test_read_only_tracking_file_is_refused_before_ray(refused, tmp_path):
         f"error: Tracking URI sqlite:///{database}: '{database}' is read-only, so no run could "
         "be logged; make it writable (chmod u+w) or choose another --tracking-uri."
     )
+
+
+def test_unreachable_tracking_server_is_refused_at_start(tmp_path):
+    options = SearchOptions(storage=str(tmp_path), tracking_uri="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        run_search(options)
+    assert not ray.is_initialized()
+
+
+def test_set_added_on_resume_for_a_searched_key_is_refused(tmp_path):
+    """The restored searcher would sample the key and override the --set value; a key the
+    search fixed from its start stays fixed on resume."""
+    from augkd.search.prepare.before_ray import check_fixed_keys_on_resume
+    from augkd.search.prepare.space import write_recorded_space
+
+    started = requested_space(SearchOptions(space="digits"), lambda _: None)
+    write_recorded_space(str(tmp_path), started)
+    again = requested_space(SearchOptions(space="digits", overrides=["module3.a=0.5"]), print)
+    with pytest.raises(ConfigError) as refused:
+        check_fixed_keys_on_resume(again, str(tmp_path))
+    assert str(refused.value) == (
+        "--set module3.a: the search being resumed samples this key, and a resumed search "
+        "keeps its space; drop the --set, or start a new search to fix it."
+    )
+    write_recorded_space(str(tmp_path), again)  # fixed from the start: resumes as it ran
+    check_fixed_keys_on_resume(again, str(tmp_path))

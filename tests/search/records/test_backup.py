@@ -1,4 +1,4 @@
-"""Records that survive the cluster (augkd.search.records.restore): the MLflow store and the Optuna
+"""Records that survive the cluster (augkd.search.records.backup): the MLflow store and the Optuna
 journal are copied into the search's S3 storage while it runs and on every way out, and come
 back when the driver's local copies are lost.
 
@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from augkd.basics.errors import ConfigError, ExitCode
 from augkd.cli import main as augkd_main
-from augkd.search.records.restore import (
+from augkd.search.records.backup import (
     MLFLOW_COPY,
     MLFLOW_DB_ENV,
     RecordKeeper,

@@ -2,7 +2,7 @@
 a cluster start, and leaves no half-made search (no parent run RUNNING) behind.
 
 The space file itself (parse errors, unknown keys, bounds) is checked by
-``prepare_space``; these are the places the search writes and the resources it asks for.
+``requested_space``; these are the places the search writes and the resources it asks for.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from augkd.basics.config import with_overrides
 from augkd.basics.errors import AugkdError, ConfigError
 from augkd.search.prepare.space import SearchSpace, recorded_space
 from augkd.search.records.results import load_results
-from augkd.search.records.tracking import check_tracking_uri
+from augkd.search.records.tracking_store import check_tracking_uri
 from augkd.storage.files import join_uri, uri_is_file
 from augkd.storage.locations import RESULTS_FILE
 from augkd.storage.outputs import check_folder_writable
@@ -63,7 +63,7 @@ def module1_at_once(space: SearchSpace, cpus: int | None = None) -> int:
     when a key Module 1 depends on is searched, one per concurrent trial."""
     import os
 
-    from augkd.search.stages.prestage import plan_shared_stages
+    from augkd.search.prepare.shared_plan import plan_shared_stages
 
     cpus = cpus or os.cpu_count() or 1
     plan = plan_shared_stages(space)

@@ -1,6 +1,7 @@
-"""The preflight's reach check (augkd/search/prepare/access.py) against moto's real S3 server: every
-prefix the search names is read (the storage written) with the worker's credentials, in the
-node's region, and what cannot be is one sentence naming the key, the URI and the IAM fix.
+"""The preflight's reach check (augkd/search/stages/bucket_access.py) against moto's real S3
+server: every prefix the search names is read (the storage written) with the worker's
+credentials, in the node's region, and what cannot be is one sentence naming the key, the
+URI and the IAM fix.
 The shipped worker policy (clusters/iam/worker.json) is enforced by moto's IAM."""
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import time
 import boto3
 import pytest
 import requests
-from mlflow.tracking import MlflowClient
 
 from augkd.basics.errors import AccessError, ExitCode
-from augkd.search.prepare.access import Location, check_locations, named_locations
-from augkd.search.prepare.space import load_space
+from augkd.search.prepare.space_file import load_space
+from augkd.search.stages.bucket_access import Location, check_locations, named_locations
 from augkd.storage.files import write_bytes
 from tests.basics.test_exit_codes import one_line
 from tests.conftest import ROOT, free_port
+from tests.search.conftest import assert_nothing_running
 
 NODE = "node test (host, 127.0.0.1)"
 
@@ -214,13 +215,4 @@ def test_search_with_an_unreadable_data_bucket_stops_before_any_trial(
     )
     assert "(bucket 'no-such-bucket' does not exist)" in line
     assert not (tmp_path / "runs" / "nobucket").exists()  # no trial, no Tune experiment
-    _nothing_running(tracking_uri)
-
-
-def _nothing_running(tracking_uri: str) -> None:
-    client = MlflowClient(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    running = (
-        client.search_runs(experiments, "attributes.status = 'RUNNING'") if experiments else []
-    )
-    assert not running, [r.info.run_name for r in running]
+    assert_nothing_running(tracking_uri)

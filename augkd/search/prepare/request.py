@@ -12,13 +12,14 @@ from typing import Any
 from augkd.basics.config import parse_override
 from augkd.basics.dotted import flatten_dotted, get_dotted, set_dotted
 from augkd.basics.errors import ConfigError
-from augkd.search.prepare.checks import (
+from augkd.search.prepare.before_ray import (
     check_before_ray,
     check_fixed_keys_on_resume,
     check_memory_before_ray,
     check_resumable,
 )
-from augkd.search.prepare.space import SearchSpace, load_space, read_space_file, resolve_space_path
+from augkd.search.prepare.space import SearchSpace
+from augkd.search.prepare.space_file import load_space, read_space_file, resolve_space_path
 from augkd.storage.files import join_uri
 from augkd.storage.locations import (
     default_storage,
@@ -90,7 +91,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def prepare_space(options: SearchOptions, echo: Callable[[str], None] = print) -> SearchSpace:
+def requested_space(options: SearchOptions, echo: Callable[[str], None] = print) -> SearchSpace:
     """Load and validate the space with every override; fails before Ray starts. A --set
     of a key the space searches fixes it (said on ``echo``): the base would lose to the
     sampled value otherwise, silently."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from augkd.basics.errors import ConfigError
 from augkd.search.run.study import STUDY_FILE, journal_path
 from augkd.storage.files import join_uri, read_bytes, uri_is_file, write_bytes
+from augkd.storage.locations import sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ head sets it in ~/.augkd_env), so that the driver can copy the server's store.""
 
 def sqlite_store(tracking_uri: str) -> Path | None:
     """The SQLite file holding the tracking store, when the driver can reach it."""
-    if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri.removeprefix("sqlite:///"))
+    database = sqlite_file(tracking_uri)
+    if database is not None:
+        return database
     behind_server = os.environ.get(MLFLOW_DB_ENV)
     if tracking_uri.startswith(("http://", "https://")) and behind_server:
         return Path(behind_server).expanduser()
@@ -237,8 +239,8 @@ def restore_command(search_path: str, tracking_uri: str, echo: Callable[[str], N
             f"--search '{search_path}' is a local folder, whose records are already local; "
             "pass the s3:// search folder that `python search.py` wrote."
         )
-    database = sqlite_store(tracking_uri)
-    if database is None or not tracking_uri.startswith("sqlite:///"):
+    database = sqlite_file(tracking_uri)
+    if database is None:
         raise ConfigError(
             f"--tracking-uri {tracking_uri} is not a SQLite file; pass e.g. "
             "--tracking-uri sqlite:///mlflow.db to restore the search's MLflow runs into it."

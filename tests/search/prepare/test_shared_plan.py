@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
-import pytest
-
 from augkd.basics.dotted import get_dotted
-from augkd.search.prepare.space import load_space
-from augkd.search.stages.prestage import plan_shared_stages
+from augkd.search.prepare.shared_plan import plan_shared_stages
+from augkd.search.prepare.space_file import load_space
 
 
 def _plan(params: dict, base: dict | None = None):
@@ -66,17 +62,17 @@ def test_a_conditional_module2_key_is_not_shared():
 
 
 def test_a_grid_too_large_to_train_up_front_is_left_to_the_trials(monkeypatch):
-    from augkd.search.stages import prestage
+    from augkd.search.prepare import shared_plan
 
-    monkeypatch.setattr(prestage, "MAX_SHARED_ANCHOR_NETS", 5)
+    monkeypatch.setattr(shared_plan, "MAX_SHARED_ANCHOR_NETS", 5)
     plan = _plan(GRID)
     assert not plan.module2 and "6 points" in plan.notes[0]
 
 
 def test_the_smoke_test_trains_two_anchor_nets_including_the_base_setting():
-    from augkd.search.prepare.overrides import SearchOptions, prepare_space
+    from augkd.search.prepare.request import SearchOptions, requested_space
 
-    space = prepare_space(SearchOptions(space="fonts", smoke_test=True))
+    space = requested_space(SearchOptions(space="fonts", smoke_test=True))
     plan = plan_shared_stages(space)
     assert plan.module2 and len(plan.module2_grid) == 2
     base = {key: get_dotted(space.base_resolved, key) for key in plan.module2_grid[0]}
@@ -86,29 +82,5 @@ def test_the_smoke_test_trains_two_anchor_nets_including_the_base_setting():
 def test_every_seed_a_trial_averages_over_gets_its_shared_stages():
     space = load_space("digits", {"params": GRID, "objective": {"seeds": 3}})
     plan = plan_shared_stages(space)
-    assert plan.seeds == [0, 1, 2] and space.trial_seeds() == [0, 1, 2]
+    assert plan.seeds == [0, 1, 2]
     assert plan.module2 and len(plan.module2_grid) == 6  # per seed
-
-
-@pytest.mark.slow
-def test_the_shared_stages_show_their_progress_in_a_log(local_ray, tmp_path):
-    """Not a terminal (as in `ray job logs`): each stage of each task, from the teacher on,
-    gets a line as it starts and one as it ends, through the stage cache's progress files."""
-    from augkd.search.prepare.overrides import SearchOptions, prepare_space
-    from augkd.search.stages.prestage import prepare_search
-    from tests.conftest import TINY_SEARCH
-
-    space = prepare_space(SearchOptions(space="digits", smoke_test=True, overrides=TINY_SEARCH))
-    lines: list[str] = []
-    prepare_search(space, str(tmp_path / "stages"), lines.append, local_cluster=True)
-    for stage, unit in [("teacher", "steps"), ("module1", "iterations"), ("encoder", "steps")]:
-        assert any(
-            re.fullmatch(rf"\[search\] {stage} \(seed 0\): (\d+)/\1 {unit}, done in .+", line)
-            for line in lines
-        ), lines
-    anchors = [line for line in lines if line.startswith("[search] module2 (seed 0")]
-    assert len([line for line in anchors if "done in" in line]) == 2  # the grid's two points
-    producing = next(i for i, line in enumerate(lines) if "producing shared stages" in line)
-    first_module1 = next(i for i, line in enumerate(lines) if "module1 (seed 0)" in line)
-    assert producing < first_module1
-    assert not list((tmp_path / "stages" / ".live").glob("*/*.json"))  # the files are gone
