@@ -23,7 +23,7 @@ from typing import Any
 
 from augkd.basics.config import Config, config_from_dict, with_overrides
 from augkd.basics.errors import PreflightError
-from augkd.basics.eta import LinePrinter, ProgressFiles
+from augkd.basics.eta import LinePrinter
 from augkd.hardware.peaks import PEAK_GPU_RESERVED, PEAK_RSS
 from augkd.search.prepare.shared_plan import SharedStages, plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
@@ -31,6 +31,7 @@ from augkd.search.stages.bucket_access import Location, named_locations
 from augkd.search.stages.stage_jobs import StageJob, gather, sizes_of
 from augkd.search.stages.stage_task import stage_task
 from augkd.storage.locations import storage_of_stage_cache
+from augkd.storage.progress_files import ProgressFiles
 
 
 def _check_fits(space: SearchSpace, available: dict[str, float]) -> None:

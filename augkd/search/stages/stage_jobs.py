@@ -11,7 +11,7 @@ from typing import Any
 
 from augkd.basics.config import Config
 from augkd.basics.errors import WorkersLostError
-from augkd.basics.eta import ProgressFiles
+from augkd.storage.progress_files import ProgressFiles
 from augkd.trial.memory import KILLED_FOR_MEMORY, stage_sizes
 
 LOST_WORKER = {

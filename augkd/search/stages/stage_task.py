@@ -30,12 +30,12 @@ def stage_task(
     ``progress``: (prefix, label) of the files its stages' progress goes to (augkd.basics.eta)."""
     import ray
 
-    from augkd.basics.eta import ProgressFile
     from augkd.hardware.gpu_check import gpu_stack, node_label
     from augkd.hardware.peaks import peak_memory, reset_peak
     from augkd.hardware.precision import MixedPrecision
     from augkd.hardware.runtime import configure_torch, limit_gpu_memory, resolve_device
     from augkd.storage.cache import StageCache
+    from augkd.storage.progress_files import ProgressFile
     from augkd.trial.pipeline import check_memory, load_inputs, produce_shared_stages
 
     summary: dict[str, Any] = {}
