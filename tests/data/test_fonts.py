@@ -3,14 +3,11 @@ and scarce-label splits (data.train_per_class)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import sklearn.datasets
 import torch
 
 from augkd.basics.errors import DataError
-from augkd.data import fonts as fonts_module
 from augkd.data import per_class_split_indices
 from augkd.data.fonts import font_files, load_fonts_domain, render_digit
 from tests.data.images import image_hashes
@@ -29,16 +26,6 @@ def test_only_fonts_that_draw_digits_are_used_in_sorted_order():
     assert "DejaVuSans.ttf" in names and "DejaVuSerif-BoldItalic.ttf" in names
     for symbol_font in ("cmex10.ttf", "cmsy10.ttf", "LastResortHE-Regular.ttf", "STIXNonUni.ttf"):
         assert symbol_font not in names
-
-
-def test_printed_domain_is_deterministic_and_balanced(few_renders):
-    first = load_fonts_domain("printed", 16)
-    fonts_module._printed.cache_clear()
-    again = load_fonts_domain("printed", 16)
-    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
-    assert first.images.shape == (200, 3, 16, 16) and first.images.dtype == torch.uint8
-    assert torch.bincount(first.labels).tolist() == [20] * 10
-    assert len(image_hashes(first.images)) == 200  # every render differs
 
 
 def test_each_rendering_option_changes_the_image():
@@ -70,15 +57,6 @@ def test_domains_share_no_image_and_rendering_never_reads_sklearn(few_renders, m
         printed = load_fonts_domain("printed", 16)
     handwritten = load_fonts_domain("handwritten", 16)
     assert not image_hashes(printed.images) & image_hashes(handwritten.images)
-
-
-def test_both_domains_load_without_the_network(few_renders, monkeypatch):
-    def no_network(*_args, **_kwargs):
-        raise OSError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    assert len(load_fonts_domain("printed", 16)) == 200
-    assert len(load_fonts_domain("handwritten", 16)) == 1797
 
 
 def test_too_many_labels_per_class_is_refused_naming_the_key():

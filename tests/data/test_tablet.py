@@ -3,12 +3,8 @@ that judges the search. Deterministic, no download, disjoint domains, its sizes 
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
-import torch
 
-from augkd.data import tablet as tablet_module
 from augkd.data.tablet import (
     ALLOGRAPHS,
     STUDENT_DOMAIN,
@@ -24,26 +20,6 @@ TABLET_DATA = [
     "data.student_domain=pen",
     "data.train_per_class=15",
 ]
-
-
-def test_pen_domain_is_deterministic_balanced_and_every_image_differs(few_pens):
-    first = load_tablet_domain(STUDENT_DOMAIN, 16)
-    tablet_module._pen.cache_clear()
-    again = load_tablet_domain(STUDENT_DOMAIN, 16)
-    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
-    assert first.images.shape == (120, 3, 16, 16) and first.images.dtype == torch.uint8
-    assert torch.bincount(first.labels).tolist() == [12] * 10
-    assert len(image_hashes(first.images)) == 120
-    assert first.class_names == [str(d) for d in range(10)]
-
-
-def test_the_pen_domain_needs_no_network(few_pens, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the tablet benchmark tried to reach the network")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    assert len(load_tablet_domain(STUDENT_DOMAIN, 16)) == 120
 
 
 def test_no_pen_image_is_in_a_teacher_domain(few_pens):
