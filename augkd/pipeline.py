@@ -81,6 +81,7 @@ def run_trial(
     device: torch.device | None = None,
     on_diagnostics: Callable[[Diagnostics], None] | None = None,
     seeds: Sequence[int] | None = None,
+    on_step: StepHook | None = None,
 ) -> TrialResult:
     """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
     config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
@@ -90,7 +91,8 @@ def run_trial(
     ``seeds``: the same settings on each of these seeds (splits, stages, student), advanced
     in lockstep; every report then carries each metric's mean over the seeds (the objective
     averaged: a winner picked on one seed's val is often picked on noise) and each seed's own
-    val and test as ``<metric>_seed<k>``. Default: ``config.seed`` alone."""
+    val and test as ``<metric>_seed<k>``. Default: ``config.seed`` alone. ``on_step``: the
+    progress of every stage it trains before Module 3 (augkd.eta)."""
     started = time.perf_counter()
     configure_torch(config.threads)
     device = device or resolve_device(config.device)
@@ -98,7 +100,9 @@ def run_trial(
     seeds = list(seeds) if seeds else [config.seed]
     if len(seeds) == 1:
         cache = cache or StageCache(default_cache_root(config))
-        run = _SeedRun.start(config, cache, device, log, resume_state, on_diagnostics, started)
+        run = _SeedRun.start(
+            config, cache, device, log, resume_state, on_diagnostics, started, on_step
+        )
         for report in run.reports:
             report.metrics.update(peak_memory(device))
             if on_epoch is not None:
@@ -113,7 +117,9 @@ def run_trial(
     for index, (seed, state) in enumerate(zip(seeds, resumed["seeds"], strict=True)):
         seeded = with_overrides(config, {"seed": seed})
         hook = on_diagnostics if index == 0 else None
-        runs.append(_SeedRun.start(seeded, StageCache(root), device, log, state, hook, started))
+        runs.append(
+            _SeedRun.start(seeded, StageCache(root), device, log, state, hook, started, on_step)
+        )
     history = list(resumed["history"])
     for reports in zip(*(run.reports for run in runs), strict=True):
         history.append(merge_seed_metrics([report.metrics for report in reports], seeds))
@@ -182,8 +188,9 @@ class _SeedRun:
         resume_state: dict[str, Any] | None,
         on_diagnostics: Callable[[Diagnostics], None] | None,
         started: float,
+        on_step: StepHook | None = None,
     ) -> _SeedRun:
-        trial = prepare_trial(config, cache, log, device)
+        trial = prepare_trial(config, cache, log, device, on_step)
         diagnostics = None
         if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
             start = time.perf_counter()
@@ -202,14 +209,16 @@ def prepare_trial(
     cache: StageCache,
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
+    on_step: StepHook | None = None,
 ) -> PreparedTrial:
-    """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3."""
+    """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3;
+    ``on_step``: the progress of each stage it trains."""
     device = device or resolve_device(config.device)
     precision = MixedPrecision(config.precision, device)
-    teacher, splits = load_inputs(config, cache, device, precision)
+    teacher, splits = load_inputs(config, cache, device, precision, on_step)
     plan = METHOD_PLANS[config.method]
     check_memory(config, plan, teacher, splits, device, cache)
-    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log)
+    stages = _prepare_stages(config, plan, teacher, splits, cache, device, log, on_step)
     return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
 
 

@@ -33,12 +33,14 @@ import yaml
 from augkd.config import METHODS, Config, config_from_dict, with_overrides
 from augkd.dotted import flatten_dotted, get_dotted
 from augkd.errors import ConfigError
-from augkd.eta import RunsProgress
+from augkd.eta import LinePrinter, ProgressFiles, RunsProgress
 from augkd.locations import BASELINES_FILE, EVALUATION_FILE, SPACE_FILE
 from augkd.metric_names import (
     BEST_EPOCH,
     BEST_VAL_ACC1,
     REPORTED,
+    STEP,
+    STEPS,
     TEST_ACC1,
     TEST_ACC3,
     TEST_ACC5,
@@ -255,12 +257,19 @@ def _resources(search_path: str) -> dict[str, float]:
     return {"cpu": float(resources.get("cpu", 1.0)), "gpu": float(resources.get("gpu", 0.0))}
 
 
-def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, Any]:
-    """A Ray task: one full run; bad input comes back as an error, not an exception."""
+def _run_one(
+    config_dict: dict[str, Any],
+    kept: tuple[str, ...],
+    progress: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Ray task: one full run; bad input comes back as an error, not an exception.
+    ``progress``: (prefix, label) of the files its stages' progress goes to (augkd.eta), as
+    a shared-stage task's; Module 3's at each val pass."""
     import ray
 
     from augkd.cache import StageCache
     from augkd.errors import AugkdError
+    from augkd.eta import ProgressFile
     from augkd.pipeline import run_trial
     from augkd.reproduce import pin_run_settings
     from augkd.runtime import resolve_device
@@ -271,7 +280,18 @@ def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, An
     try:
         device = resolve_device(config.device, ray.get_gpu_ids())
         config = pin_run_settings(config, cache_root, device)
-        result = run_trial(config, cache=StageCache(cache_root), log=lambda _: None, device=device)
+        cache = StageCache(cache_root)
+        on_step, on_epoch = None, None
+        if progress is not None:
+            on_step = ProgressFile(cache.filesystem, *progress).on_step
+
+            def on_epoch(metrics: dict[str, float], _state: Any) -> None:
+                if STEP in metrics and STEPS in metrics:
+                    on_step("module3", int(metrics[STEP]), int(metrics[STEPS]))
+
+        result = run_trial(
+            config, on_epoch, cache=cache, log=lambda _: None, device=device, on_step=on_step
+        )
     except AugkdError as error:
         return {"error": str(error), "run_seconds": time.perf_counter() - started}
     return {
@@ -389,6 +409,11 @@ def run_evaluation(
             echo(f"[evaluate] {candidate.label}: trial {candidate.trial_id}, judged at step "
                  f"{candidate.judged_at:g}")  # fmt: skip
 
+    def progress_files(candidate: Candidate, seed: int, attempt: int) -> tuple[str, str]:
+        """(prefix, label) of one run's progress files (augkd.eta)."""
+        name = f"{candidate.label}-seed{seed}-try{attempt}"
+        return watch.path_for(name), f"{candidate.label} seed {seed}"
+
     def run_round(work: list[tuple[Candidate, int]]) -> None:
         pending = {}
         progress = RunsProgress(len(work), echo)
@@ -396,9 +421,13 @@ def run_evaluation(
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
-            pending[task.remote(config.to_dict(), kept)] = (candidate, seed, config, 0)
+            files = progress_files(candidate, seed, 0)
+            pending[task.remote(config.to_dict(), kept, files)] = (candidate, seed, config, 0)
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            watch.poll()  # the stage each run is in: step/total, rate, ETA
+            if not done:
+                continue
             candidate, seed, config, lost = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
@@ -409,7 +438,8 @@ def run_evaluation(
                 outcome = {"error": f"Ray killed the run {KILLED_FOR_MEMORY} ({sizes})"}
             except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError) as error:
                 if lost < RUN_RETRIES:
-                    pending[task.remote(config.to_dict(), kept)] = (
+                    files = progress_files(candidate, seed, lost + 1)
+                    pending[task.remote(config.to_dict(), kept, files)] = (
                         candidate, seed, config, lost + 1,
                     )  # fmt: skip
                     continue
@@ -425,7 +455,14 @@ def run_evaluation(
                 values = " ".join(f"{label(m)} {outcome[m]:.3g}" for m in shown if m in outcome)
                 echo(f"[evaluate] {candidate.label} seed {seed}: {values}")
 
-    seed_list, verdict = race(candidates, seed_order, objective, settings, run_round, echo)
+    # Each run writes its stages' progress (Module 1 of a fresh seed takes minutes) where
+    # the driver reads it while it waits, as for the shared stages (augkd.eta).
+    watch = ProgressFiles(candidates[0].config.teacher.cache_dir or "", LinePrinter(echo),
+                          prefix="[evaluate]")  # fmt: skip
+    try:
+        seed_list, verdict = race(candidates, seed_order, objective, settings, run_round, echo)
+    finally:
+        watch.close()
     evaluation = judge(search_path, seed_list, candidates, objective)
     evaluation.verdict = verdict
     _write_files(evaluation)
@@ -434,6 +471,8 @@ def run_evaluation(
     return evaluation
 
 
+POLL_S = 2.0
+"""How often the driver reads the runs' progress files while it waits for them."""
 RUN_RETRIES = 3
 """How often an evaluation run whose node or worker died is run again (Ray's default)."""
 
