@@ -102,11 +102,13 @@ def record_end(
     echo,
     shared_seconds: float = 0.0,
     budget_reached: bool = False,
+    shared_peaks: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """After Tune's fit: the trials' ends, the study, the parent run (with where the
     compute went) and the leaderboard, whatever the outcome. Returns the rows and the outcome
     (completed, interrupted, failed, time_budget). ``budget_reached``: the time budget
-    stopped the trials (``interrupted`` is then true too)."""
+    stopped the trials (``interrupted`` is then true too). ``shared_peaks``: the peak
+    memory of each task before the trials (SharedStages.peak_memory), logged on the parent."""
     experiment = experiment_name(space.name)
     if interrupted:
         close_open_trials(
@@ -116,7 +118,10 @@ def record_end(
     rows = _rows(place.search_path)
     outcome = TIME_BUDGET if budget_reached else search_outcome(rows, interrupted)
     spent = compute_spent(rows, shared_seconds)
-    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent)
+    from augkd.memory_peaks import task_peak_metrics
+
+    peaks = task_peak_metrics(shared_peaks or {})
+    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent | peaks)
     if spent["trial_seconds"] > 0:
         echo(f"[search] compute: shared stages {shared_seconds:.0f} s before the trials; trials "
              f"{spent['trial_seconds']:.0f} trial-seconds, "
