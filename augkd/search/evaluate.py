@@ -486,8 +486,11 @@ def _stages_of(config: Config) -> list[str]:
 
 
 def _kept_metrics(objective: Objective) -> tuple[str, ...]:
-    """What each run returns: the reported metrics, the best epoch and the objective."""
-    return tuple(dict.fromkeys((*REPORTED, BEST_EPOCH, objective.metric)))
+    """What each run returns: the reported metrics, the best epoch, the objective and the
+    run's peak memory (augkd.memory_peaks)."""
+    from augkd.memory_peaks import PEAK_MEMORY_KEYS
+
+    return tuple(dict.fromkeys((*REPORTED, BEST_EPOCH, objective.metric, *PEAK_MEMORY_KEYS)))
 
 
 def judge(

@@ -219,6 +219,9 @@ def test_evaluate_logs_its_runs_under_the_searchs_parent(evaluated):
     assert len(runs) == len(evaluated["rows"]) == len(seeds) * len(_labels(evaluated["rows"]))
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert all("test_acc1" in r.data.metrics and r.info.status == "FINISHED" for r in runs)
+    # each run's peak memory, in MLflow and in evaluation.parquet (issue 25)
+    assert all(r.data.metrics["peak_rss_mb"] > 0 for r in runs)
+    assert all(row["peak_rss_mb"] > 0 for row in evaluated["rows"])
     assert {r.data.params["seed"] for r in runs} == {str(s) for s in seeds}
     # the verdict, its seeds and the compute it cost are on the search's parent run
     assert parent.data.tags["augkd.verdict"] == verdict["sentence"]
