@@ -91,6 +91,15 @@ class Forecast:
     cpu_per_trial: float
     calibration_s: float
     phases: list[Phase] = field(default_factory=list)
+    slots: int | None = None
+    """Trials (and stage tasks) a local Ray fits at once by its CPUs and GPUs; None on a
+    cluster (``max_concurrent`` is taken as what it will fit)."""
+
+    @property
+    def concurrent(self) -> int:
+        """Trials at a time: ``max_concurrent``, or fewer when a local Ray fits fewer."""
+        limit = self.max_concurrent if self.slots is None else min(self.max_concurrent, self.slots)
+        return max(1, limit)
 
     @property
     def workers(self) -> int:
@@ -420,8 +429,11 @@ def calibrate(
 # --------------------------------------------------------------------------- projection
 
 
-def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -> Forecast:
-    """The calibration's rates times what the search would run, phase by phase."""
+def project(
+    space: SearchSpace, measured: dict[str, Any], shared_threads: int, slots: int | None = None
+) -> Forecast:
+    """The calibration's rates times what the search would run, phase by phase; ``slots``:
+    the tasks a local Ray fits at once (None: max_concurrent)."""
     stages = [StageCost(**cost) for cost in measured["stages"]]
     max_steps = space.max_steps(measured["train_images"])
     steps = expected_trial_steps(space, max_steps)
@@ -431,7 +443,7 @@ def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -
         measured["step_s"], measured["val_s"], measured["trial_peak_mib"], measured["setup_s"],
         measured["val_every"],
         space.num_samples, space.max_concurrent, seeds, space.resources.gpu,
-        space.resources.cpu, measured["calibration_s"],
+        space.resources.cpu, measured["calibration_s"], slots=slots,
     )  # fmt: skip
     device_share = space.resources.gpu or space.resources.cpu
     # Shared stages: the teacher first (the preflight), then one task per seed (Module 1,
@@ -450,7 +462,7 @@ def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -
         if cost.stage == "module2":
             firsts.add(seed)
         by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds
-    parallel = max(1, space.max_concurrent)
+    parallel = forecast.concurrent
     shared_wall = teacher + max(by_seed.values(), default=0.0)
     shared_wall += math.ceil(len(rest) / parallel) * max(rest, default=0.0)
     shared_device = teacher + sum(by_seed.values()) + sum(rest)
@@ -498,7 +510,12 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
     lines.append(
         f"[estimate] trials: {forecast.num_samples} x up to {steps.max_steps} steps, rungs "
         f"[{rungs}]: {steps.expected:,.0f} trial-steps expected (assumes {steps.assumption}); "
-        f"{steps.upper:,.0f} if none were stopped; {forecast.max_concurrent} at a time"
+        f"{steps.upper:,.0f} if none were stopped; {forecast.concurrent} at a time"
+        + (
+            f" (max_concurrent {forecast.max_concurrent}; this machine's Ray fits {forecast.slots})"
+            if forecast.concurrent < forecast.max_concurrent
+            else ""
+        )
     )
     lines.append(f"  {'phase':<15} {'wall time':>10} {unit_name + '-hours':>12}")
     for phase in forecast.phases:
@@ -555,6 +572,7 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
         # every CPU.
         shared_threads = max(trial_threads, _cpus() // max(1, plan_seeds))
         measured = calibrate(space, cache_root, device, shared_threads, trial_threads)
+        return project(space, measured, shared_threads, _local_slots(space))
     return project(space, measured, shared_threads)
 
 
@@ -565,6 +583,16 @@ def _calibrate_task(
     import ray
 
     return calibrate(space, cache_root, device, shared, trial, ray.get_gpu_ids())
+
+
+def _local_slots(space: SearchSpace) -> int:
+    """Trials a local Ray started here runs at once: its CPUs (and GPUs) over a trial's."""
+    slots = int(_cpus() // space.resources.cpu) if space.resources.cpu > 0 else 1 << 30
+    if space.resources.gpu > 0:
+        import torch
+
+        slots = min(slots, int(torch.cuda.device_count() // space.resources.gpu))
+    return max(1, slots)
 
 
 def _cpus() -> int:

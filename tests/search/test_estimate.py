@@ -133,3 +133,25 @@ def test_the_release_space_is_forecast_in_full_before_anything_ran(tmp_path):
     assert forecast.trial_steps.rungs and forecast.max_concurrent == 8
     assert forecast.workers == 1  # a CPU search
     assert "$" in format_forecast(forecast, 1.006)
+
+
+@pytest.mark.slow
+def test_a_local_search_is_forecast_at_the_trials_its_ray_fits_at_once(tmp_path):
+    """max_concurrent 8, but a local Ray fits only its CPUs over a trial's resources.cpu:
+    the trials' wall time (and the Module-2 grid's) is spread over that many, not 8."""
+    import os
+
+    from augkd.search.prepare import prepare_space
+
+    options = _options(tmp_path / "runs")
+    options.overrides = [*options.overrides, "max_concurrent=8", "resources.cpu=1"]
+    forecast = estimate_search(options, echo=lambda _: None)
+    fits = len(os.sched_getaffinity(0)) // int(prepare_space(options).resources.cpu)
+    assert forecast.max_concurrent == 8 and forecast.slots == fits
+    assert forecast.concurrent == min(8, fits)
+    _, trials = forecast.phases
+    assert trials.wall_s == pytest.approx(trials.device_s / forecast.concurrent)
+    if forecast.concurrent < 8:
+        assert f"{fits} at a time (max_concurrent 8; this machine's Ray fits {fits})" in (
+            format_forecast(forecast, None)
+        )
