@@ -67,6 +67,15 @@ CUT_BUDGETS = [
 CPU_RESOURCES = ["resources.gpu=0", "resources.cpu=1"]
 TEACHER_EPOCHS = 1
 TRIALS = 8
+GPU_BUDGETS = [
+    "module1.epochs=1", "module1.iters_per_epoch=200", "encoder_adapt.epochs=20",
+    "module2.epochs=10", "module3.epochs=100",
+]  # fmt: skip
+"""--device cuda: the budgets cut so that data, teacher, estimate, search and evaluation fit
+in one device call of under 10 minutes on an H100 (Module 1 200 of the release's 40,000
+generator steps; Module 3 100 of 200 epochs, 200 optimizer steps, under the space's own ASHA
+rungs at 40 and 120 steps); the space's resources (2 trials per GPU)."""
+GPU_TEACHER_EPOCHS = 5
 
 SMOKE = {
     "sizes": {"amazon": 24, "webcam": 16, "dslr": 40},
@@ -132,9 +141,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
                     [*CUT_BUDGETS, *CPU_RESOURCES, *SMOKE["overrides"]], ("ce",),
                     smoke_test=True)  # fmt: skip
     else:
-        resources = CPU_RESOURCES if args.device == "cpu" else []
-        plan = Plan(OFFICE31, CLASSES, IMAGE_SIZE, "resnet34", TEACHER_EPOCHS, TRIALS,
-                    [*CUT_BUDGETS, *resources])  # fmt: skip
+        if args.device == "cpu":
+            plan = Plan(OFFICE31, CLASSES, IMAGE_SIZE, "resnet34", TEACHER_EPOCHS, TRIALS,
+                        [*CUT_BUDGETS, *CPU_RESOURCES])  # fmt: skip
+        else:
+            plan = Plan(OFFICE31, CLASSES, IMAGE_SIZE, "resnet34", GPU_TEACHER_EPOCHS, TRIALS,
+                        list(GPU_BUDGETS))  # fmt: skip
     plan.overrides += [f"data.image_size={plan.image_size}", *args.overrides]
     return plan
 
@@ -304,6 +316,69 @@ def _peak(peaks: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- the run
 
 
+PHASE_LINES = {"shared_end": "[search] preflight passed", "trials_end": "[search] compute:"}
+"""The search's own lines (prestage and ending print them) that end a phase."""
+
+
+class PhaseClock:
+    """When each phase ended (seconds since the start), from the run's own marks and the
+    search's lines; on a GPU, utilisation and memory sampled every second meanwhile
+    (benchmarks/gpu_search.py's sampler), summarised per phase."""
+
+    def __init__(self, gpu: bool) -> None:
+        self.sampler = _gpu_search().GpuSampler() if gpu else None
+        self.start = time.monotonic()
+        self.at: dict[str, float] = {}
+
+    def __enter__(self) -> PhaseClock:
+        self.start = time.monotonic()
+        if self.sampler is not None:
+            self.sampler.__enter__()
+            self.start = self.sampler.start
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sampler is not None:
+            self.sampler.__exit__(*exc)
+
+    def mark(self, name: str) -> None:
+        self.at.setdefault(name, time.monotonic() - self.start)
+
+    def echo(self, line: str = "", *args: Any, **kwargs: Any) -> None:
+        for name, prefix in PHASE_LINES.items():
+            if line.lstrip("\n").startswith(prefix):
+                self.mark(name)
+        print(line, flush=True)
+
+    def phases(self) -> dict[str, dict]:
+        """Per phase: seconds, mean utilisation and peak memory used (empty on a CPU)."""
+        if self.sampler is None:
+            return {}
+        at = self.at
+        shared_end = at.get("shared_end", at.get("search_end", 0.0))
+        bounds = {
+            "estimate": (0.0, at.get("estimate_end", 0.0)),
+            "shared stages": (at.get("estimate_end", 0.0), shared_end),
+            "trials": (shared_end, at.get("trials_end", at.get("search_end", shared_end))),
+            "evaluation": (at.get("search_end", 0.0), at.get("evaluation_end", 0.0)),
+        }
+        summarise = _gpu_search().summarise
+        return {name: summarise(self.sampler.samples, *span) for name, span in bounds.items()}
+
+
+def _gpu_search():
+    """benchmarks/gpu_search.py (its GPU sampler), loaded from beside this file."""
+    import importlib.util
+
+    name = "gpu_search"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
@@ -338,23 +413,27 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     os.environ.pop("RAY_ADDRESS", None)  # a search of its own, never another process's Ray
 
-    started = time.perf_counter()
-    forecast = estimate_search(options)
-    timings["estimate_s"] = time.perf_counter() - started
-    print(format_forecast(forecast, None), flush=True)
+    with PhaseClock(gpu=args.device == "cuda") as clock:
+        started = time.perf_counter()
+        forecast = estimate_search(options)
+        timings["estimate_s"] = time.perf_counter() - started
+        clock.mark("estimate_end")
+        print(format_forecast(forecast, None), flush=True)
 
-    started = time.perf_counter()
-    outcome = run_search(options, echo=lambda line="", *a, **k: print(line, flush=True))
-    timings["search_s"] = time.perf_counter() - started
-    rows = load_results(outcome.search_path)
-    spent = compute_spent(rows, outcome.shared.seconds)
+        started = time.perf_counter()
+        outcome = run_search(options, echo=clock.echo)
+        timings["search_s"] = time.perf_counter() - started
+        clock.mark("search_end")
+        rows = load_results(outcome.search_path)
+        spent = compute_spent(rows, outcome.shared.seconds)
 
-    started = time.perf_counter()
-    evaluation = run_evaluation(
-        outcome.search_path, 1, 1, plan.baselines, outcome.tracking_uri, max_seeds=1,
-        echo=lambda line: print(line, flush=True),
-    )  # fmt: skip
-    timings["evaluation_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        evaluation = run_evaluation(
+            outcome.search_path, 1, 1, plan.baselines, outcome.tracking_uri, max_seeds=1,
+            echo=clock.echo,
+        )  # fmt: skip
+        timings["evaluation_s"] = time.perf_counter() - started
+        clock.mark("evaluation_end")
     print(evaluation.table())
 
     actual = {
@@ -390,6 +469,14 @@ def main(argv: list[str] | None = None) -> int:
           f"estimate {timings['estimate_s']:.0f}s, search {timings['search_s']:.0f}s, "
           f"evaluation {timings['evaluation_s']:.0f}s "
           f"({evaluation.verdict.runs if evaluation.verdict else 0} runs)")  # fmt: skip
+    utilisation = clock.phases()
+    if utilisation:
+        print("[rehearsal] GPU per phase (sampled every second)")
+        for phase, row in utilisation.items():
+            util = "-" if row["util_mean_pct"] is None else f"{row['util_mean_pct']:.0f} %"
+            peak = "-" if row["mem_peak_mib"] is None else f"{row['mem_peak_mib']:.0f} MiB"
+            print(f"  {phase:<16} {row['seconds']:>7.0f} s  utilisation {util:>6}  "
+                  f"memory used at most {peak}")  # fmt: skip
     print("\n[rehearsal] peak memory per shared-stage task")
     for task, peaks in outcome.shared.peak_memory.items():
         print(f"  {task:<60} {_peak(peaks)}")
@@ -424,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation_peaks": run_peaks, "gpu_estimates_mib": estimates,
         "trial_gpu_mib": trial_gpu, "trials_per_gpu": per_gpu,
         "host_processes_per_g5_xlarge": host_fit, "trials": len(rows),
+        "gpu_phases": utilisation,
         "statuses": {s: sum(r.get("status") == s for r in rows)
                      for s in {r.get("status") for r in rows}},
     }  # fmt: skip

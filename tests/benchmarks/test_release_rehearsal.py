@@ -99,3 +99,29 @@ def test_the_smoke_rehearsal_runs_every_phase_and_reports_forecast_actual_and_pe
     assert re.search(r"\[evaluate\] module3 \(rank1 seed 1\): \d+/\d+ steps, done in", out)
     assert [row["card"][:2] for row in result["trials_per_gpu"]] == ["24", "40", "80"]
     assert "[rehearsal] trials per GPU (the shipped space asks resources.gpu=0.5: 2 per GPU" in out
+
+
+def _check(tmp_path: Path, python: str, *args: str) -> subprocess.CompletedProcess:
+    """benchmarks/gpu_release_check.sh as a lent machine runs it, with $OUT in tmp_path."""
+    env = {**os.environ, "PYTHON": python, "OUT": str(tmp_path / "out")}
+    script = ROOT / "benchmarks" / "gpu_release_check.sh"
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env)
+
+
+def test_the_gpu_check_plans_the_release_shapes_with_the_spaces_resources(tmp_path):
+    run = _check(tmp_path, sys.executable, "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert "on cuda" in run.stdout and "teacher resnet34 5 epoch(s); 8 trials" in run.stdout
+    assert "--set module1.iters_per_epoch=200" in run.stdout
+    assert "resources.gpu=0" not in run.stdout  # 2 trials per GPU, as the space asks
+
+
+def test_the_gpu_check_names_the_packages_it_lacks_in_one_sentence(tmp_path):
+    bare = tmp_path / "bare-python"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # no site-packages
+    bare.chmod(0o755)
+    run = _check(tmp_path, str(bare))
+    assert run.returncode == 2
+    assert run.stderr.startswith(f"error: {bare} lacks torch ray optuna mlflow")
+    assert run.stderr.strip().endswith("(pip install -e . -c constraints.txt).")
+    assert not (tmp_path / "out" / "release_rehearsal_cuda.log").exists()
