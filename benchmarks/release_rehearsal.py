@@ -45,6 +45,7 @@ import os
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,13 +162,27 @@ def _class_colour(label: int, classes: int):
     return (255 * red, 255 * green, 255 * blue)
 
 
+DOMAIN_STYLES = {"amazon": (250.0, 4.0, False), "webcam": (90.0, 25.0, False),
+                 "dslr": (160.0, 12.0, True)}  # fmt: skip
+"""Office-31's domains drawn as (background grey, noise sigma, blurred); another domain's
+style follows from its name."""
+
+
+def _style(domain: str) -> tuple[int, tuple[float, float, bool]]:
+    """(seed, style) of a domain: Office-31's fixed, any other one's from a hash of its name."""
+    if domain in DOMAIN_STYLES:
+        return sorted(DOMAIN_STYLES).index(domain), DOMAIN_STYLES[domain]
+    code = zlib.crc32(domain.encode())
+    return code, (60.0 + code % 160, 4.0 + code % 20, bool(code % 2))
+
+
 def synthetic_image(domain: str, label: int, index: int, classes: int, size: int):
     """One deterministic image: class ``label`` draws stripes at its own angle and frequency
-    in its own colour; the domain sets background, contrast, noise and blur (the shift)."""
+    in its own colour; the domain sets background, noise and blur (the shift)."""
     import numpy as np
 
-    seed = [sorted(OFFICE31).index(domain) if domain in OFFICE31 else 9, label, index]
-    rng = np.random.default_rng(seed)
+    seed, (background, noise, blurred) = _style(domain)
+    rng = np.random.default_rng([seed, label, index])
     angle = math.pi * label / classes + rng.normal(0, 0.08)
     frequency = 2.0 + (label % 5) + rng.normal(0, 0.2)
     y, x = np.mgrid[0:size, 0:size] / size
@@ -175,11 +190,9 @@ def synthetic_image(domain: str, label: int, index: int, classes: int, size: int
                   + rng.uniform(0, 2 * math.pi))  # fmt: skip
     mask = (wave > 0).astype(np.float32)[..., None]
     colour = np.array(_class_colour(label, classes), dtype=np.float32)
-    background = {"amazon": 250.0, "webcam": 90.0, "dslr": 160.0}.get(domain, 128.0)
     image = mask * colour + (1 - mask) * background
-    noise = {"amazon": 4.0, "webcam": 25.0, "dslr": 12.0}.get(domain, 8.0)
     image = image + rng.normal(0, noise, image.shape)
-    if domain == "dslr":  # softer: a 3x3 box blur
+    if blurred:  # softer: a 3x3 box blur
         padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), mode="edge")
         image = sum(padded[i : i + size, j : j + size] for i in range(3) for j in range(3)) / 9
     return np.clip(image, 0, 255).astype(np.uint8)
