@@ -3,6 +3,7 @@ and a data-free-distilled student S0 (method.md, "Module 1")."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from augkd.config import Module1Config
+from augkd.errors import ModelError
 from augkd.eta import StepHook
 from augkd.method.guards import LossWatch
 from augkd.method.losses import (
@@ -105,6 +107,8 @@ def train_datafree(
         first_epoch = int(resume_state["epoch"])
         fixed_z = resume_state["fixed_z"].to(device)
         best = resume_state["best"]
+    if resume_state is None:
+        _check_teacher_on_generated(nets, normalize, bn_stats, config, fixed_z)
     loss_watch = LossWatch("module1.generator_lr")
     total = config.epochs * config.iters_per_epoch
     try:
@@ -132,6 +136,21 @@ def train_datafree(
     finally:
         bn_stats.remove()
     return cpu_copy(best)
+
+
+def _check_teacher_on_generated(nets: DatafreeNets, normalize, bn_stats, config, fixed_z) -> None:
+    """Before the first step: L_G on the untrained G must be finite. It is not when the
+    teacher's eval-mode BatchNorm statistics do not fit its weights (a teacher trained for an
+    epoch or two): layer by layer it amplifies G's images until its activations overflow, and
+    Module 1 would stop at its first epoch naming module1.generator_lr, which cannot help."""
+    loss = _fixed_batch_loss(nets, normalize, bn_stats, config, fixed_z)
+    if not math.isfinite(loss):
+        raise ModelError(
+            f"The teacher's loss on generated images is {loss} before Module 1 trains (its "
+            "activations overflow: its BatchNorm running statistics do not fit its weights, as "
+            "after too few epochs of training); train the teacher longer or check "
+            "teacher.checkpoint."
+        )
 
 
 def train_iteration(
