@@ -246,6 +246,8 @@ def calibrate(
     load_started = time.perf_counter()
     splits = load_student_splits(base.data, base.seed, device, cache)
     setup_s = teacher_load_s + time.perf_counter() - load_started
+    task_setup_s = setup_s  # what every stage task pays before its stage: teacher and data
+    stage_diagnostics_s = 0.0
     train_size = len(splits.train_y)
     method = METHOD_PLANS[base.method]
     methods = [base.method]
@@ -380,6 +382,12 @@ def calibrate(
             started_diagnostics = time.perf_counter()
             mixup_diagnostics(judge, base.diagnostics, 0.5)
             setup_s += time.perf_counter() - started_diagnostics
+            if "module2" in to_time and plan.module2:  # each AnchorNet's own diagnostics
+                from augkd.diagnostics import stage_diagnostics
+
+                started_diagnostics = time.perf_counter()
+                stage_diagnostics(judge, base.diagnostics, base.module1.latent_size)
+                stage_diagnostics_s = time.perf_counter() - started_diagnostics
     else:
         mixup_nets = None
 
@@ -418,6 +426,8 @@ def calibrate(
         "trial_peak_mib": max(timed.peaks["module3"], timed.peaks["val"]),
         "val_s": val_s,
         "setup_s": setup_s,
+        "task_setup_s": task_setup_s,
+        "stage_diagnostics_s": stage_diagnostics_s,
         "train_images": train_size,
         "val_every": settings.val_interval() or budget.steps_per_epoch,
         "device": str(device),
@@ -452,16 +462,26 @@ def project(
     by_seed: dict[str, float] = {}
     rest = []
     firsts: set[str] = set()
+    # A task that produces a stage first loads the teacher and the data; a Module-2 task also
+    # computes its AnchorNet's diagnostics.
+    task_s = measured.get("task_setup_s", 0.0)
+    diagnostics_s = measured.get("stage_diagnostics_s", 0.0)
+    loading: set[str] = set()
     for cost in stages:
         if cost.per_trial or cost.stage == "teacher":
             continue
         seed = cost.label.split(" ")[1]
+        extra = 0.0 if cost.cached or cost.stage != "module2" else diagnostics_s
         if cost.stage == "module2" and seed in firsts:
-            rest.append(cost.seconds)
+            if not cost.cached:
+                rest.append(cost.seconds + task_s + extra)
             continue
         if cost.stage == "module2":
             firsts.add(seed)
-        by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds
+        if not cost.cached and seed not in loading:
+            loading.add(seed)
+            extra += task_s
+        by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds + extra
     parallel = forecast.concurrent
     shared_wall = teacher + max(by_seed.values(), default=0.0)
     shared_wall += math.ceil(len(rest) / parallel) * max(rest, default=0.0)

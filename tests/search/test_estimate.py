@@ -155,3 +155,34 @@ def test_a_local_search_is_forecast_at_the_trials_its_ray_fits_at_once(tmp_path)
         assert f"{fits} at a time (max_concurrent 8; this machine's Ray fits {fits})" in (
             format_forecast(forecast, None)
         )
+
+
+def test_every_stage_task_is_forecast_with_its_loading_and_each_anchornet_its_diagnostics():
+    """The shared stages' wall time: the seed's task (its loading, Module 1, the encoder, the
+    first grid point and its diagnostics), then the rest of the grid, each a task that loads
+    the teacher and the data and diagnoses its AnchorNet, `concurrent` at a time; a cached
+    grid point costs nothing."""
+    from augkd.search.estimate import StageCost, project
+    from augkd.search.prepare import prepare_space
+
+    space = prepare_space(_options(Path("unused")), echo=lambda _: None)
+    stage = {"key": "k", "cached": False, "units": 10, "seconds_per_unit": 1.0}
+    stages = [
+        StageCost("module1", "seed 0", **stage),
+        StageCost("encoder", "seed 0", **stage),
+        *(StageCost("module2", f"seed 0 point={n}", **stage) for n in range(4)),
+        StageCost("module2", "seed 0 point=cached", "k", True, 10, 1.0),
+    ]
+    measured = {
+        "stages": [vars(cost) for cost in stages], "train_images": 150, "step_s": 0.1,
+        "val_s": 0.1, "trial_peak_mib": 1.0, "setup_s": 2.0, "val_every": 2,
+        "device": "cpu", "precision": "fp32", "calibration_s": 1.0,
+        "task_setup_s": 3.0, "stage_diagnostics_s": 5.0,
+    }  # fmt: skip
+    forecast = project(space, measured, 1, slots=2)
+    shared, _ = forecast.phases
+    first_task = 3.0 + 10 + 10 + 10 + 5.0
+    rest = 3 * [3.0 + 10 + 5.0]  # three uncached grid points after the first, two at a time
+    assert forecast.concurrent == 2
+    assert shared.wall_s == pytest.approx(first_task + 2 * rest[0])
+    assert shared.device_s == pytest.approx((first_task + sum(rest)) * space.resources.cpu)
