@@ -114,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: trials share a GPU as the space asks (resources.gpu)")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="data, teacher and --estimate on a fresh storage, then stop")  # fmt: skip
     parser.add_argument("--work", help="folder for the data, teacher and storage (kept)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="more search/config overrides")  # fmt: skip
@@ -451,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     timings["data_s"] = time.perf_counter() - started
     print(f"[rehearsal] {written} images written in {timings['data_s']:.0f}s")
     timings["teacher_s"] = train_teacher_checkpoint(plan, data_root, teacher, args.device)
-    storage = work / "storage"
+    storage = work / ("storage_estimate" if args.estimate_only else "storage")
+    if args.estimate_only and storage.exists():
+        import shutil
+
+        shutil.rmtree(storage)  # an empty stage cache: every stage is forecast
     options = SearchOptions(
         space="office31", storage=str(storage), tracking_uri=f"sqlite:///{storage}/mlflow.db",
         num_samples=plan.trials, address="local", smoke_test=plan.smoke_test,
@@ -465,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         timings["estimate_s"] = time.perf_counter() - started
         clock.mark("estimate_end")
         print(format_forecast(forecast, None), flush=True)
+        if args.estimate_only:
+            return 0
 
         started = time.perf_counter()
         outcome = run_search(options, echo=clock.echo)

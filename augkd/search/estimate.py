@@ -91,6 +91,10 @@ class Forecast:
     cpu_per_trial: float
     calibration_s: float
     phases: list[Phase] = field(default_factory=list)
+    task_setup_s: float = 0.0
+    """What a shared-stage task pays before its stage: loading the teacher and the data."""
+    stage_diagnostics_s: float = 0.0
+    """An AnchorNet's diagnostics, computed by its Module-2 task (0: diagnostics off)."""
     slots: int | None = None
     """Trials (and stage tasks) a local Ray fits at once by its CPUs and GPUs; None on a
     cluster (``max_concurrent`` is taken as what it will fit)."""
@@ -454,6 +458,8 @@ def project(
         measured["val_every"],
         space.num_samples, space.max_concurrent, seeds, space.resources.gpu,
         space.resources.cpu, measured["calibration_s"], slots=slots,
+        task_setup_s=measured.get("task_setup_s", 0.0),
+        stage_diagnostics_s=measured.get("stage_diagnostics_s", 0.0),
     )  # fmt: skip
     device_share = space.resources.gpu or space.resources.cpu
     # Shared stages: the teacher first (the preflight), then one task per seed (Module 1,
@@ -464,8 +470,7 @@ def project(
     firsts: set[str] = set()
     # A task that produces a stage first loads the teacher and the data; a Module-2 task also
     # computes its AnchorNet's diagnostics.
-    task_s = measured.get("task_setup_s", 0.0)
-    diagnostics_s = measured.get("stage_diagnostics_s", 0.0)
+    task_s, diagnostics_s = forecast.task_setup_s, forecast.stage_diagnostics_s
     loading: set[str] = set()
     for cost in stages:
         if cost.per_trial or cost.stage == "teacher":
@@ -524,6 +529,10 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
         f"{forecast.step_s:.3g} s;  a val pass {forecast.val_s:.3g} s every "
         f"{forecast.val_every} steps;  a trial's setup {forecast.setup_s:.3g} s;  "
         f"peak {forecast.trial_peak_mib:.0f} MiB"
+    )
+    lines.append(
+        f"  tasks      a stage task's loading (teacher, data) {forecast.task_setup_s:.3g} s;  "
+        f"an AnchorNet's diagnostics {forecast.stage_diagnostics_s:.3g} s"
     )
     steps = forecast.trial_steps
     rungs = ", ".join(f"{r:g}" for r in steps.rungs) or "none"
