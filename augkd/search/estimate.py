@@ -575,7 +575,8 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
     space = prepare_space(options)
     cache_root = stage_cache_root(storage_root(options.storage or default_storage()))
     plan_seeds = len(plan_shared_stages(space).seeds)
-    trial_threads = max(1, int(space.resources.cpu))
+    pinned = space.base_config_object().threads  # --set threads=N: every task and trial's
+    trial_threads = pinned or max(1, int(space.resources.cpu))
     device = "auto" if space.resources.gpu > 0 else "cpu"
     if requested_address(options.address) is not None:
         import ray
@@ -599,7 +600,7 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
             )
         # As on the local Ray a search starts: each seed's stage task gets its share of
         # every CPU.
-        shared_threads = max(trial_threads, _cpus() // max(1, plan_seeds))
+        shared_threads = pinned or max(trial_threads, _cpus() // max(1, plan_seeds))
         measured = calibrate(space, cache_root, device, shared_threads, trial_threads)
         return project(space, measured, shared_threads, _local_slots(space))
     return project(space, measured, shared_threads)
