@@ -33,8 +33,13 @@ from augkd.search.trial_steps import TrialSteps, expected_trial_steps
 WARMUP = 1
 """Untimed iterations before each timed batch of them (allocations, autotuning)."""
 LONG_STEP_S = 5.0
+"""After a warm-up call this long, one more call is timed instead of TIMED's few."""
+WARMUP_IS_MEASUREMENT_S = 60.0
 """A warm-up call this long is timed as the measurement itself (its warm-up share is small):
-a Module-1 iteration at release shapes on a slow device takes minutes."""
+a Module-1 iteration at release shapes on a slow device takes minutes. Below it the warm-up
+is not: the fonts space's first Module-1 iteration took 6.5 s on a loaded CPU, its next ones
+well under one (one-time kernel and allocator set-up), and taken as the rate it forecast
+Module 1 at 1h48m."""
 TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
 """Timed iterations per stage: enough for a rate within the noise of a shared machine."""
 
@@ -140,7 +145,8 @@ class _Timer:
             step()
         self.sync()
         seconds = time.perf_counter() - started
-        if seconds < LONG_STEP_S * WARMUP:  # else the warm-up call is the measurement
+        if seconds < WARMUP_IS_MEASUREMENT_S * WARMUP:  # else the warm-up is the measurement
+            count = count if seconds < LONG_STEP_S * WARMUP else 1
             started = time.perf_counter()
             for _ in range(count):
                 step()

@@ -186,3 +186,33 @@ def test_every_stage_task_is_forecast_with_its_loading_and_each_anchornet_its_di
     assert forecast.concurrent == 2
     assert shared.wall_s == pytest.approx(first_task + 2 * rest[0])
     assert shared.device_s == pytest.approx((first_task + sum(rest)) * space.resources.cpu)
+
+
+@pytest.mark.parametrize(
+    ("durations", "rate"),
+    [
+        ([0.1, 0.2, 0.2, 0.2], 0.2),  # fast: a warm-up, then TIMED's few calls
+        ([6.5, 0.3], 0.3),  # a slow first call is set-up: one more call is the rate
+        ([70.0], 70.0),  # minutes a call: the warm-up itself is the rate
+    ],
+)
+def test_a_slow_first_call_is_timed_as_warm_up_unless_it_takes_a_minute(
+    monkeypatch, durations, rate
+):
+    """The fonts space's first Module-1 iteration took 6.5 s on a loaded CPU and the next
+    ones well under one; taken as the rate, it forecast Module 1 at 1h48m. A clock that the
+    calls themselves advance stands for the time they take."""
+    from types import SimpleNamespace
+
+    from augkd.search import estimate
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(estimate, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    calls = iter(durations)
+
+    def step() -> None:
+        clock["now"] += next(calls)
+
+    timer = estimate._Timer(torch.device("cpu"))
+    assert timer("module1", step, 3) == pytest.approx(rate)
+    assert next(calls, None) is None  # every call it made was timed as above
