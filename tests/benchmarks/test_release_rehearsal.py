@@ -92,7 +92,8 @@ def test_the_smoke_rehearsal_runs_every_phase_and_reports_forecast_actual_and_pe
     assert all(peaks["peak_rss_mb"] > 0 for peaks in result["shared_peaks"].values())
     assert result["trials"] == 2 and len(result["trial_peaks"]) == 2
     assert all(row["peak_rss_mb"] > 0 for row in result["trial_peaks"])
-    assert {row["run"] for row in result["evaluation_peaks"]} == {"rank1 seed 1", "ce seed 1"}
+    runs = {row["run"] for row in result["evaluation_peaks"]}
+    assert {"rank1 seed 1", "ce seed 1"} <= runs <= {"rank1 seed 1", "defaults seed 1", "ce seed 1"}
     assert all(row["peak_rss_mb"] > 0 for row in result["evaluation_peaks"])
     # progress lines of the shared stages and of the evaluation's runs, in this log
     assert re.search(r"\[search\] module1 \(seed 0\): \d+/\d+ iterations", out)
