@@ -8,6 +8,7 @@ the process's lifetime peak); on CUDA also torch's peak allocated and reserved b
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import sys
 
@@ -45,3 +46,15 @@ def _peak_rss_bytes() -> int:
                 return int(line.split()[1]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def task_peak_metrics(peaks: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The shared stages' peaks as metrics of the search's parent run: ``<peak>.<task>`` per
+    task (``peak_rss_mb.shared_stage_seed_0``) and ``shared_<peak>`` the largest of them."""
+    metrics: dict[str, float] = {}
+    for task, task_peaks in peaks.items():
+        slug = re.sub(r"[^a-z0-9]+", "_", task.lower()).strip("_")
+        for key, value in task_peaks.items():
+            metrics[f"{key}.{slug}"] = float(value)
+            metrics[f"shared_{key}"] = max(metrics.get(f"shared_{key}", 0.0), float(value))
+    return metrics

@@ -3,6 +3,7 @@ and a data-free-distilled student S0 (method.md, "Module 1")."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from augkd.basics.config import Module1Config
+from augkd.basics.errors import ModelError
 from augkd.basics.eta import StepHook
 from augkd.hardware.runtime import Normalize
 from augkd.method.guards import LossWatch
@@ -110,6 +112,8 @@ def train_datafree(
     best = BestSoFar(training, "loss", "min", resume_state)
     if resume_state is not None:
         fixed_z = resume_state["fixed_z"].to(inputs.device)
+    else:
+        _check_teacher_on_generated(nets, normalize, bn_stats, settings, fixed_z)
     loss_watch = LossWatch("module1.generator_lr")
     total = settings.epochs * settings.iters_per_epoch
     try:
@@ -140,6 +144,21 @@ def datafree_channels(settings: Module1Config, normalize: Normalize) -> int:
 
 def _copies(nets: DatafreeNets) -> dict[str, Any]:
     return {name: cpu_copy(net.state_dict()) for name, net in nets.trained().items()}
+
+
+def _check_teacher_on_generated(nets: DatafreeNets, normalize, bn_stats, config, fixed_z) -> None:
+    """Before the first step: L_G on the untrained G must be finite. It is not when the
+    teacher's eval-mode BatchNorm statistics do not fit its weights (a teacher trained for an
+    epoch or two): layer by layer it amplifies G's images until its activations overflow, and
+    Module 1 would stop at its first epoch naming module1.generator_lr, which cannot help."""
+    loss = _fixed_batch_loss(nets, normalize, bn_stats, config, fixed_z)
+    if not math.isfinite(loss):
+        raise ModelError(
+            f"The teacher's loss on generated images is {loss} before Module 1 trains (its "
+            "activations overflow: its BatchNorm running statistics do not fit its weights, as "
+            "after too few epochs of training); train the teacher longer or check "
+            "teacher.checkpoint."
+        )
 
 
 def train_iteration(

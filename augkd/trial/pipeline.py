@@ -91,6 +91,8 @@ class _Listeners:
 
     log: Callable[[str], None] = print
     on_diagnostics: Callable[[Diagnostics], None] | None = None
+    on_step: StepHook | None = None
+    """The progress of every stage it trains before Module 3 (augkd.basics.eta)."""
 
 
 def run_trial(
@@ -102,11 +104,12 @@ def run_trial(
     device: torch.device | None = None,
     on_diagnostics: Callable[[Diagnostics], None] | None = None,
     seeds: Sequence[int] | None = None,
+    on_step: StepHook | None = None,
 ) -> TrialResult:
     """One trial; ``device`` is the one Ray assigned (see runtime.resolve_device), else
     config key ``device`` decides. ``on_diagnostics`` receives the diagnostics of Modules
     1-2 (when computed) before Module 3 starts; their metrics also ride on every epoch's
-    report as ``diag_*``.
+    report as ``diag_*``. ``on_step``: the progress of every stage it trains before Module 3.
 
     ``seeds``: the same settings on each of these seeds, advanced in lockstep
     (augkd.trial.lockstep). Default: ``config.seed`` alone."""
@@ -124,7 +127,7 @@ def run_trial(
         # One cache each (its events are that seed's); one seed uses the cache it was given.
         seed_cache = StageCache(root) if several or cache is None else cache
         seeded = with_overrides(config, {"seed": seed}) if several else config
-        hears = _Listeners(log, on_diagnostics if index == 0 else None)
+        hears = _Listeners(log, on_diagnostics if index == 0 else None, on_step)
         runs.append(_SeedRun.start(seeded, seed_cache, device, hears, state, started))
     history = list(resumed["history"]) if several else []
     for now in val_passes([run.reports for run in runs], seeds, history):
@@ -153,7 +156,7 @@ class _SeedRun:
         resume_state: dict[str, Any] | None,
         started: float,
     ) -> _SeedRun:
-        trial = prepare_trial(config, cache, listeners.log, device)
+        trial = prepare_trial(config, cache, listeners.log, device, listeners.on_step)
         diagnostics = None
         if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
             start = time.perf_counter()
@@ -175,15 +178,17 @@ def prepare_trial(
     cache: StageCache,
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
+    on_step: StepHook | None = None,
 ) -> PreparedTrial:
-    """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3."""
+    """Teacher, splits and Modules 1-2 (run or loaded from the cache), without Module 3;
+    ``on_step``: the progress of each stage it trains."""
     device = device or resolve_device(config.device)
     precision = MixedPrecision(config.precision, device)
-    teacher, splits = load_inputs(config, cache, device, precision)
+    teacher, splits = load_inputs(config, cache, device, precision, on_step)
     plan = METHOD_PLANS[config.method]
     check_memory(config, plan, teacher, splits, device, cache)
     inputs = Inputs(teacher, splits, device, config.data.image_size)
-    stages = prepare_stages(config, plan, inputs, _stage_runs(config, cache, log))
+    stages = prepare_stages(config, plan, inputs, _stage_runs(config, cache, log, on_step))
     return PreparedTrial(config, plan, teacher, splits, stages, device, precision)
 
 

@@ -83,3 +83,39 @@ def test_nan_at_the_first_step_keeps_the_sentence_of_its_epoch():
         "Module 3 training loss at epoch 1 became nan (training diverged); lower module3.lr "
         "or check the data."
     )
+
+
+def _overflowing_teacher(classes: int) -> nn.Module:
+    """A teacher whose eval-mode activations on generated images overflow float32, as a
+    resnet34 trained for one epoch did at release shapes (logits of 1e22 and an infinite
+    BatchNorm-statistics term): its first conv scaled by 1e20."""
+    teacher = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3),
+        nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes),
+    )  # fmt: skip
+    with torch.no_grad():
+        teacher[0].weight.mul_(1e20)
+    return teacher.eval().requires_grad_(False)
+
+
+def test_a_teacher_that_overflows_on_generated_images_is_named_before_module1_trains():
+    from augkd.basics.config import Module1Config, StudentConfig
+    from augkd.basics.errors import ModelError
+    from augkd.method.datafree import DatafreeInputs, train_datafree
+    from augkd.models import build_student
+
+    settings = Module1Config(epochs=1, iters_per_epoch=1, batch_size=4, latent_size=8,
+                             generator_width=8)  # fmt: skip
+    steps: list[int] = []
+    with pytest.raises(ModelError) as refused:
+        train_datafree(
+            DatafreeInputs(
+                _overflowing_teacher(3), Normalize([0.5] * 3, [0.25] * 3),
+                build_student(StudentConfig(arch="tiny_cnn"), 3), 3, 8, torch.device("cpu"),
+            ),
+            settings, log=lambda _: None, on_step=lambda *step: steps.append(step),
+        )  # fmt: skip
+    assert str(refused.value).startswith("The teacher's loss on generated images is ")
+    assert "before Module 1 trains" in str(refused.value)
+    assert str(refused.value).endswith("train the teacher longer or check teacher.checkpoint.")
+    assert steps == []  # refused before its first step

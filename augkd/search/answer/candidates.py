@@ -213,5 +213,8 @@ def top_k_shortfall(candidates: list[Candidate], top_k: int) -> str | None:
 
 
 def kept_metrics(objective: Objective) -> tuple[str, ...]:
-    """What each run returns: the reported metrics, the best epoch and the objective."""
-    return tuple(dict.fromkeys((*REPORTED, BEST_EPOCH, objective.metric)))
+    """What each run returns: the reported metrics, the best epoch, the objective and the
+    run's peak memory (augkd.hardware.peaks)."""
+    from augkd.hardware.peaks import PEAK_MEMORY_KEYS
+
+    return tuple(dict.fromkeys((*REPORTED, BEST_EPOCH, objective.metric, *PEAK_MEMORY_KEYS)))

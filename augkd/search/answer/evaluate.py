@@ -13,14 +13,15 @@ paired differences (95 % intervals) to the best baseline and to the defaults
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from augkd.basics.config import with_overrides
 from augkd.basics.dotted import get_dotted
-from augkd.basics.eta import RunsProgress
-from augkd.basics.metric_names import BEST_VAL_ACC1, TEST_ACC1, label
+from augkd.basics.eta import LinePrinter, RunsProgress
+from augkd.basics.metric_names import BEST_VAL_ACC1, STEP, STEPS, TEST_ACC1, label
 from augkd.search.answer.candidates import (
     BASELINES,
     Candidate,
@@ -40,6 +41,7 @@ from augkd.search.answer.racing import (
 )
 from augkd.search.prepare.space import objective_of, recorded_space
 from augkd.search.run.trial_entry import run_search_trial, trial_stage_sizes
+from augkd.storage.progress_files import ProgressFiles
 
 
 def _resources(search_path: str) -> dict[str, float]:
@@ -47,12 +49,16 @@ def _resources(search_path: str) -> dict[str, float]:
     return {"cpu": float(resources.get("cpu", 1.0)), "gpu": float(resources.get("gpu", 0.0))}
 
 
-def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, Any]:
+def _run_one(
+    config_dict: dict[str, Any], kept: tuple[str, ...], progress: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """A Ray task: one full run through the trial entry Tune's trials use; bad input comes
-    back as an error, not an exception."""
+    back as an error, not an exception. ``progress``: (prefix, label) of the files its
+    stages' progress goes to, as a shared-stage task's; Module 3's at each val pass."""
     started = time.perf_counter()
     cache_root = get_dotted(config_dict, "teacher.cache_dir") or ""
-    end = run_search_trial(config_dict, {}, cache_root, log=lambda _: None)
+    hooks = None if progress is None else functools.partial(_progress_hooks, cache_root, progress)
+    end = run_search_trial(config_dict, {}, cache_root, log=lambda _: None, hooks=hooks)
     if end.error is not None:
         return {"error": end.error, "run_seconds": time.perf_counter() - started}
     return {
@@ -60,6 +66,22 @@ def _run_one(config_dict: dict[str, Any], kept: tuple[str, ...]) -> dict[str, An
         "config_yaml": end.config.to_yaml(),
         "run_seconds": time.perf_counter() - started,
     }
+
+
+def _progress_hooks(
+    cache_root: str, progress: tuple[str, str], _config: Any, _device: Any
+) -> dict[str, Any]:
+    """run_trial's on_step and on_epoch writing one run's progress files."""
+    from augkd.storage.files import resolve_filesystem
+    from augkd.storage.progress_files import ProgressFile
+
+    on_step = ProgressFile(resolve_filesystem(cache_root)[0], *progress).on_step
+
+    def on_epoch(metrics: dict[str, float], _state: Any) -> None:
+        if STEP in metrics and STEPS in metrics:
+            on_step("module3", int(metrics[STEP]), int(metrics[STEPS]))
+
+    return {"on_step": on_step, "on_epoch": on_epoch}
 
 
 def run_evaluation(
@@ -100,6 +122,11 @@ def run_evaluation(
             echo(f"[evaluate] {candidate.label}: trial {candidate.trial_id}, judged at step "
                  f"{candidate.judged_at:g}")  # fmt: skip
 
+    def progress_files(candidate: Candidate, seed: int, attempt: int) -> tuple[str, str]:
+        """(prefix, label) of one run's progress files (augkd.storage.progress_files)."""
+        name = f"{candidate.label}-seed{seed}-try{attempt}"
+        return watch.path_for(name), f"{candidate.label} seed {seed}"
+
     def run_round(work: list[tuple[Candidate, int]]) -> None:
         pending = {}
         progress = RunsProgress(len(work), echo)
@@ -107,9 +134,13 @@ def run_evaluation(
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
-            pending[task.remote(config.to_dict(), kept)] = (candidate, seed, config, 0)
+            files = progress_files(candidate, seed, 0)
+            pending[task.remote(config.to_dict(), kept, files)] = (candidate, seed, config, 0)
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            watch.poll()  # the stage each run is in: step/total, rate, ETA
+            if not done:
+                continue
             candidate, seed, config, lost = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
@@ -120,7 +151,8 @@ def run_evaluation(
                 outcome = {"error": f"Ray killed the run {KILLED_FOR_MEMORY} ({sizes})"}
             except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError) as error:
                 if lost < RUN_RETRIES:
-                    pending[task.remote(config.to_dict(), kept)] = (
+                    files = progress_files(candidate, seed, lost + 1)
+                    pending[task.remote(config.to_dict(), kept, files)] = (
                         candidate, seed, config, lost + 1,
                     )  # fmt: skip
                     continue
@@ -136,7 +168,15 @@ def run_evaluation(
                 values = " ".join(f"{label(m)} {outcome[m]:.3g}" for m in shown if m in outcome)
                 echo(f"[evaluate] {candidate.label} seed {seed}: {values}")
 
-    seed_list, verdict = race(candidates, seed_order, objective, settings, run_round, echo)
+    # Each run writes its stages' progress (Module 1 of a fresh seed takes minutes) where the
+    # driver reads it while it waits, as for the shared stages.
+    watch = ProgressFiles(
+        candidates[0].config.teacher.cache_dir or "", LinePrinter(echo), prefix="[evaluate]"
+    )
+    try:
+        seed_list, verdict = race(candidates, seed_order, objective, settings, run_round, echo)
+    finally:
+        watch.close()
     evaluation = judge(search_path, seed_list, candidates, objective)
     evaluation.verdict = verdict
     write_evaluation_files(evaluation)
@@ -145,5 +185,7 @@ def run_evaluation(
     return evaluation
 
 
+POLL_S = 2.0
+"""How often the driver reads the runs' progress files while it waits for them."""
 RUN_RETRIES = 3
 """How often an evaluation run whose node or worker died is run again (Ray's default)."""

@@ -22,8 +22,13 @@ WARMUP = 1
 
 
 LONG_STEP_S = 5.0
+"""After a warm-up call this long, one more call is timed instead of TIMED's few."""
+WARMUP_IS_MEASUREMENT_S = 60.0
 """A warm-up call this long is timed as the measurement itself (its warm-up share is small):
-a Module-1 iteration at release shapes on a slow device takes minutes."""
+a Module-1 iteration at release shapes on a slow device takes minutes. Below it the warm-up
+is not: the fonts space's first Module-1 iteration took 6.5 s on a loaded CPU, its next ones
+well under one (one-time kernel and allocator set-up), and taken as the rate it forecast
+Module 1 at 1h48m."""
 
 
 TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
@@ -71,7 +76,8 @@ class _Timer:
             step()
         self.sync()
         seconds = time.perf_counter() - started
-        if seconds < LONG_STEP_S * WARMUP:  # else the warm-up call is the measurement
+        if seconds < WARMUP_IS_MEASUREMENT_S * WARMUP:  # else the warm-up is the measurement
+            count = count if seconds < LONG_STEP_S * WARMUP else 1
             started = time.perf_counter()
             for _ in range(count):
                 step()
@@ -181,6 +187,8 @@ def calibrate(
     load_started = time.perf_counter()
     splits = load_student_splits(base.data, base.seed, device, cache)
     setup_s = teacher_load_s + time.perf_counter() - load_started
+    task_setup_s = setup_s  # what every stage task pays before its stage: teacher and data
+    stage_diagnostics_s = 0.0
     train_size = len(splits.train_y)
     method = METHOD_PLANS[base.method]
     methods = [base.method]
@@ -315,6 +323,12 @@ def calibrate(
             started_diagnostics = time.perf_counter()
             mixup_diagnostics(judge, base.diagnostics, 0.5)
             setup_s += time.perf_counter() - started_diagnostics
+            if "module2" in to_time and plan.module2:  # each AnchorNet's own diagnostics
+                from augkd.trial.diagnostics import stage_diagnostics
+
+                started_diagnostics = time.perf_counter()
+                stage_diagnostics(judge, base.diagnostics, base.module1.latent_size)
+                stage_diagnostics_s = time.perf_counter() - started_diagnostics
     else:
         mixup_nets = None
 
@@ -353,6 +367,8 @@ def calibrate(
         "trial_peak_mib": max(timed.peaks["module3"], timed.peaks["val"]),
         "val_s": val_s,
         "setup_s": setup_s,
+        "task_setup_s": task_setup_s,
+        "stage_diagnostics_s": stage_diagnostics_s,
         "train_images": train_size,
         "val_every": settings.val_interval() or budget.steps_per_epoch,
         "device": str(device),

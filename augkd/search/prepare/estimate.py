@@ -59,6 +59,19 @@ class Forecast:
     cpu_per_trial: float
     calibration_s: float
     phases: list[Phase] = field(default_factory=list)
+    task_setup_s: float = 0.0
+    """What a shared-stage task pays before its stage: loading the teacher and the data."""
+    stage_diagnostics_s: float = 0.0
+    """An AnchorNet's diagnostics, computed by its Module-2 task (0: diagnostics off)."""
+    slots: int | None = None
+    """Trials (and stage tasks) a local Ray fits at once by its CPUs and GPUs; None on a
+    cluster (``max_concurrent`` is taken as what it will fit)."""
+
+    @property
+    def concurrent(self) -> int:
+        """Trials at a time: ``max_concurrent``, or fewer when a local Ray fits fewer."""
+        limit = self.max_concurrent if self.slots is None else min(self.max_concurrent, self.slots)
+        return max(1, limit)
 
     @property
     def workers(self) -> int:
@@ -72,8 +85,11 @@ class Forecast:
         return sum(phase.wall_s for phase in self.phases)
 
 
-def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -> Forecast:
-    """The calibration's rates times what the search would run, phase by phase."""
+def project(
+    space: SearchSpace, measured: dict[str, Any], shared_threads: int, slots: int | None = None
+) -> Forecast:
+    """The calibration's rates times what the search would run, phase by phase; ``slots``:
+    the tasks a local Ray fits at once (None: max_concurrent)."""
     stages = [StageCost(**cost) for cost in measured["stages"]]
     max_steps = space.max_steps(measured["train_images"])
     steps = expected_trial_steps(space, max_steps)
@@ -83,7 +99,9 @@ def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -
         measured["step_s"], measured["val_s"], measured["trial_peak_mib"], measured["setup_s"],
         measured["val_every"],
         space.num_samples, space.max_concurrent, seeds, space.resources.gpu,
-        space.resources.cpu, measured["calibration_s"],
+        space.resources.cpu, measured["calibration_s"], slots=slots,
+        task_setup_s=measured.get("task_setup_s", 0.0),
+        stage_diagnostics_s=measured.get("stage_diagnostics_s", 0.0),
     )  # fmt: skip
     device_share = space.resources.gpu or space.resources.cpu
     # Shared stages: the teacher first (the preflight), then one task per seed (Module 1,
@@ -92,17 +110,26 @@ def project(space: SearchSpace, measured: dict[str, Any], shared_threads: int) -
     by_seed: dict[str, float] = {}
     rest = []
     firsts: set[str] = set()
+    # A task that produces a stage first loads the teacher and the data; a Module-2 task also
+    # computes its AnchorNet's diagnostics.
+    task_s, diagnostics_s = forecast.task_setup_s, forecast.stage_diagnostics_s
+    loading: set[str] = set()
     for cost in stages:
         if cost.per_trial or cost.stage == "teacher":
             continue
         seed = cost.label.split(" ")[1]
+        extra = 0.0 if cost.cached or cost.stage != "module2" else diagnostics_s
         if cost.stage == "module2" and seed in firsts:
-            rest.append(cost.seconds)
+            if not cost.cached:
+                rest.append(cost.seconds + task_s + extra)
             continue
         if cost.stage == "module2":
             firsts.add(seed)
-        by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds
-    parallel = max(1, space.max_concurrent)
+        if not cost.cached and seed not in loading:
+            loading.add(seed)
+            extra += task_s
+        by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds + extra
+    parallel = forecast.concurrent
     shared_wall = teacher + max(by_seed.values(), default=0.0)
     shared_wall += math.ceil(len(rest) / parallel) * max(rest, default=0.0)
     shared_device = teacher + sum(by_seed.values()) + sum(rest)
@@ -145,12 +172,21 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
         f"{forecast.val_every} steps;  a trial's setup {forecast.setup_s:.3g} s;  "
         f"peak {forecast.trial_peak_mib:.0f} MiB"
     )
+    lines.append(
+        f"  tasks      a stage task's loading (teacher, data) {forecast.task_setup_s:.3g} s;  "
+        f"an AnchorNet's diagnostics {forecast.stage_diagnostics_s:.3g} s"
+    )
     steps = forecast.trial_steps
     rungs = ", ".join(f"{r:g}" for r in steps.rungs) or "none"
     lines.append(
         f"[estimate] trials: {forecast.num_samples} x up to {steps.max_steps} steps, rungs "
         f"[{rungs}]: {steps.expected:,.0f} trial-steps expected (assumes {steps.assumption}); "
-        f"{steps.upper:,.0f} if none were stopped; {forecast.max_concurrent} at a time"
+        f"{steps.upper:,.0f} if none were stopped; {forecast.concurrent} at a time"
+        + (
+            f" (max_concurrent {forecast.max_concurrent}; this machine's Ray fits {forecast.slots})"
+            if forecast.concurrent < forecast.max_concurrent
+            else ""
+        )
     )
     lines.append(f"  {'phase':<15} {'wall time':>10} {unit_name + '-hours':>12}")
     for phase in forecast.phases:
@@ -181,7 +217,8 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
     space = requested_space(options)
     cache_root = stage_cache_root(storage_root(options.storage or default_storage()))
     plan_seeds = len(plan_shared_stages(space).seeds)
-    trial_threads = max(1, int(space.resources.cpu))
+    pinned = space.base_config_object().threads  # --set threads=N: every task and trial's
+    trial_threads = pinned or max(1, int(space.resources.cpu))
     device = "auto" if space.resources.gpu > 0 else "cpu"
     if requested_address(options.address) is not None:
         import ray
@@ -205,9 +242,20 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
             )
         # As on the local Ray a search starts: each seed's stage task gets its share of
         # every CPU.
-        shared_threads = max(trial_threads, _cpus() // max(1, plan_seeds))
+        shared_threads = pinned or max(trial_threads, _cpus() // max(1, plan_seeds))
         measured = calibrate(space, cache_root, device, shared_threads, trial_threads)
+        return project(space, measured, shared_threads, _local_slots(space))
     return project(space, measured, shared_threads)
+
+
+def _local_slots(space: SearchSpace) -> int:
+    """Trials a local Ray started here runs at once: its CPUs (and GPUs) over a trial's."""
+    slots = int(_cpus() // space.resources.cpu) if space.resources.cpu > 0 else 1 << 30
+    if space.resources.gpu > 0:
+        import torch
+
+        slots = min(slots, int(torch.cuda.device_count() // space.resources.gpu))
+    return max(1, slots)
 
 
 def _cpus() -> int:

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from augkd.basics.errors import AllTrialsFailedError, ConfigError, Interrupted
 from augkd.basics.metric_names import TEST_ACC1
+from augkd.hardware.peaks import task_peak_metrics
 from augkd.search.records.results import ResultsTable, format_leaderboard, load_results, rank
 from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 from augkd.search.run.study import publish
@@ -102,11 +103,13 @@ def record_end(
     echo,
     shared_seconds: float = 0.0,
     budget_reached: bool = False,
+    shared_peaks: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """After Tune's fit: the trials' ends, the study, the parent run (with where the
     compute went) and the leaderboard, whatever the outcome. Returns the rows and the outcome
     (completed, interrupted, failed, time_budget). ``budget_reached``: the time budget
-    stopped the trials (``interrupted`` is then true too)."""
+    stopped the trials (``interrupted`` is then true too). ``shared_peaks``: the peak
+    memory of each task before the trials, logged on the parent run."""
     experiment = experiment_name(space.name)
     if interrupted:
         close_open_trials(
@@ -116,7 +119,8 @@ def record_end(
     rows = _rows(place.search_path)
     outcome = TIME_BUDGET if budget_reached else search_outcome(rows, interrupted)
     spent = compute_spent(rows, shared_seconds)
-    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent)
+    peaks = task_peak_metrics(shared_peaks or {})
+    finish_parent(space, place.tracking_uri, place.name, rows, seconds, outcome, spent | peaks)
     if spent["trial_seconds"] > 0:
         echo(f"[search] compute: shared stages {shared_seconds:.0f} s before the trials; trials "
              f"{spent['trial_seconds']:.0f} trial-seconds, "

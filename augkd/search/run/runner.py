@@ -170,6 +170,7 @@ class _SearchRun:
         rows, outcome = record_end(
             space, place, time.time() - started, interrupted, echo,
             shared.seconds if shared is not None else 0.0, ctrl_c.budget_reached,
+            shared.peak_memory if shared is not None else None,
         )  # fmt: skip
         if outcome == TIME_BUDGET:
             echo(self._budget_line(rows))

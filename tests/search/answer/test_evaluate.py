@@ -151,6 +151,33 @@ def test_evaluate_counts_its_runs_down_with_an_eta_in_a_log(evaluated):
 
 
 @pytest.mark.slow
+def test_evaluate_shows_the_stage_each_run_is_in_with_an_eta_in_a_log(evaluated):
+    """The fresh seeds' runs train Module 1 (the search cached seed 0's alone): each run's
+    stages come as lines naming the stage and the run, step/total with a rate and ETA, and a
+    line when each ends; Module 3's at its val passes."""
+    stage_line = re.compile(
+        r"\[evaluate\] (teacher|module1|encoder|module2|module3) \((\S+) seed (\d+)\): "
+        r"(\d+)/(\d+) (?:steps|iterations), (.+)"
+    )
+    lines = evaluated["run"].stderr.splitlines()
+    shown = [match.groups() for match in map(stage_line.fullmatch, lines) if match]
+    ran = {(row["label"], str(row["seed"])) for row in evaluated["rows"]}
+    assert {(label, seed) for _, label, seed, *_ in shown} == ran
+    assert {(label, seed) for stage, label, seed, *_ in shown if stage == "module3"} == ran
+    # Module 1 of each fresh seed is trained (by a run of a method with a generator, not ce;
+    # runs of the same seed then read it from the cache), shown to its end
+    module1_ended = [
+        (label, seed)
+        for stage, label, seed, done, total, _ in shown
+        if stage == "module1" and done == total
+    ]
+    assert {seed for _, seed in module1_ended} == {seed for _, seed in ran}
+    assert not any(label.startswith("ce") for label, _ in module1_ended)
+    for *_, done, total, rest in shown:
+        assert rest.startswith("done in ") if done == total else ("ETA" in rest or rest == "timing")
+
+
+@pytest.mark.slow
 def test_evaluate_writes_the_baselines_file_the_report_draws(evaluated):
     rows = pq.read_table(evaluated["search"] / "evaluation.parquet").to_pylist()
     payload = json.loads((evaluated["search"] / "baselines.json").read_text())
@@ -183,6 +210,9 @@ def test_evaluate_logs_its_runs_under_the_searchs_parent(evaluated):
     assert len(runs) == len(evaluated["rows"]) == len(seeds) * len(_labels(evaluated["rows"]))
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert all("test_acc1" in r.data.metrics and r.info.status == "FINISHED" for r in runs)
+    # each run's peak memory, in MLflow and in evaluation.parquet (issue 25)
+    assert all(r.data.metrics["peak_rss_mb"] > 0 for r in runs)
+    assert all(row["peak_rss_mb"] > 0 for row in evaluated["rows"])
     assert {r.data.params["seed"] for r in runs} == {str(s) for s in seeds}
     # the verdict, its seeds and the compute it cost are on the search's parent run
     assert parent.data.tags["augkd.verdict"] == verdict["sentence"]

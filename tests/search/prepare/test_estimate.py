@@ -133,3 +133,87 @@ def test_the_release_space_is_forecast_in_full_before_anything_ran(tmp_path):
     assert forecast.trial_steps.rungs and forecast.max_concurrent == 8
     assert forecast.workers == 1  # a CPU search
     assert "$" in format_forecast(forecast, 1.006)
+
+
+@pytest.mark.slow
+def test_a_local_search_is_forecast_at_the_trials_its_ray_fits_at_once(tmp_path):
+    """max_concurrent 8, but a local Ray fits only its CPUs over a trial's resources.cpu:
+    the trials' wall time (and the Module-2 grid's) is spread over that many, not 8."""
+    import os
+
+    from augkd.search.prepare.request import requested_space
+
+    options = _options(tmp_path / "runs")
+    options.overrides = [*options.overrides, "max_concurrent=8", "resources.cpu=1"]
+    forecast = estimate_search(options, echo=lambda _: None)
+    fits = len(os.sched_getaffinity(0)) // int(requested_space(options).resources.cpu)
+    assert forecast.max_concurrent == 8 and forecast.slots == fits
+    assert forecast.concurrent == min(8, fits)
+    _, trials = forecast.phases
+    assert trials.wall_s == pytest.approx(trials.device_s / forecast.concurrent)
+    if forecast.concurrent < 8:
+        assert f"{fits} at a time (max_concurrent 8; this machine's Ray fits {fits})" in (
+            format_forecast(forecast, None)
+        )
+
+
+def test_every_stage_task_is_forecast_with_its_loading_and_each_anchornet_its_diagnostics():
+    """The shared stages' wall time: the seed's task (its loading, Module 1, the encoder, the
+    first grid point and its diagnostics), then the rest of the grid, each a task that loads
+    the teacher and the data and diagnoses its AnchorNet, `concurrent` at a time; a cached
+    grid point costs nothing."""
+    from augkd.search.prepare.calibration import StageCost
+    from augkd.search.prepare.estimate import project
+    from augkd.search.prepare.request import requested_space
+
+    space = requested_space(_options(Path("unused")), echo=lambda _: None)
+    stage = {"key": "k", "cached": False, "units": 10, "seconds_per_unit": 1.0}
+    stages = [
+        StageCost("module1", "seed 0", **stage),
+        StageCost("encoder", "seed 0", **stage),
+        *(StageCost("module2", f"seed 0 point={n}", **stage) for n in range(4)),
+        StageCost("module2", "seed 0 point=cached", "k", True, 10, 1.0),
+    ]
+    measured = {
+        "stages": [vars(cost) for cost in stages], "train_images": 150, "step_s": 0.1,
+        "val_s": 0.1, "trial_peak_mib": 1.0, "setup_s": 2.0, "val_every": 2,
+        "device": "cpu", "precision": "fp32", "calibration_s": 1.0,
+        "task_setup_s": 3.0, "stage_diagnostics_s": 5.0,
+    }  # fmt: skip
+    forecast = project(space, measured, 1, slots=2)
+    shared, _ = forecast.phases
+    first_task = 3.0 + 10 + 10 + 10 + 5.0
+    rest = 3 * [3.0 + 10 + 5.0]  # three uncached grid points after the first, two at a time
+    assert forecast.concurrent == 2
+    assert shared.wall_s == pytest.approx(first_task + 2 * rest[0])
+    assert shared.device_s == pytest.approx((first_task + sum(rest)) * space.resources.cpu)
+
+
+@pytest.mark.parametrize(
+    ("durations", "rate"),
+    [
+        ([0.1, 0.2, 0.2, 0.2], 0.2),  # fast: a warm-up, then TIMED's few calls
+        ([6.5, 0.3], 0.3),  # a slow first call is set-up: one more call is the rate
+        ([70.0], 70.0),  # minutes a call: the warm-up itself is the rate
+    ],
+)
+def test_a_slow_first_call_is_timed_as_warm_up_unless_it_takes_a_minute(
+    monkeypatch, durations, rate
+):
+    """The fonts space's first Module-1 iteration took 6.5 s on a loaded CPU and the next
+    ones well under one; taken as the rate, it forecast Module 1 at 1h48m. A clock that the
+    calls themselves advance stands for the time they take."""
+    from types import SimpleNamespace
+
+    from augkd.search.prepare import calibration
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(calibration, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    calls = iter(durations)
+
+    def step() -> None:
+        clock["now"] += next(calls)
+
+    timer = calibration._Timer(torch.device("cpu"))
+    assert timer("module1", step, 3) == pytest.approx(rate)
+    assert next(calls, None) is None  # every call it made was timed as above

@@ -54,3 +54,28 @@ def test_every_trial_records_its_peak_memory_in_the_table_and_mlflow(tiny_search
     with_peak = [run for run in runs if PEAK_RSS in run.data.metrics]
     assert len(with_peak) == len(rows)
     assert all(run.data.metrics[PEAK_RSS] > 0 for run in with_peak)
+
+
+@pytest.mark.slow
+def test_the_parent_run_records_the_peak_memory_of_every_shared_stage_task(tiny_search):
+    """The preflight, each seed's shared-stage task and each Module-2 grid task: one metric
+    each on the search's parent run (as the search prints the largest), and the largest as shared_peak_rss_mb."""
+    from mlflow.tracking import MlflowClient
+
+    from augkd.hardware.peaks import PEAK_RSS
+
+    client = MlflowClient(tiny_search["uri"])
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string="tags.`augkd.trial_id` = 'parent'",
+    )
+    metrics = parent.data.metrics
+    per_task = {k.removeprefix(f"{PEAK_RSS}."): v for k, v in metrics.items()
+                if k.startswith(f"{PEAK_RSS}.")}  # fmt: skip
+    # the digits space's Module-2 grid: its first point rides with seed 0's task, each other
+    # point is a task of its own
+    grid_tasks = set(per_task) - {"preflight", "shared_stage_seed_0"}
+    assert len(per_task) - len(grid_tasks) == 2
+    assert grid_tasks and all(name.startswith("module_2_seed_0_module2_") for name in grid_tasks)
+    assert all(value > 0 for value in per_task.values())
+    assert metrics[f"shared_{PEAK_RSS}"] == max(per_task.values())
