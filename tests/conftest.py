@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -88,15 +89,33 @@ TINY_SEARCH = ["teacher.epochs=5", "module2.epochs=1", "module3.epochs=3"]
 
 
 @pytest.fixture(scope="session")
-def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def tiny_search(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict:
     """One real smoke-size search (3 trials of up to 3 epochs, ASHA rungs at 1 and 2), in
-    a Ray of its own that is shut down again. Tests read it; none may change it."""
-    import ray
+    a Ray of its own that is shut down again. Tests read it; none may change it. Run once
+    per test session, not once per xdist worker: the first worker to need it runs it under
+    a file lock in the folder the workers share, the other reads what it wrote."""
+    import json
+
+    from filelock import FileLock
 
     from augkd.search.records.results import load_results
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    written = shared / "tiny_search.json"
+    with FileLock(str(shared / "tiny_search.lock")):
+        if not written.exists():
+            written.write_text(json.dumps(_run_tiny_search(shared / "tiny_search")))
+        found = json.loads(written.read_text())
+    return {**found, "root": Path(found["root"]), "rows": load_results(found["path"])}
+
+
+def _run_tiny_search(root: Path) -> dict:
+    import ray
+
     from augkd.search.run.runner import SearchOptions, run_search
 
-    root = tmp_path_factory.mktemp("tiny_search")
+    root.mkdir()
     # address="local": never join another process's Ray (runner.init_ray tries "auto").
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -115,12 +134,7 @@ def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
         )
     finally:
         ray.shutdown()
-    return {
-        "path": outcome.search_path,
-        "uri": outcome.tracking_uri,
-        "rows": load_results(outcome.search_path),
-        "root": root,
-    }
+    return {"path": outcome.search_path, "uri": outcome.tracking_uri, "root": str(root)}
 
 
 class S3Server:
