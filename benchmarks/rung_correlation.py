@@ -58,30 +58,39 @@ def judged_at(trial: list[dict], milestone: float) -> int | None:
     return next((i for i, r in enumerate(trial) if r["step"] >= milestone), None)
 
 
-def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> dict:
-    """Ray's asynchronous ASHA (one bracket) over recorded curves, in start order."""
-    from augkd.search.prepare.space import SchedulerSettings
-
-    milestones = SchedulerSettings(grace_period=grace, reduction_factor=factor).milestones(max_t)
-    recorded: dict[float, list[float]] = {m: [] for m in milestones}
-    spent, kept, stopped_at = 0.0, [], []
-    for trial in trials:
+def asha_stops(trials, metric: str, factor: float, rungs_of: list[list[float]]) -> list[int]:
+    """Where Ray's asynchronous ASHA stops each trial (the index of its last report), in
+    start order: a trial is judged at its first report at or past each rung of its bracket
+    (``rungs_of``, one list per trial) and stops when below the 1 - 1/factor quantile of the
+    values that bracket recorded at that rung so far."""
+    recorded: dict[tuple, list[float]] = {}
+    stops = []
+    for trial, rungs in zip(trials, rungs_of, strict=True):
         stop = len(trial) - 1
-        for milestone in milestones:
+        for milestone in rungs:
             index = judged_at(trial, milestone)
             if index is None or index == len(trial) - 1:
                 break
+            seen = recorded.setdefault((tuple(rungs), milestone), [])
             value = trial[index][metric]
-            seen = recorded[milestone]
             cutoff = np.nanpercentile(seen, (1 - 1 / factor) * 100) if seen else None
             seen.append(value)
             if cutoff is not None and value < cutoff:
                 stop = index
                 break
-        spent += trial[stop]["time_total_s"]
-        stopped_at.append(trial[stop]["step"])
-        if stop == len(trial) - 1:
-            kept.append(trial)
+        stops.append(stop)
+    return stops
+
+
+def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> dict:
+    """Ray's asynchronous ASHA (one bracket) over recorded curves, in start order."""
+    from augkd.search.prepare.space import SchedulerSettings
+
+    milestones = SchedulerSettings(grace_period=grace, reduction_factor=factor).milestones(max_t)
+    stops = asha_stops(trials, metric, factor, [milestones] * len(trials))
+    spent = sum(t[stop]["time_total_s"] for t, stop in zip(trials, stops, strict=True))
+    stopped_at = [t[stop]["step"] for t, stop in zip(trials, stops, strict=True)]
+    kept = [t for t, stop in zip(trials, stops, strict=True) if stop == len(t) - 1]
     full = sum(t[-1]["time_total_s"] for t in trials)
     best = max(t[-1][FINAL] for t in trials)
     found = max((t[-1][FINAL] for t in kept), default=math.nan)

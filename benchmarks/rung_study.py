@@ -24,8 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rung_correlation import FINAL, curves, judged_at
+from rung_correlation import FINAL, asha_stops, curves, judged_at
 from scipy.stats import spearmanr
+
+from augkd.search.prepare.space import SchedulerSettings
 
 METRIC = "best_val_acc1"
 GRACES = (25, 50, 100, 200)
@@ -51,35 +53,19 @@ class Replay:
     first_rung_rho: float
 
 
-def rungs(grace: int, factor: float, bracket: int, max_steps: int) -> list[float]:
-    """One bracket's rungs, ascending, placed as Ray's _Bracket places them."""
-    count = int(math.log(max_steps / grace) / math.log(factor) - bracket + 1)
-    return [grace * factor ** (k + bracket) for k in range(max(count, 0))]
-
-
 def replay(trials: list[list[dict]], brackets_of: list[int], grace: int, factor: float,
            count: int) -> tuple[float, list[bool]]:  # fmt: skip
     """(trial-seconds, completed per trial) of one draw of brackets, in start order."""
-    max_steps = int(trials[0][-1]["step"])
-    all_rungs = [rungs(grace, factor, b, max_steps) for b in range(count)]
-    recorded = [{m: [] for m in r} for r in all_rungs]
-    spent, completed = 0.0, []
-    for trial, bracket in zip(trials, brackets_of, strict=True):
-        stop = len(trial) - 1
-        for milestone in all_rungs[bracket]:
-            index = judged_at(trial, milestone)
-            if index is None or index == len(trial) - 1:
-                break
-            seen = recorded[bracket][milestone]
-            value = trial[index][METRIC]
-            cutoff = np.nanpercentile(seen, (1 - 1 / factor) * 100) if seen else None
-            seen.append(value)
-            if cutoff is not None and value < cutoff:
-                stop = index
-                break
-        spent += trial[stop]["time_total_s"]
-        completed.append(stop == len(trial) - 1)
-    return spent, completed
+    all_rungs = _all_rungs(grace, factor, count, int(trials[0][-1]["step"]))
+    stops = asha_stops(trials, METRIC, factor, [all_rungs[b] for b in brackets_of])
+    spent = sum(t[stop]["time_total_s"] for t, stop in zip(trials, stops, strict=True))
+    return spent, [stop == len(t) - 1 for t, stop in zip(trials, stops, strict=True)]
+
+
+def _all_rungs(grace: int, factor: float, count: int, max_steps: int) -> list[list[float]]:
+    """Each bracket's rungs, as the search's scheduler settings place them."""
+    settings = SchedulerSettings(grace_period=grace, reduction_factor=factor, brackets=count)
+    return [settings.milestones(max_steps, bracket) for bracket in range(count)]
 
 
 def study(trials: list[list[dict]], grace: int, factor: float, count: int, margin: float,
@@ -88,7 +74,8 @@ def study(trials: list[list[dict]], grace: int, factor: float, count: int, margi
     tied = finals >= finals.max() - margin
     winner = int(finals.argmax())
     max_steps = int(trials[0][-1]["step"])
-    sizes = np.array([len(rungs(grace, factor, b, max_steps)) for b in range(count)])
+    all_rungs = _all_rungs(grace, factor, count, max_steps)
+    sizes = np.array([len(r) for r in all_rungs])
     weights = np.e ** (sizes - sizes.max())
     rng = np.random.default_rng(0)
     shares, stopped, kept, done = [], [], [], []
@@ -104,7 +91,7 @@ def study(trials: list[list[dict]], grace: int, factor: float, count: int, margi
         stopped.append(int((tied & ~completed_array).sum()))
         kept.append(bool(completed_array[winner]))
         done.append(int(completed_array.sum()))
-    first = rungs(grace, factor, 0, max_steps)
+    first = all_rungs[0]
     rho = math.nan
     if first:
         at_first = [t[judged_at(t, first[0]) or 0][METRIC] for t in trials]

@@ -56,9 +56,3 @@ def test_a_first_rung_past_the_slow_start_keeps_every_tied_trial(rung_study):
     replay = rung_study.study(trials, 700, 2.0, 1, margin=0.5, draws=1)
     assert replay.tied_stopped == 0.0
     assert replay.completed == 2.0  # the weak trial still stops at step 700
-
-
-def test_the_rungs_are_placed_as_rays_bracket_places_them(rung_study):
-    assert rung_study.rungs(50, 2.0, 0, 1000) == [50, 100, 200, 400, 800]
-    assert rung_study.rungs(50, 2.0, 1, 1000) == [100, 200, 400, 800]
-    assert rung_study.rungs(40, 3.0, 0, 400) == [40, 120, 360]
