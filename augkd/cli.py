@@ -23,7 +23,8 @@ from augkd.search.flags import (
 ON_INTERRUPT = {
     "train": "interrupted; nothing written",
     "teacher": "interrupted; nothing written",
-    "evaluate": "interrupted; the runs finished so far are in MLflow, no evaluation.parquet",
+    "evaluate": "interrupted; the runs finished so far are kept in the search folder's "
+    "evaluation_runs/, and the same command continues from there",
 }
 """What Ctrl-C leaves behind, per command (each writes its output once, at the end)."""
 

@@ -22,6 +22,8 @@ RESULTS_FILE = "results.parquet"
 SPACE_FILE = "search_space.json"
 BASELINES_FILE = "baselines.json"
 EVALUATION_FILE = "evaluation.parquet"
+EVALUATION_RUNS_FOLDER = "evaluation_runs"
+"""One file per finished evaluation run (answer/evaluation_files.FinishedRuns)."""
 STAGE_CACHE = "stage_cache"
 SEARCH_MARKERS = (SPACE_FILE, RESULTS_FILE, "tuner.pkl")
 """A folder holding any of these is a search (Tune writes tuner.pkl, augkd the others)."""

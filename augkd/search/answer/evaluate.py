@@ -29,7 +29,7 @@ from augkd.search.answer.candidates import (
     plan,
     top_k_shortfall,
 )
-from augkd.search.answer.evaluation_files import write_evaluation_files
+from augkd.search.answer.evaluation_files import FinishedRuns, write_evaluation_files
 from augkd.search.answer.evaluation_mlflow import find_parent_run, log_evaluation_runs
 from augkd.search.answer.racing import (
     DEFAULT_MARGIN,
@@ -127,13 +127,31 @@ def run_evaluation(
         name = f"{candidate.label}-seed{seed}-try{attempt}"
         return watch.path_for(name), f"{candidate.label} seed {seed}"
 
+    finished = FinishedRuns(search_path)
+
+    def record(candidate: Candidate, seed: int, outcome: dict[str, Any], note: str = "") -> None:
+        candidate.runs.append({"seed": seed, **outcome})
+        if "error" in outcome:
+            echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")
+            return
+        shown = dict.fromkeys([objective.metric, BEST_VAL_ACC1, TEST_ACC1])
+        values = " ".join(f"{label(m)} {outcome[m]:.3g}" for m in shown if m in outcome)
+        echo(f"[evaluate] {candidate.label} seed {seed}: {values}{note}")
+
     def run_round(work: list[tuple[Candidate, int]]) -> None:
-        pending = {}
-        progress = RunsProgress(len(work), echo)
+        to_run = []
         for candidate, seed in work:
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
+            earlier = finished.get(config.to_dict())
+            if earlier is None:
+                to_run.append((candidate, seed, config))
+            else:
+                record(candidate, seed, earlier, " (finished earlier: read, not run)")
+        pending = {}
+        progress = RunsProgress(len(to_run), echo) if to_run else None
+        for candidate, seed, config in to_run:
             files = progress_files(candidate, seed, 0)
             pending[task.remote(config.to_dict(), kept, files)] = (candidate, seed, config, 0)
         while pending:
@@ -159,14 +177,9 @@ def run_evaluation(
                 outcome = {
                     "error": f"the run lost its worker {lost + 1} times ({type(error).__name__})"
                 }
+            finished.put(config.to_dict(), outcome)
             progress.finished(f"{candidate.label} seed {seed}")
-            candidate.runs.append({"seed": seed, **outcome})
-            if "error" in outcome:
-                echo(f"[evaluate] {candidate.label} seed {seed} failed: {outcome['error']}")
-            else:
-                shown = dict.fromkeys([objective.metric, BEST_VAL_ACC1, TEST_ACC1])
-                values = " ".join(f"{label(m)} {outcome[m]:.3g}" for m in shown if m in outcome)
-                echo(f"[evaluate] {candidate.label} seed {seed}: {values}")
+            record(candidate, seed, outcome)
 
     # Each run writes its stages' progress (Module 1 of a fresh seed takes minutes) where the
     # driver reads it while it waits, as for the shared stages.

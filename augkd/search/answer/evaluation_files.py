@@ -1,9 +1,11 @@
 """What an evaluation leaves in the search folder: ``evaluation.parquet`` (one row per run,
 the verdict in its schema metadata) and ``baselines.json`` (what the report and the
-notebook draw), and the verdict read back from it."""
+notebook draw), the verdict read back from it, and ``evaluation_runs/`` (each finished run,
+as it finishes)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -11,8 +13,8 @@ from typing import Any
 from augkd.basics.metric_names import REPORTED
 from augkd.search.answer.candidates import DEFAULTS, kept_metrics
 from augkd.search.answer.racing import Evaluation
-from augkd.storage.files import join_uri, write_bytes
-from augkd.storage.locations import BASELINES_FILE, EVALUATION_FILE
+from augkd.storage.files import join_uri, read_bytes, uri_is_file, write_bytes
+from augkd.storage.locations import BASELINES_FILE, EVALUATION_FILE, EVALUATION_RUNS_FOLDER
 
 WINNER_KEY = "augkd"
 """The winner's key in baselines.json (the report draws it as AuG-KD)."""
@@ -20,6 +22,31 @@ WINNER_KEY = "augkd"
 
 VERDICT_METADATA = b"augkd.verdict"
 """evaluation.parquet's schema metadata key holding the verdict (JSON)."""
+
+
+class FinishedRuns:
+    """Every evaluation run that finished, one small file per (config, seed) written the
+    moment it ends: a race stopped part-way (Ctrl-C, a lost driver, a machine taken back)
+    loses none of its runs. A re-run plans the same candidates and seeds (exact re-runs), so
+    it finds each finished run under the same key and runs only the rest. A key is the
+    run's whole config (seed, threads and device included); delete the folder to re-run all.
+    """
+
+    def __init__(self, search_path: str) -> None:
+        self.folder = join_uri(search_path, EVALUATION_RUNS_FOLDER)
+
+    def _uri(self, config: dict[str, Any]) -> str:
+        text = json.dumps(config, sort_keys=True, default=str)
+        return join_uri(self.folder, hashlib.sha256(text.encode()).hexdigest()[:24] + ".json")
+
+    def get(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        uri = self._uri(config)
+        return json.loads(read_bytes(uri)) if uri_is_file(uri) else None
+
+    def put(self, config: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """Only runs that ended with their metrics: a run that failed runs again."""
+        if "error" not in outcome:
+            write_bytes(self._uri(config), json.dumps(outcome).encode())
 
 
 def _rows(evaluation: Evaluation) -> list[dict[str, Any]]:

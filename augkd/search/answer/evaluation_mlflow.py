@@ -55,7 +55,10 @@ def find_parent_run(search_path: str, tracking_uri: str | None) -> tuple[Any, st
 
 
 def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> None:
-    """One MLflow run per (candidate, seed) under the search's parent run."""
+    """One MLflow run per (candidate, seed) under the search's parent run. An earlier
+    evaluation's runs of the same search are deleted first (MLflow's deleted stage, which
+    `mlflow gc` purges and `restore_run` undoes), as evaluation.parquet is replaced: the
+    store then holds one evaluation, the latest, also after a stopped one was continued."""
     from mlflow.entities import Metric, Param, RunTag
 
     from augkd.search.records.source_tags import source_tags
@@ -63,6 +66,12 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
 
     name = evaluation.search_path.rstrip("/").rsplit("/", 1)[-1]
     client, experiment_id, parent_run_id = find_parent_run(evaluation.search_path, tracking_uri)
+    earlier = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`{EVALUATION_TAG}` != ''",
+    )
+    for run in earlier:
+        client.delete_run(run.info.run_id)
     for candidate in evaluation.candidates:
         for run in candidate.runs:
             created = client.create_run(

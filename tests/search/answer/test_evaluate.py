@@ -21,6 +21,7 @@ from augkd.basics.dotted import get_dotted
 from augkd.search.answer.candidates import DEFAULTS, Candidate
 from augkd.search.answer.evaluation_mlflow import EVALUATION_TAG
 from augkd.search.records.tracking import TRIAL_TAG
+from augkd.storage.locations import EVALUATION_RUNS_FOLDER
 from tests.search.conftest import trial_worker_pids
 
 
@@ -41,7 +42,18 @@ def evaluated(tiny_search, tmp_path_factory):
     )
     name = tiny_search["path"].rsplit("/", 1)[-1]
     rows = pq.read_table(storage / name / "evaluation.parquet").to_pylist()
-    return {"run": run, "search": storage / name, "uri": uri, "out": run.stdout, "rows": rows}
+    # Stopped part-way, as a run lost at the end of a machine's lease: one finished run's
+    # record gone, the same command again.
+    records = sorted((storage / name / EVALUATION_RUNS_FOLDER).glob("*.json"))
+    records[0].unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "augkd.cli", *args], capture_output=True, text=True, env=env
+    )
+    rows_again = pq.read_table(storage / name / "evaluation.parquet").to_pylist()
+    return {
+        "run": run, "search": storage / name, "uri": uri, "out": run.stdout, "rows": rows,
+        "records": len(records), "again": again, "rows_again": rows_again,
+    }  # fmt: skip
 
 
 def _labels(rows) -> list[str]:
@@ -88,6 +100,33 @@ def test_racing_adds_seeds_until_resolved_or_max_seeds(evaluated):
     assert verdict["sentence"].endswith(
         ("keep the defaults", "keep the defaults until then")
     ) or verdict["sentence"].split(": ")[-1].startswith("take rank1")
+
+
+@pytest.mark.slow
+def test_a_stopped_evaluation_runs_again_only_what_it_had_not_finished(evaluated):
+    """Every finished run is kept as it ends; the same command reads those and runs only the
+    one whose record is gone, and comes to the same rows and verdict."""
+    again = evaluated["again"]
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert evaluated["records"] == len(evaluated["rows"])
+    assert again.stderr.count("(finished earlier: read, not run)") == len(evaluated["rows"]) - 1
+    assert again.stderr.count("[evaluate] progress: 1/1 runs") == 1, again.stderr[-3000:]
+    key = ("label", "seed", "best_val_acc1", "test_acc1", "config_yaml")
+    assert [{k: r[k] for k in key} for r in evaluated["rows_again"]] == [
+        {k: r[k] for k in key} for r in evaluated["rows"]
+    ]
+    assert f"verdict: {_verdict(evaluated)['sentence']}" in again.stdout
+    # MLflow holds the latest evaluation once: the first one's runs are in the deleted stage
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(evaluated["uri"])
+    experiment = client.get_experiment_by_name("augkd-digits")
+    replaced = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{EVALUATION_TAG}` != ''",
+        run_view_type=ViewType.DELETED_ONLY,
+    )
+    assert len(replaced) == len(evaluated["rows"])
 
 
 @pytest.mark.slow
