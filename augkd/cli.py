@@ -121,10 +121,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
+    from augkd.hardware.free_memory import check_fits
     from augkd.hardware.runtime import resolve_device
     from augkd.storage.outputs import check_file_writable
-    from augkd.trial.memory import check_fits, estimate_teacher_training
-    from augkd.trial.teacher import save_teacher, train_teacher
+    from augkd.storage.teacher_checkpoint import save_teacher
+    from augkd.trial.memory import estimate_teacher_training
+    from augkd.trial.teacher import train_teacher
 
     config = _config(args)
     device = resolve_device(config.device)

@@ -236,7 +236,8 @@ def train_teacher_checkpoint(plan: Plan, data_root: Path, out: Path, device_name
     import torch
 
     from augkd.basics.config import config_from_dict
-    from augkd.trial.teacher import save_teacher, train_teacher
+    from augkd.storage.teacher_checkpoint import save_teacher
+    from augkd.trial.teacher import train_teacher
 
     config = config_from_dict({
         "data": {"source": "folders", "root": str(data_root), "image_size": plan.image_size,

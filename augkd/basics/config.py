@@ -256,7 +256,7 @@ class Module3Config(_Section):
 
 
 class DiagnosticsConfig(_Section):
-    """Diagnostics of Modules 1-2 (augkd/trial/diagnostics.py): teacher metrics on x, G(z),
+    """Diagnostics of Modules 1-2 (augkd/method/diagnostics.py): teacher metrics on x, G(z),
     reconstructions and anchors, and pictures; computed once per stage-2 artifact."""
 
     enabled: bool = True

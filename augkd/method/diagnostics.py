@@ -28,15 +28,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from augkd.basics.config import DiagnosticsConfig
-from augkd.basics.errors import ConfigError
 from augkd.data import as_unit_float
 from augkd.hardware.runtime import Normalize
 from augkd.method.losses import energy_score
-from augkd.method.mixup import MixupNets, first_share, mix_batch
-from augkd.method.plans import methods_that
-from augkd.storage.cache import StageCache
-from augkd.trial.stage_keys import stage_keys
-from augkd.trial.stages import PreparedTrial
+from augkd.method.mixup import MixupNets, mix_batch
 
 CHUNK = 512
 GRID_FILE = "generator_samples.png"
@@ -121,7 +116,7 @@ def _chunked(fn, *tensors: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def stage_diagnostics(judge: Judge, settings: DiagnosticsConfig, latent_size: int) -> Diagnostics:
     """What depends on Modules 1-2 only: x, G(z), reconstructions, anchors, the mask, and
-    the G(z) grid. The pipeline caches it next to the stage-2 artifact."""
+    the G(z) grid. A trial caches it next to the stage-2 artifact (augkd.trial.diagnostics)."""
     nets = judge.nets
     metrics = teacher_view(judge.classify(judge.val_x), judge.val_y, "x")
     noise = torch.randn(
@@ -268,43 +263,3 @@ def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     return buffer.getvalue()
-
-
-# -- a trial's diagnostics -----------------------------------------------------------
-
-
-def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:
-    """Diagnostics of the frozen G, E (and A): the stage part once per stage-2 artifact
-    (cached next to it), the x_mix part per trial (it depends on module3.b)."""
-    config = trial.config
-    if trial.stages.frozen_nets is None:
-        raise ConfigError(
-            f"method '{config.method}' trains no generator, so there is nothing to diagnose; "
-            f"use --method {methods_that(lambda plan: plan.module1)}."
-        )
-    judge = trial_judge(trial)
-    stage = Diagnostics.from_artifact(cached_stage_diagnostics(trial, cache, judge))
-    share = first_share(config.module3, trial.plan, len(trial.splits.train_y))
-    return stage.merged(mixup_diagnostics(judge, config.diagnostics, share))
-
-
-def trial_judge(trial: PreparedTrial) -> Judge:
-    """The teacher of a prepared trial, judging its val split and its frozen nets."""
-    splits = trial.splits
-    return Judge(
-        trial.teacher.model, trial.teacher.normalize, splits.val_x, splits.val_y,
-        trial.stages.frozen_nets, splits.class_names,
-    )  # fmt: skip
-
-
-def cached_stage_diagnostics(trial: PreparedTrial, cache: StageCache, judge: Judge) -> dict:
-    """The stage part (``stage_diagnostics``) as a stage-cache artifact, kept under its key."""
-    config = trial.config
-    key = stage_keys(config, trial.teacher, trial.plan.module2).diagnostics
-    return cache.get_or_create(
-        "diagnostics",
-        key,
-        lambda: stage_diagnostics(
-            judge, config.diagnostics, config.module1.latent_size
-        ).to_artifact(),
-    )

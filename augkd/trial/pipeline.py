@@ -32,17 +32,13 @@ from augkd.data import StudentSplits, load_student_splits
 from augkd.hardware.peaks import peak_memory, reset_peak
 from augkd.hardware.precision import AutocastModule, MixedPrecision
 from augkd.hardware.runtime import configure_torch, resolve_device, seed_everything
+from augkd.method.diagnostics import Diagnostics
 from augkd.method.mixup import Carried, MixupInputs, Report, mixup_reports
 from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.models import build_student, count_parameters
 from augkd.models.deployable import student_meta
 from augkd.storage.cache import StageCache
-from augkd.trial.diagnostics import (
-    Diagnostics,
-    cached_stage_diagnostics,
-    trial_diagnostics,
-    trial_judge,
-)
+from augkd.trial.diagnostics import cached_stage_diagnostics, trial_diagnostics, trial_judge
 from augkd.trial.lockstep import val_passes
 from augkd.trial.stage_keys import stage_keys
 from augkd.trial.stages import (
@@ -184,6 +180,7 @@ def prepare_trial(
     ``on_step``: the progress of each stage it trains."""
     device = device or resolve_device(config.device)
     precision = MixedPrecision(config.precision, device)
+    seed_everything(config.seed)
     teacher, splits = load_inputs(config, cache, device, precision, on_step)
     plan = METHOD_PLANS[config.method]
     check_memory(config, plan, teacher, splits, device, cache)
@@ -201,8 +198,9 @@ def load_inputs(
 ) -> tuple[Teacher, StudentSplits]:
     """The teacher (forwards under the configured precision) and the student splits, checked
     against each other: all a trial needs before its stages, and all a preflight checks.
-    ``on_step``: the progress of a built-in teacher's training, if it trains."""
-    seed_everything(config.seed)
+    The caller seeds the global stream first (``seed_everything(config.seed)``), with the
+    rest of its torch set-up. ``on_step``: the progress of a built-in teacher's training, if
+    it trains."""
     teacher = load_teacher(config, device, cache, on_step)
     if precision.dtype is not None:
         teacher = dataclasses.replace(teacher, model=AutocastModule(teacher.model, precision))
@@ -223,8 +221,9 @@ def check_memory(
     """Refuse, before any stage allocates, a stage of this plan whose memory estimate does not
     fit on ``device`` (augkd.trial.memory), in one sentence naming the key that sets its size. A
     stage already in the cache is read, not run, and is not checked."""
+    from augkd.hardware.free_memory import check_fits
     from augkd.hardware.runtime import gpu_memory_share
-    from augkd.trial.memory import check_fits, estimate_stages, trial_stages
+    from augkd.trial.memory import estimate_stages, trial_stages
 
     mixing = plan.batches == "mixup"
     planned = trial_stages(config, plan.module1, plan.module2, mixing)
@@ -258,6 +257,7 @@ def produce_shared_stages(
     the cache, with Module 2's diagnostics: what a search does before its first trial, so
     that trials only read them. ``on_step``: every stage's progress (augkd.basics.eta)."""
     precision = MixedPrecision(config.precision, device)
+    seed_everything(config.seed)
     teacher, splits = load_inputs(config, cache, device, precision, on_step)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")
