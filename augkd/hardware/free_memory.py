@@ -1,6 +1,6 @@
 """What memory a device still has for this process: host RAM (capped by a cgroup's limit)
 on a CPU, free memory on a GPU; and the refusal, in one sentence naming the key that sets its
-size, of a stage whose estimate (``StageMemory``, made by augkd.trial.memory) does not fit in it.
+size, of a stage whose estimate (``StageMemory``, made by augkd.method.memory) does not fit in it.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class Inputs:
 @dataclass(frozen=True)
 class TrainedStage:
     """A stage whose artifact the cache keeps: its name (as its seconds are reported and
-    augkd.trial.memory estimates it), its folder in the cache, and its random stream."""
+    augkd.method.memory estimates it), its folder in the cache, and its random stream."""
 
     name: str
     folder: str

@@ -21,12 +21,12 @@ from augkd.basics.eta import StepHook
 from augkd.data import BUILT_IN_LOADERS, iterate_batches, load_teacher_domain, split_indices
 from augkd.hardware.free_memory import check_fits
 from augkd.hardware.runtime import Normalize, gpu_memory_share
+from augkd.method.memory import estimate_teacher_training
 from augkd.models import build_classifier
 from augkd.models.metrics import evaluate
 from augkd.storage.cache import StageCache
 from augkd.storage.locations import user_cache_dir
 from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS, read_checkpoint
-from augkd.trial.memory import estimate_teacher_training
 
 BUILT_IN_SOURCES = tuple(BUILT_IN_LOADERS)
 """Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
