@@ -35,6 +35,7 @@ from augkd.hardware.runtime import configure_torch, resolve_device, seed_everyth
 from augkd.method.diagnostics import Diagnostics
 from augkd.method.mixup import Carried, MixupInputs, Report, mixup_reports
 from augkd.method.plans import METHOD_PLANS, MethodPlan
+from augkd.method.stage_runs import StageRuns
 from augkd.models import build_student, count_parameters
 from augkd.models.deployable import student_meta
 from augkd.storage.cache import StageCache
@@ -47,7 +48,6 @@ from augkd.trial.stages import (
     MODULE2,
     Inputs,
     PreparedTrial,
-    StageRuns,
     Stages,
     anchor_stage,
     datafree_stage,
