@@ -186,10 +186,12 @@ def _built_in_checkpoint(
             "`augkd teacher --config FILE --out teacher.pt`."
         )
     key = built_in_teacher_key(config)
+
+    def train() -> dict[str, Any]:  # only when no producer stored it yet
+        return train_teacher(config, device, on_step=on_step)
+
     cache = cache or StageCache(default_cache_root(config))
-    checkpoint = cache.get_or_create(
-        "teacher", key, lambda: train_teacher(config, device, on_step=on_step)
-    )
+    checkpoint = cache.get_or_create("teacher", key, train)
     return f"built-in {config.data.source} teacher {key}", checkpoint
 
 
