@@ -51,9 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from augkd.basics.config import with_overrides
     from augkd.basics.seeds import trial_seeds
     from augkd.hardware.runtime import resolve_device
+    from augkd.method.memory import check_config_before_work
     from augkd.storage.files import write_bytes
     from augkd.storage.outputs import check_file_writable
-    from augkd.trial.memory import check_config_before_work
     from augkd.trial.pipeline import run_trial
 
     config = _config(args)
@@ -122,10 +122,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
+    from augkd.hardware.free_memory import check_fits
     from augkd.hardware.runtime import resolve_device
+    from augkd.method.memory import estimate_teacher_training
     from augkd.storage.outputs import check_file_writable
-    from augkd.trial.memory import check_fits, estimate_teacher_training
-    from augkd.trial.teacher import save_teacher, train_teacher
+    from augkd.storage.teacher_checkpoint import save_teacher
+    from augkd.trial.teacher import train_teacher
 
     config = _config(args)
     device = resolve_device(config.device)

@@ -83,7 +83,8 @@ def user_folders(args: argparse.Namespace, root: Path) -> list[str]:
     from augkd.basics.config import config_from_dict
     from augkd.search.prepare import SearchOptions as Options
     from augkd.search.prepare.request import requested_space
-    from augkd.trial.teacher import save_teacher, train_teacher
+    from augkd.storage.teacher_checkpoint import save_teacher
+    from augkd.trial.teacher import train_teacher
 
     classes, images = (int(part) for part in args.folders.split(","))
     space = requested_space(Options(space=args.space, overrides=args.overrides))

@@ -236,7 +236,8 @@ def train_teacher_checkpoint(plan: Plan, data_root: Path, out: Path, device_name
     import torch
 
     from augkd.basics.config import config_from_dict
-    from augkd.trial.teacher import save_teacher, train_teacher
+    from augkd.storage.teacher_checkpoint import save_teacher
+    from augkd.trial.teacher import train_teacher
 
     config = config_from_dict({
         "data": {"source": "folders", "root": str(data_root), "image_size": plan.image_size,
@@ -328,9 +329,9 @@ def trials_per_gpu(trial_gpu_mib: float, stage_gpu_mib: float, gpu_share: float)
 
 
 def gpu_estimates(space: Any, train_images: int, classes: int) -> dict[str, float]:
-    """augkd.trial.memory's estimate (what the search checks before a stage allocates) of each
+    """augkd.method.memory's estimate (what the search checks before a stage allocates) of each
     stage at the space's shapes, in MiB: the GPU peak a CPU run cannot measure."""
-    from augkd.trial.memory import estimate_stages
+    from augkd.method.memory import estimate_stages
 
     config = space.base_config_object()
     stages = ["module1", "encoder_adapt", "module2", "module3"]
@@ -541,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     print("[rehearsal] peak memory per evaluation run")
     for row in run_peaks:
         print(f"  {row['run']:<30} {_peak(row)}")
-    print("[rehearsal] GPU memory at these shapes: augkd.trial.memory's estimates "
+    print("[rehearsal] GPU memory at these shapes: augkd.method.memory's estimates "
           + ", ".join(f"{k} {v:.0f} MiB" for k, v in estimates.items())
           + f"; a trial's GPU peak taken as {trial_gpu:.0f} MiB"
           + (" (measured here)" if measured_trial else " (Module 3 on an H100 in bf16, "

@@ -37,7 +37,7 @@ so adding one keeps every stage key of an existing config)."""
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 MEMORY_SHARE = 0.9
 """Share of the memory available on its device that a stage's estimate may take
-(augkd.trial.memory): the rest is headroom for what the estimate leaves out (allocator slack,
+(augkd.method.memory): the rest is headroom for what the estimate leaves out (allocator slack,
 the data loaded beside it), and keeps a node below Ray's OOM-killer threshold (95 %)."""
 
 
@@ -256,7 +256,7 @@ class Module3Config(_Section):
 
 
 class DiagnosticsConfig(_Section):
-    """Diagnostics of Modules 1-2 (augkd/trial/diagnostics.py): teacher metrics on x, G(z),
+    """Diagnostics of Modules 1-2 (augkd/method/diagnostics.py): teacher metrics on x, G(z),
     reconstructions and anchors, and pictures; computed once per stage-2 artifact."""
 
     enabled: bool = True

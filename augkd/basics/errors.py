@@ -55,7 +55,7 @@ class CacheError(AugkdError, RuntimeError):
 
 
 class ResourceError(AugkdError, RuntimeError):
-    """A stage would need more memory than its device has (augkd.trial.memory): refused before
+    """A stage would need more memory than its device has (augkd.method.memory): refused before
     it allocates, naming the key that sets its size."""
 
 

@@ -69,10 +69,10 @@ def load_domain(config: DataConfig, domain: str, cache: StageCache | None = None
         return real.load_torchvision(
             domain, config.root, config.image_size, download=config.download
         )
-    if config.source == "folders":
-        plan = real.scan_image_folders(config.root, [domain])
-    else:  # VisDA lists name images relative to the list's own folder.
+    if config.source == "listfile":  # VisDA lists name images relative to the list's own folder.
         plan = real.scan_list_file(config.root.rstrip("/") + "/" + domain)
+    else:
+        plan = real.scan_image_folders(config.root, [domain])
     if cache is None:
         return real.decode_plan(plan, config.image_size)
     stored = cache.get_or_create(

@@ -32,17 +32,14 @@ from augkd.data import StudentSplits, load_student_splits
 from augkd.hardware.peaks import peak_memory, reset_peak
 from augkd.hardware.precision import AutocastModule, MixedPrecision
 from augkd.hardware.runtime import configure_torch, resolve_device, seed_everything
+from augkd.method.diagnostics import Diagnostics
 from augkd.method.mixup import Carried, MixupInputs, Report, mixup_reports
 from augkd.method.plans import METHOD_PLANS, MethodPlan
+from augkd.method.stage_runs import StageRuns
 from augkd.models import build_student, count_parameters
 from augkd.models.deployable import student_meta
 from augkd.storage.cache import StageCache
-from augkd.trial.diagnostics import (
-    Diagnostics,
-    cached_stage_diagnostics,
-    trial_diagnostics,
-    trial_judge,
-)
+from augkd.trial.diagnostics import cached_stage_diagnostics, trial_diagnostics, trial_judge
 from augkd.trial.lockstep import val_passes
 from augkd.trial.stage_keys import stage_keys
 from augkd.trial.stages import (
@@ -51,7 +48,6 @@ from augkd.trial.stages import (
     MODULE2,
     Inputs,
     PreparedTrial,
-    StageRuns,
     Stages,
     anchor_stage,
     datafree_stage,
@@ -126,9 +122,11 @@ def run_trial(
     for index, (seed, state) in enumerate(zip(seeds, states, strict=True)):
         # One cache each (its events are that seed's); one seed uses the cache it was given.
         seed_cache = StageCache(root) if several or cache is None else cache
+        precision = MixedPrecision(config.precision, device)  # a GradScaler of its own
+        seed_everything(seed)  # the seed's global stream, before its teacher loads
         seeded = with_overrides(config, {"seed": seed}) if several else config
         hears = _Listeners(log, on_diagnostics if index == 0 else None, on_step)
-        runs.append(_SeedRun.start(seeded, seed_cache, device, hears, state, started))
+        runs.append(_SeedRun.start(seeded, seed_cache, device, precision, hears, state, started))
     history = list(resumed["history"]) if several else []
     for now in val_passes([run.reports for run in runs], seeds, history):
         now.metrics.update(peak_memory(device))
@@ -152,11 +150,13 @@ class _SeedRun:
         config: Config,
         cache: StageCache,
         device: torch.device,
+        precision: MixedPrecision,
         listeners: _Listeners,
         resume_state: dict[str, Any] | None,
         started: float,
     ) -> _SeedRun:
-        trial = prepare_trial(config, cache, listeners.log, device, listeners.on_step)
+        """Once its precision is made and its global stream seeded (as in prepare_trial)."""
+        trial = _prepared(config, cache, device, precision, listeners.log, listeners.on_step)
         diagnostics = None
         if config.diagnostics.enabled and trial.stages.frozen_nets is not None:
             start = time.perf_counter()
@@ -184,6 +184,19 @@ def prepare_trial(
     ``on_step``: the progress of each stage it trains."""
     device = device or resolve_device(config.device)
     precision = MixedPrecision(config.precision, device)
+    seed_everything(config.seed)
+    return _prepared(config, cache, device, precision, log, on_step)
+
+
+def _prepared(
+    config: Config,
+    cache: StageCache,
+    device: torch.device,
+    precision: MixedPrecision,
+    log: Callable[[str], None],
+    on_step: StepHook | None,
+) -> PreparedTrial:
+    """``prepare_trial`` on its device, with its precision, its global stream seeded."""
     teacher, splits = load_inputs(config, cache, device, precision, on_step)
     plan = METHOD_PLANS[config.method]
     check_memory(config, plan, teacher, splits, device, cache)
@@ -201,8 +214,9 @@ def load_inputs(
 ) -> tuple[Teacher, StudentSplits]:
     """The teacher (forwards under the configured precision) and the student splits, checked
     against each other: all a trial needs before its stages, and all a preflight checks.
-    ``on_step``: the progress of a built-in teacher's training, if it trains."""
-    seed_everything(config.seed)
+    The caller seeds the global stream first (``seed_everything(config.seed)``), with the
+    rest of its torch set-up. ``on_step``: the progress of a built-in teacher's training, if
+    it trains."""
     teacher = load_teacher(config, device, cache, on_step)
     if precision.dtype is not None:
         teacher = dataclasses.replace(teacher, model=AutocastModule(teacher.model, precision))
@@ -221,28 +235,29 @@ def check_memory(
     with_module3: bool = True,
 ) -> None:
     """Refuse, before any stage allocates, a stage of this plan whose memory estimate does not
-    fit on ``device`` (augkd.trial.memory), in one sentence naming the key that sets its size. A
+    fit on ``device`` (augkd.method.memory), in one sentence naming the key that sets its size. A
     stage already in the cache is read, not run, and is not checked."""
+    from augkd.hardware.free_memory import check_fits
     from augkd.hardware.runtime import gpu_memory_share
-    from augkd.trial.memory import check_fits, estimate_stages, trial_stages
+    from augkd.method.memory import estimate_stages, trial_stages
 
+    keys = stage_keys(config, teacher, plan.module2)
     mixing = plan.batches == "mixup"
     planned = trial_stages(config, plan.module1, plan.module2, mixing)
-    keys = stage_keys(config, teacher, plan.module2)
-    trained = ((MODULE1, keys.module1), (ENCODER, keys.encoder), (MODULE2, keys.module2))
-    cached = {stage.name: (stage.folder, key) for stage, key in trained}
-    stages = [
-        stage
-        for stage in planned
-        if (stage != "module3" or with_module3)
-        and (stage not in cached or not cache.contains(*cached[stage]))
-    ]
+    planned = [stage for stage in planned if stage != "module3" or with_module3]
     estimates = estimate_stages(
         config, len(splits.class_names), str(teacher.metadata.get("arch", config.teacher.arch)),
-        stages, len(splits.train_y), bool(teacher.metadata.get("small_input", True)),
+        planned, len(splits.train_y), bool(teacher.metadata.get("small_input", True)),
         keys.generator_channels, mixing,
     )  # fmt: skip
-    check_fits(estimates, device, gpu_memory_share(device))
+    trained = ((MODULE1, keys.module1), (ENCODER, keys.encoder), (MODULE2, keys.module2))
+    cached = {stage.name: (stage.folder, key) for stage, key in trained}
+    to_run = [
+        estimate
+        for stage, estimate in zip(planned, estimates, strict=True)
+        if stage not in cached or not cache.contains(*cached[stage])
+    ]
+    check_fits(to_run, device, gpu_memory_share(device))
 
 
 def produce_shared_stages(
@@ -258,6 +273,7 @@ def produce_shared_stages(
     the cache, with Module 2's diagnostics: what a search does before its first trial, so
     that trials only read them. ``on_step``: every stage's progress (augkd.basics.eta)."""
     precision = MixedPrecision(config.precision, device)
+    seed_everything(config.seed)
     teacher, splits = load_inputs(config, cache, device, precision, on_step)
     batches = "mixup" if with_encoder else "student"  # "mixup": E is adapted too, if asked
     plan = MethodPlan(module1=True, module2=with_module2, batches=batches, teacher_term="none")

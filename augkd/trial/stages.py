@@ -2,15 +2,13 @@
 and Module 2.
 
 Each stage takes the section of the config it needs and the artifacts of the stages before it,
-and returns its own. A trained stage is produced one way (``StageRun``): in the stage cache
-under its key, from its own random stream (augkd.basics.seeds), resumable from its progress,
-timed; so that a trial that finds it in the cache reads it instead.
+and returns its own. A trained stage is produced one way (augkd.method.stage_runs): in the
+stage cache under its key, from its own random stream (augkd.basics.seeds), resumable from its
+progress, timed; so that a trial that finds it in the cache reads it instead.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,24 +21,18 @@ from augkd.basics.config import (
     Module2Config,
     StudentConfig,
 )
-from augkd.basics.eta import StepHook
-from augkd.basics.metric_names import stage_seconds
-from augkd.basics.seeds import Stream, stage_seed
+from augkd.basics.seeds import Stream
 from augkd.data import StudentSplits
 from augkd.hardware.precision import MixedPrecision
-from augkd.hardware.runtime import seed_everything
 from augkd.method.anchor import AnchorInputs, train_anchor
 from augkd.method.datafree import DatafreeInputs, datafree_channels, train_datafree
 from augkd.method.encoder_adapt import AdaptInputs, adapt_encoder
 from augkd.method.mixup import MixupNets
 from augkd.method.plans import MethodPlan
 from augkd.method.resume import Progress
+from augkd.method.stage_runs import StageRuns, TrainedStage
 from augkd.models import AnchorNet, Encoder, Generator, build_student
-from augkd.storage.cache import StageCache
 from augkd.trial.teacher import Teacher
-
-Train = Callable[[torch.Generator, Progress], dict[str, Any]]
-"""A stage's training: (its random stream for batches, its progress) -> its artifact."""
 
 
 @dataclass
@@ -57,48 +49,9 @@ class Inputs:
         return len(self.splits.class_names)
 
 
-@dataclass(frozen=True)
-class TrainedStage:
-    """A stage whose artifact the cache keeps: its name (as its seconds are reported and
-    augkd.trial.memory estimates it), its folder in the cache, and its random stream."""
-
-    name: str
-    folder: str
-    stream: Stream
-
-
 MODULE1 = TrainedStage("module1", "module1", Stream.MODULE1)
 ENCODER = TrainedStage("encoder_adapt", "encoder", Stream.ENCODER)
 MODULE2 = TrainedStage("module2", "module2", Stream.MODULE2)
-
-
-@dataclass
-class StageRuns:
-    """How this trial's trained stages run: where their artifacts are kept, the seed their
-    streams derive from, how often a long one saves its progress, where they report."""
-
-    cache: StageCache
-    seed: int
-    checkpoint_every_s: float
-    log: Callable[[str], None] = print
-    on_step: StepHook | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds each stage took to produce or read (``module1_seconds`` ...)."""
-
-    def artifact(self, stage: TrainedStage, key: str, train: Train) -> dict[str, Any]:
-        """The artifact of ``stage`` under ``key``: read from the cache, else trained from its
-        own stream (the global one seeded, and a generator for its batches)."""
-
-        def produce() -> dict[str, Any]:
-            seed = stage_seed(self.seed, stage.stream)
-            rng = torch.Generator().manual_seed(seed)
-            seed_everything(seed)
-            return train(rng, self.cache.progress(stage.folder, key, self.checkpoint_every_s))
-
-        start = time.perf_counter()
-        artifact = self.cache.get_or_create(stage.folder, key, produce)
-        self.timings[stage_seconds(stage.name)] = time.perf_counter() - start
-        return artifact
 
 
 @dataclass

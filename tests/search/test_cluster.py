@@ -307,7 +307,7 @@ def _dataset_and_teacher_on_s3(root: str) -> tuple[str, str]:
 
     from augkd.models import build_classifier
     from augkd.storage.files import write_bytes
-    from augkd.trial.teacher import CHECKPOINT_FORMAT
+    from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT
 
     rng = np.random.default_rng(0)
     classes = ["bike", "cup", "pen"]

@@ -25,6 +25,7 @@ import torch
 from augkd.basics.config import MEMORY_SHARE, load_config, with_overrides
 from augkd.basics.errors import ConfigError, ExitCode, WorkersLostError
 from augkd.hardware.free_memory import host_available_bytes
+from augkd.method.memory import check_config_before_work, estimate_stages
 from augkd.search.answer.next_steps import mlflow_ui_command
 from augkd.search.prepare.request import SearchOptions
 from augkd.search.run.ending import resume_command
@@ -32,7 +33,6 @@ from augkd.search.run.ray_session import check_reachable
 from augkd.search.run.study import open_commands
 from augkd.search.run.trainable import memory_kill_sentence
 from augkd.search.stages.stage_jobs import StageJob, gather, sizes_of
-from augkd.trial.memory import check_config_before_work, estimate_stages
 from tests.conftest import ROOT, free_port
 from tests.search.prepare.test_before_ray import refused  # noqa: F401  (a fixture)
 

@@ -182,7 +182,7 @@ def _domain_and_teacher_on_s3(root: str) -> tuple[str, str]:
     from PIL import Image
 
     from augkd.models import build_classifier
-    from augkd.trial.teacher import CHECKPOINT_FORMAT
+    from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT
 
     rng = np.random.default_rng(0)
     classes = ["bike", "cup", "pen"]

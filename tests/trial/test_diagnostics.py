@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 
 import matplotlib.image
 import pytest
@@ -14,10 +13,10 @@ import torch
 from augkd.basics.config import with_overrides
 from augkd.cli import main
 from augkd.data import as_unit_float
+from augkd.method.diagnostics import GRID_FILE, ROWS_FILE
 from augkd.method.losses import energy_score
 from augkd.method.mixup import mix_batch
 from augkd.storage.cache import StageCache
-from augkd.trial.diagnostics import GRID_FILE, ROWS_FILE, teacher_view
 from augkd.trial.pipeline import prepare_trial, run_trial, trial_diagnostics
 from tests.conftest import TINY
 
@@ -28,22 +27,6 @@ def _quiet(_line: str) -> None:
 
 def _picture_shape(png: bytes) -> tuple[int, ...]:
     return matplotlib.image.imread(io.BytesIO(png), format="png").shape
-
-
-def test_teacher_view_matches_hand_computation():
-    # Two samples predicted class 0 (one right), one predicted class 2; 3 classes.
-    logits = torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
-    labels = torch.tensor([0, 1, 2])
-    view = teacher_view(logits, labels, "x")
-    probs = torch.softmax(logits, dim=1)
-    assert view["x_acc1"] == pytest.approx(200 / 3)
-    assert view["x_confidence"] == pytest.approx(probs.max(dim=1).values.mean().item())
-    lse = [math.log(math.exp(2) + 2), math.log(math.e + 2), math.log(math.exp(3) + 2)]
-    assert view["x_energy"] == pytest.approx(-sum(lse) / 3, rel=1e-5)
-    assert view["x_largest_class_share"] == pytest.approx(2 / 3)
-    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)) / math.log(3)
-    assert view["x_class_entropy"] == pytest.approx(entropy, rel=1e-5)
-    assert "gz_acc1" not in teacher_view(logits, None, "gz")
 
 
 @pytest.mark.slow

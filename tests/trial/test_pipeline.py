@@ -11,8 +11,9 @@ from augkd.basics.config import with_overrides
 from augkd.basics.errors import DataError, DivergedError, ModelError
 from augkd.method import mixup
 from augkd.storage.cache import StageCache
+from augkd.storage.teacher_checkpoint import save_teacher
 from augkd.trial.pipeline import run_trial
-from augkd.trial.teacher import load_teacher, save_teacher
+from augkd.trial.teacher import load_teacher
 
 
 class _Arbitrary:

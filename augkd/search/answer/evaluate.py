@@ -163,7 +163,7 @@ def run_evaluation(
             try:
                 outcome = ray.get(done[0])
             except ray.exceptions.OutOfMemoryError:
-                from augkd.trial.memory import KILLED_FOR_MEMORY
+                from augkd.method.memory import KILLED_FOR_MEMORY
 
                 sizes = trial_stage_sizes(config)
                 outcome = {"error": f"Ray killed the run {KILLED_FOR_MEMORY} ({sizes})"}

@@ -36,8 +36,8 @@ def check_memory_before_ray(space: SearchSpace, address: str | None) -> None:
     import torch
 
     from augkd.hardware.runtime import resolve_device
+    from augkd.method.memory import check_config_before_work
     from augkd.search.run.ray_session import requested_address
-    from augkd.trial.memory import check_config_before_work
 
     if requested_address(address) is not None:
         return

@@ -314,7 +314,7 @@ def calibrate(
             anchor_net.eval().requires_grad_(False)
         mixup_nets = MixupNets(encoder, generator, anchor_net if method.module2 else None)
         if base.diagnostics.enabled:  # each trial's own part of the diagnostics (x_mix)
-            from augkd.trial.diagnostics import Judge, mixup_diagnostics
+            from augkd.method.diagnostics import Judge, mixup_diagnostics
 
             judge = Judge(
                 model, normalize, splits.val_x, splits.val_y,
@@ -324,7 +324,7 @@ def calibrate(
             mixup_diagnostics(judge, base.diagnostics, 0.5)
             setup_s += time.perf_counter() - started_diagnostics
             if "module2" in to_time and plan.module2:  # each AnchorNet's own diagnostics
-                from augkd.trial.diagnostics import stage_diagnostics
+                from augkd.method.diagnostics import stage_diagnostics
 
                 started_diagnostics = time.perf_counter()
                 stage_diagnostics(judge, base.diagnostics, base.module1.latent_size)

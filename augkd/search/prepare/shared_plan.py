@@ -49,7 +49,7 @@ class SharedStages:
     """(stage, key) of what the tasks fetched from object storage into a node's copies."""
     seconds: float = 0.0
     peak_memory: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Task name -> its peak memory in MiB (augkd.trial.memory: process RSS, and CUDA's peaks)."""
+    """Task name -> its peak memory in MiB (augkd.method.memory: process RSS, and CUDA's peaks)."""
 
 
 def _depends_on(key: str, inputs: tuple[str, ...]) -> bool:

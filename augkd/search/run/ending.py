@@ -18,11 +18,11 @@ from mlflow.tracking import MlflowClient
 from augkd.basics.errors import AllTrialsFailedError, ConfigError, Interrupted
 from augkd.basics.metric_names import TEST_ACC1
 from augkd.hardware.peaks import task_peak_metrics
+from augkd.method.memory import KILLED_FOR_MEMORY
 from augkd.search.records.results import ResultsTable, format_leaderboard, load_results, rank
 from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 from augkd.search.run.study import publish
 from augkd.storage.locations import experiment_name
-from augkd.trial.memory import KILLED_FOR_MEMORY
 
 if TYPE_CHECKING:
     from augkd.search.prepare.request import SearchOptions, SearchPlace

@@ -113,7 +113,7 @@ def memory_kill_sentence(
 ) -> str | None:
     """One sentence for a trial whose worker was killed for memory (Tune's traceback
     otherwise), naming the stages and the keys that set their size; None for another error."""
-    from augkd.trial.memory import KILLED_FOR_MEMORY
+    from augkd.method.memory import KILLED_FOR_MEMORY
 
     if not any(sign in error for sign in OOM_SIGNS):
         return None

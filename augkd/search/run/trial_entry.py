@@ -75,8 +75,8 @@ def run_search_trial(
 def trial_stage_sizes(config: Config) -> str:
     """The stages a trial of ``config`` runs and the config keys that set their memory (for
     the sentence when Ray kills one of its runs for memory)."""
+    from augkd.method.memory import stage_sizes, trial_stages
     from augkd.method.plans import METHOD_PLANS
-    from augkd.trial.memory import stage_sizes, trial_stages
 
     plan = METHOD_PLANS[config.method]
     return stage_sizes(

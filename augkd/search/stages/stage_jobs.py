@@ -11,8 +11,8 @@ from typing import Any
 
 from augkd.basics.config import Config
 from augkd.basics.errors import WorkersLostError
+from augkd.method.memory import KILLED_FOR_MEMORY, stage_sizes
 from augkd.storage.progress_files import ProgressFiles
-from augkd.trial.memory import KILLED_FOR_MEMORY, stage_sizes
 
 LOST_WORKER = {
     "NodeDiedError": "its node died (a spot reclaim, or a crash)",

@@ -33,7 +33,12 @@ def stage_task(
     from augkd.hardware.gpu_check import gpu_stack, node_label
     from augkd.hardware.peaks import peak_memory, reset_peak
     from augkd.hardware.precision import MixedPrecision
-    from augkd.hardware.runtime import configure_torch, limit_gpu_memory, resolve_device
+    from augkd.hardware.runtime import (
+        configure_torch,
+        limit_gpu_memory,
+        resolve_device,
+        seed_everything,
+    )
     from augkd.storage.cache import StageCache
     from augkd.storage.progress_files import ProgressFile
     from augkd.trial.pipeline import check_memory, load_inputs, produce_shared_stages
@@ -57,9 +62,9 @@ def stage_task(
             )  # fmt: skip
         else:
             check_locations(list(locations), node_label())
-            teacher, splits = load_inputs(
-                config, cache, device, MixedPrecision(config.precision, device), on_step
-            )
+            precision = MixedPrecision(config.precision, device)
+            seed_everything(config.seed)
+            teacher, splits = load_inputs(config, cache, device, precision, on_step)
             check_memory(config, METHOD_PLANS[config.method], teacher, splits, device, cache)
             summary = {
                 "classes": len(splits.class_names),

@@ -91,7 +91,7 @@ def _office31_like(root: Path) -> tuple[Path, Path]:
     from PIL import Image
 
     from augkd.models import build_classifier
-    from augkd.trial.teacher import CHECKPOINT_FORMAT, save_teacher
+    from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT, save_teacher
 
     classes = [f"class{k:02d}" for k in range(31)]
     noise = torch.Generator().manual_seed(0)

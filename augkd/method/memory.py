@@ -1,5 +1,6 @@
-"""How much memory a stage will take, estimated before it allocates, and the refusal of
-one that cannot fit on the device it runs on (host RAM on a CPU, free memory on a GPU).
+"""How much memory a stage will take, estimated before it allocates; the refusal of one that
+cannot fit on the device it runs on (host RAM on a CPU, free memory on a GPU) is
+augkd.hardware.free_memory's ``check_fits``.
 
 Without it a batch size that is far too large is found out by the kernel: the process
 grows until it is killed (exit 137, no sentence), and on a shared node Ray's OOM killer
@@ -25,9 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from augkd.basics.config import MEMORY_SHARE, Config
-from augkd.basics.errors import ResourceError
-from augkd.hardware.free_memory import available_bytes
+from augkd.basics.config import Config
+from augkd.hardware.free_memory import StageMemory, check_fits
 
 BACKWARD_PEAK = 1.5
 """Peak bytes of a training step per byte autograd saved in its forward pass: the saved
@@ -42,44 +42,6 @@ TEACHER_BATCH = 64
 PROBE_ROWS = (2, 4)
 """Batch sizes of the probe forward; their difference gives the bytes per row (2 at least:
 BatchNorm in training mode needs two rows)."""
-
-
-@dataclass(frozen=True)
-class StageMemory:
-    """One stage's estimate: what it holds whatever the batch, and what each row adds."""
-
-    stage: str
-    """As the sentence names it: "Module 1", "Module 3", "teacher training"."""
-    key: str
-    """The config key that sets the stage's size (its batch size)."""
-    value: int | str
-    """That key's value in the config."""
-    rows: int
-    """Rows one training step runs (the batch, capped by the data; doubled by mixing)."""
-    fixed_bytes: int
-    """Parameters, gradients, optimizer state and data, whatever the batch."""
-    row_bytes: int
-    """Peak bytes each row of the batch adds."""
-    rows_per_unit: float = 1.0
-    """Rows per unit of the key's value (2 for Module 3's mixed batch)."""
-    copies: int = 1
-    """Processes that run the stage at once on the device (a search's concurrent tasks)."""
-
-    @property
-    def bytes(self) -> int:
-        return self.copies * (self.fixed_bytes + self.rows * self.row_bytes)
-
-    def largest_value(self, available: int) -> int:
-        """The largest value of the key whose estimate fits in ``available`` bytes."""
-        spare = available // self.copies - self.fixed_bytes
-        return max(0, int(spare / max(self.row_bytes * self.rows_per_unit, 1)))
-
-
-def gib(count: float) -> str:
-    """Bytes as a short human number (GB, MB)."""
-    if count >= 1e9:
-        return f"{count / 1e9:.1f} GB"
-    return f"{count / 1e6:.0f} MB"
 
 
 # ---- the probe -------------------------------------------------------------------------
@@ -261,35 +223,6 @@ _ESTIMATORS: dict[str, Callable[[_MetaNets, int | None, bool], StageMemory]] = {
 }
 STAGES = tuple(_ESTIMATORS)
 """The trial's stages, in the order they run."""
-
-
-# ---- the refusal ---------------------------------------------------------------------
-
-
-def check_fits(
-    estimates: Iterable[StageMemory], device: torch.device, gpu_share: float = 0.0
-) -> None:
-    """Refuse, in one sentence naming the key, the first stage that cannot fit in
-    MEMORY_SHARE of what ``device`` has available now."""
-    estimates = list(estimates)
-    if not estimates:
-        return
-    available, where = available_bytes(device, gpu_share)
-    room = int(available * MEMORY_SHARE)
-    for estimate in estimates:
-        if estimate.bytes > room:
-            largest = estimate.largest_value(room)
-            fix = (
-                f"lower {estimate.key} to {largest} or less"
-                if largest >= 2 and estimate.key.endswith("batch_size")
-                else f"lower {estimate.key} or choose smaller networks (teacher.arch, student.arch)"
-            )
-            at_once = f" ({estimate.copies} at once)" if estimate.copies > 1 else ""
-            raise ResourceError(
-                f"{estimate.stage}{at_once} would need about {gib(estimate.bytes)} of memory "
-                f"at {estimate.key}={estimate.value}, but {where} {gib(available)} available; "
-                f"{fix}."
-            )
 
 
 STAGE_NAMES = {

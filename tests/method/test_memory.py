@@ -1,5 +1,5 @@
 """A stage's memory is estimated before it allocates, and a stage that cannot fit on its
-device is refused in one sentence naming the key that sets its size (augkd.trial.memory).
+device is refused in one sentence naming the key that sets its size (augkd.method.memory).
 
 The refusals use batch sizes whose estimate exceeds any machine's memory; nothing that size
 is ever allocated (each test checks that the process's peak memory did not grow by it)."""
@@ -14,9 +14,9 @@ import torch
 from augkd.basics.config import MEMORY_SHARE, with_overrides
 from augkd.basics.errors import ExitCode, ResourceError
 from augkd.cli import main
-from augkd.hardware.free_memory import cuda_available_bytes, host_available_bytes
+from augkd.hardware.free_memory import check_fits, cuda_available_bytes, host_available_bytes
+from augkd.method.memory import STAGES, estimate_stages, estimate_teacher_training
 from augkd.storage.cache import StageCache
-from augkd.trial.memory import STAGES, check_fits, estimate_stages, estimate_teacher_training
 from augkd.trial.pipeline import prepare_trial
 from augkd.trial.teacher import default_cache_root
 from tests.basics.test_exit_codes import one_line
