@@ -24,10 +24,10 @@ from augkd.method.losses import distillation_loss
 from augkd.method.mixup import EpochSettings, mix_batch, train_epoch
 from augkd.method.plans import METHOD_PLANS
 from augkd.method.stage_runs import StageRuns
+from augkd.method.stages import Inputs
 from augkd.models import build_classifier
 from augkd.storage.cache import StageCache
 from augkd.trial.pipeline import prepare_stages
-from augkd.trial.stages import Inputs
 from augkd.trial.teacher import load_teacher
 
 

@@ -24,8 +24,9 @@ from augkd.data.digits import SHIFTS
 from augkd.data.types import LabelledImages
 from augkd.hardware.runtime import resolve_device
 from augkd.models.metrics import evaluate, predict_logits
+from augkd.models.teacher import Teacher
 from augkd.search.prepare.space_file import PACKAGED_SPACES, load_space
-from augkd.trial.teacher import Teacher, load_teacher, teacher_split
+from augkd.trial.teacher import load_teacher, teacher_split
 
 BENCHMARKS: dict[str, list[str] | None] = {
     "digits": list(SHIFTS),

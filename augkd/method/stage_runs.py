@@ -1,6 +1,6 @@
 """A trained stage's artifact, produced one way: read from the stage cache under its key, else
 trained once from its own random stream (augkd.basics.seeds), resumable from the progress it
-saves in the cache (augkd.method.resume), and timed. augkd.trial.stages runs Module 1, the
+saves in the cache (augkd.method.resume), and timed. augkd.method.stages runs Module 1, the
 encoder's adaptation and Module 2 through it."""
 
 from __future__ import annotations

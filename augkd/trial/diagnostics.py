@@ -8,9 +8,9 @@ from augkd.basics.errors import ConfigError
 from augkd.method.diagnostics import Diagnostics, Judge, mixup_diagnostics, stage_diagnostics
 from augkd.method.mixup import first_share
 from augkd.method.plans import methods_that
+from augkd.method.stages import PreparedTrial
 from augkd.storage.cache import StageCache
 from augkd.trial.stage_keys import stage_keys
-from augkd.trial.stages import PreparedTrial
 
 
 def trial_diagnostics(trial: PreparedTrial, cache: StageCache) -> Diagnostics:

@@ -1,6 +1,6 @@
 """One trial: teacher -> Module 1 -> Module 2 -> Module 3, reporting every Module-3 epoch.
 
-A trial is a plan of stages (augkd.trial.stages): this runner reads the section of the config
+A trial is a plan of stages (augkd.method.stages): this runner reads the section of the config
 each one needs, passes it the artifacts of the stages before it, and passes its own on. The
 search attaches ASHA to ``on_epoch``; the CLI attaches a progress printer. Val picks the best
 epoch; test is computed once, at that epoch, after the last one.
@@ -36,13 +36,7 @@ from augkd.method.diagnostics import Diagnostics
 from augkd.method.mixup import Carried, MixupInputs, Report, mixup_reports
 from augkd.method.plans import METHOD_PLANS, MethodPlan
 from augkd.method.stage_runs import StageRuns
-from augkd.models import build_student, count_parameters
-from augkd.models.deployable import student_meta
-from augkd.storage.cache import StageCache
-from augkd.trial.diagnostics import cached_stage_diagnostics, trial_diagnostics, trial_judge
-from augkd.trial.lockstep import val_passes
-from augkd.trial.stage_keys import stage_keys
-from augkd.trial.stages import (
+from augkd.method.stages import (
     ENCODER,
     MODULE1,
     MODULE2,
@@ -54,7 +48,14 @@ from augkd.trial.stages import (
     encoder_stage,
     mixup_nets,
 )
-from augkd.trial.teacher import Teacher, check_classes_match, default_cache_root, load_teacher
+from augkd.models import build_student, count_parameters
+from augkd.models.deployable import student_meta
+from augkd.models.teacher import Teacher
+from augkd.storage.cache import StageCache
+from augkd.trial.diagnostics import cached_stage_diagnostics, trial_diagnostics, trial_judge
+from augkd.trial.lockstep import val_passes
+from augkd.trial.stage_keys import stage_keys
+from augkd.trial.teacher import check_classes_match, default_cache_root, load_teacher
 
 __all__ = [
     "PreparedTrial",
@@ -169,7 +170,27 @@ class _SeedRun:
                 listeners.on_diagnostics(diagnostics)
         # What the trial spent before Module 3's first epoch: out of ASHA's reach.
         trial.stages.timings[SETUP_SECONDS] = time.perf_counter() - started
-        reports = _module3_reports(trial, cache, resume_state, listeners.log)
+        # Module 3 from S0 (or a fresh student), one Report per val pass.
+        splits, teacher, stages = trial.splits, trial.teacher, trial.stages
+        meta = student_meta(
+            teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
+        )
+        seed_everything(stage_seed(config.seed, Stream.MODULE3))
+        student = build_student(config.student, len(splits.class_names)).to(trial.device)
+        if stages.student_init is not None:
+            student.load_state_dict(stages.student_init)
+        constant = {
+            STUDENT_PARAMS: float(count_parameters(student)),
+            **{name: float(value) for name, value in stages.timings.items()},
+            **stages.reported,
+            **_cache_metrics(cache),
+        }
+        rng = torch.Generator().manual_seed(stage_seed(config.seed, Stream.MODULE3_AUGMENT))
+        inputs = MixupInputs(student, teacher.model, teacher.normalize, splits, stages.mixup_nets,
+                             rng, trial.precision, config.data.augment)  # fmt: skip
+        carried = Carried(constant, {"student_meta": meta})
+        reports = mixup_reports(inputs, config.module3, trial.plan, carried, resume_state,
+                                listeners.log)  # fmt: skip
         return cls(reports, cache, diagnostics)
 
 
@@ -309,34 +330,6 @@ def _stage_runs(
     config: Config, cache: StageCache, log: Callable[[str], None], on_step: StepHook | None = None
 ) -> StageRuns:
     return StageRuns(cache, config.seed, config.stage_checkpoint_minutes * 60, log, on_step)
-
-
-def _module3_reports(
-    trial: PreparedTrial,
-    cache: StageCache,
-    resume_state: dict[str, Any] | None,
-    log: Callable[[str], None],
-) -> Iterator[Report]:
-    """Module 3 from S0 (or a fresh student), one Report per val pass."""
-    config, splits, teacher, stages = trial.config, trial.splits, trial.teacher, trial.stages
-    meta = student_meta(
-        teacher.normalize, config.data.image_size, splits.class_names, splits.val_x[:2]
-    )
-    seed_everything(stage_seed(config.seed, Stream.MODULE3))
-    student = build_student(config.student, len(splits.class_names)).to(trial.device)
-    if stages.student_init is not None:
-        student.load_state_dict(stages.student_init)
-    constant = {
-        STUDENT_PARAMS: float(count_parameters(student)),
-        **{name: float(value) for name, value in stages.timings.items()},
-        **stages.reported,
-        **_cache_metrics(cache),
-    }
-    rng = torch.Generator().manual_seed(stage_seed(config.seed, Stream.MODULE3_AUGMENT))
-    inputs = MixupInputs(student, teacher.model, teacher.normalize, splits, stages.mixup_nets,
-                         rng, trial.precision, config.data.augment)  # fmt: skip
-    carried = Carried(constant, {"student_meta": meta})
-    return mixup_reports(inputs, config.module3, trial.plan, carried, resume_state, log)
 
 
 def _cache_metrics(cache: StageCache) -> dict[str, float]:

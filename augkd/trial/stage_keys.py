@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from augkd.basics.config import Config
 from augkd.method.datafree import datafree_channels
-from augkd.trial.teacher import Teacher
+from augkd.models.teacher import Teacher
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from augkd.hardware.runtime import Normalize, gpu_memory_share
 from augkd.method.memory import estimate_teacher_training
 from augkd.models import build_classifier
 from augkd.models.metrics import evaluate
+from augkd.models.teacher import Teacher
 from augkd.storage.cache import StageCache
 from augkd.storage.locations import user_cache_dir
 from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS, read_checkpoint
@@ -31,17 +31,6 @@ from augkd.storage.teacher_checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS, r
 BUILT_IN_SOURCES = tuple(BUILT_IN_LOADERS)
 """Benchmarks whose teacher augkd trains itself (once, cached); others need a checkpoint."""
 TEACHER_BATCH = 64
-
-
-@dataclass
-class Teacher:
-    model: nn.Module
-    class_names: list[str]
-    image_size: int
-    normalize: Normalize
-    identity: str
-    """Content hash of the checkpoint: part of every stage-cache key."""
-    metadata: dict[str, Any]
 
 
 def default_cache_root(config: Config) -> str:

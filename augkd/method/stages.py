@@ -32,7 +32,7 @@ from augkd.method.plans import MethodPlan
 from augkd.method.resume import Progress
 from augkd.method.stage_runs import StageRuns, TrainedStage
 from augkd.models import AnchorNet, Encoder, Generator, build_student
-from augkd.trial.teacher import Teacher
+from augkd.models.teacher import Teacher
 
 
 @dataclass
