@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 
@@ -107,13 +108,35 @@ def main(argv: list[str] | None = None) -> int:
             RaceSettings(first_seeds=args.eval_seeds, max_seeds=args.max_seeds, margin=args.margin)
         outcome = run_search(options)
         if args.evaluate:
-            evaluation = run_evaluation(
-                outcome.search_path, args.evaluate, args.eval_seeds, baselines,
-                outcome.tracking_uri, max_seeds=args.max_seeds, margin=args.margin,
-            )  # fmt: skip
+            try:
+                evaluation = run_evaluation(
+                    outcome.search_path, args.evaluate, args.eval_seeds, baselines,
+                    outcome.tracking_uri, max_seeds=args.max_seeds, margin=args.margin,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                print(_continue_evaluation(args, outcome), file=sys.stderr, flush=True)
+                raise
             print(format_table(evaluation))
 
     return run_command(search, debug=args.debug)
+
+
+def _continue_evaluation(args: argparse.Namespace, outcome) -> str:
+    """Ctrl-C during --evaluate: the search is complete and the evaluation's finished runs are
+    kept, so the command that continues is `augkd evaluate` on that search, not this one
+    (which would start a new search)."""
+    command = [
+        "augkd", "evaluate", "--search", outcome.search_path, "--top-k", str(args.evaluate),
+        "--seeds", str(args.eval_seeds), "--max-seeds", str(args.max_seeds),
+        "--margin", str(args.margin), "--baselines", args.baselines,
+        "--tracking-uri", outcome.tracking_uri,
+    ]  # fmt: skip
+    if args.address:
+        command += ["--address", args.address]
+    return (
+        "interrupted during the evaluation: the search is complete and the evaluation's "
+        f"finished runs are kept; continue it with: {shlex.join(command)}"
+    )
 
 
 if __name__ == "__main__":

@@ -298,3 +298,38 @@ def test_without_actor_reuse_every_trial_gets_a_fresh_worker_process(tiny_search
     pids = trial_worker_pids(tiny_search["path"])
     assert len(pids) == 3 and all(len(of_trial) == 1 for of_trial in pids.values())
     assert len(set().union(*pids.values())) == 3, pids
+
+
+def test_ctrl_c_during_search_py_evaluate_names_the_augkd_evaluate_that_continues_it():
+    """Re-running `python search.py --evaluate` would start a new search; the line names the
+    `augkd evaluate` of the finished search with the same race settings instead."""
+    import importlib.util
+    import shlex
+    from types import SimpleNamespace
+
+    from augkd.cli import build_parser
+    from tests.paths import REPO
+
+    spec = importlib.util.spec_from_file_location("search_script_line", REPO / "search.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parse_args(["--evaluate", "2", "--eval-seeds", "4", "--max-seeds", "6",
+                              "--margin", "0.3", "--baselines", "ce,kd", "--address", "auto"])  # fmt: skip
+    outcome = SimpleNamespace(search_path="/runs/fonts-1", tracking_uri="sqlite:////runs/m.db")
+    line = script._continue_evaluation(args, outcome)
+    assert line.startswith("interrupted during the evaluation: the search is complete")
+    command = shlex.split(line.split("continue it with: ", 1)[1])
+    assert command[:2] == ["augkd", "evaluate"]
+    parsed = build_parser().parse_args(command[1:])
+    assert (parsed.search, parsed.top_k, parsed.seeds, parsed.max_seeds, parsed.margin) == (
+        "/runs/fonts-1",
+        2,
+        4,
+        6,
+        0.3,
+    )
+    assert (parsed.baselines, parsed.tracking_uri, parsed.address) == (
+        "ce,kd",
+        "sqlite:////runs/m.db",
+        "auto",
+    )
