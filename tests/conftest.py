@@ -32,11 +32,18 @@ def sigint_as_from_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with the most slow tests first, each file's tests in their own order. The two
-    xdist workers take whole files from the front of this list (`--dist loadfile
-    --no-loadscope-reorder`), so the long files start early and the short ones fill the end,
-    rather than one worker finishing a cluster file alone while the other sits idle."""
+    """Every test that reads the session's tiny search is slow (it waits for a real search,
+    about 45 s here, before it starts), whatever it does then: the quick tier stays free of
+    Ray searches. Then files with the most slow tests first, each file's tests in their own
+    order. The two xdist workers take whole files from the front of this list (`--dist
+    loadfile --no-loadscope-reorder`), so the long files start early and the short ones fill
+    the end, rather than one worker finishing a cluster file alone while the other sits
+    idle."""
+    for item in items:
+        if "tiny_search" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
     def file_of(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
