@@ -4,6 +4,7 @@ the verdict and the winner's means on the parent."""
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import yaml
@@ -66,6 +67,9 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
 
     name = evaluation.search_path.rstrip("/").rsplit("/", 1)[-1]
     client, experiment_id, parent_run_id = find_parent_run(evaluation.search_path, tracking_uri)
+    # Timestamped: a continued evaluation logs the parent's summary again, and MLflow shows
+    # the latest value of a metric by its timestamp (at equal timestamps, the largest).
+    now = int(time.time() * 1000)
     earlier = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`{EVALUATION_TAG}` != ''",
@@ -89,7 +93,7 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
             config = yaml.safe_load(run["config_yaml"]) if run.get("config_yaml") else {}
             params = [Param(k, str(v)[:6000]) for k, v in flatten_dotted(config).items()]
             kept = kept_metrics(evaluation.objective)
-            metrics = [Metric(k, float(run[k]), 0, 0) for k in kept if k in run]
+            metrics = [Metric(k, float(run[k]), now, 0) for k in kept if k in run]
             tags = [RunTag("augkd.error", run["error"][:5000])] if run.get("error") else []
             for start in range(0, max(len(params), 1), 100):
                 client.log_batch(
@@ -102,7 +106,7 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
     summary = []
     if evaluation.winner is not None:
         for metric in kept_metrics(evaluation.objective):
-            summary.append(Metric(f"evaluation_{metric}", evaluation.winner.mean(metric), 0, 0))
+            summary.append(Metric(f"evaluation_{metric}", evaluation.winner.mean(metric), now, 0))
     tags = [RunTag("augkd.evaluation_winner", evaluation.winner.label)] if evaluation.winner else []
     verdict = evaluation.verdict
     if verdict is not None:
@@ -111,16 +115,16 @@ def log_evaluation_runs(evaluation: Evaluation, tracking_uri: str | None) -> Non
             RunTag(f"{VERDICT_TAG}_decision", verdict.decision),
         ]
         summary += [
-            Metric("evaluation_seeds", float(len(verdict.seeds)), 0, 0),
-            Metric("evaluation_runs", float(verdict.runs), 0, 0),
-            Metric("evaluation_compute_seconds", verdict.compute_seconds, 0, 0),
+            Metric("evaluation_seeds", float(len(verdict.seeds)), now, 0),
+            Metric("evaluation_runs", float(verdict.runs), now, 0),
+            Metric("evaluation_compute_seconds", verdict.compute_seconds, now, 0),
         ]
         for comparison, name in ((verdict.versus_defaults, "defaults"),
                                  (verdict.versus_baseline, "baseline")):  # fmt: skip
             if comparison is not None and comparison.difference is not None:
                 summary += [
-                    Metric(f"evaluation_vs_{name}_mean", comparison.difference.mean, 0, 0),
-                    Metric(f"evaluation_vs_{name}_half_width", comparison.half_width, 0, 0),
+                    Metric(f"evaluation_vs_{name}_mean", comparison.difference.mean, now, 0),
+                    Metric(f"evaluation_vs_{name}_half_width", comparison.half_width, now, 0),
                 ]
     client.log_batch(
         parent_run_id, metrics=[m for m in summary if math.isfinite(m.value)], tags=tags
