@@ -144,22 +144,23 @@ def run_evaluation(
             config = with_overrides(
                 candidate.config, {"seed": seed, "threads": threads, "device": device}
             )
-            earlier = finished.get(config.to_dict())
+            as_dict = config.to_dict()  # the task's input and the finished run's key
+            earlier = finished.get(as_dict)
             if earlier is None:
-                to_run.append((candidate, seed, config))
+                to_run.append((candidate, seed, config, as_dict))
             else:
                 record(candidate, seed, earlier, " (finished earlier: read, not run)")
         pending = {}
         progress = RunsProgress(len(to_run), echo) if to_run else None
-        for candidate, seed, config in to_run:
+        for candidate, seed, config, as_dict in to_run:
             files = progress_files(candidate, seed, 0)
-            pending[task.remote(config.to_dict(), kept, files)] = (candidate, seed, config, 0)
+            pending[task.remote(as_dict, kept, files)] = (candidate, seed, config, as_dict, 0)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             watch.poll()  # the stage each run is in: step/total, rate, ETA
             if not done:
                 continue
-            candidate, seed, config, lost = pending.pop(done[0])
+            candidate, seed, config, as_dict, lost = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
             except ray.exceptions.OutOfMemoryError:
@@ -170,14 +171,14 @@ def run_evaluation(
             except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError) as error:
                 if lost < RUN_RETRIES:
                     files = progress_files(candidate, seed, lost + 1)
-                    pending[task.remote(config.to_dict(), kept, files)] = (
-                        candidate, seed, config, lost + 1,
+                    pending[task.remote(as_dict, kept, files)] = (
+                        candidate, seed, config, as_dict, lost + 1,
                     )  # fmt: skip
                     continue
                 outcome = {
                     "error": f"the run lost its worker {lost + 1} times ({type(error).__name__})"
                 }
-            finished.put(config.to_dict(), outcome)
+            finished.put(as_dict, outcome)
             progress.finished(f"{candidate.label} seed {seed}")
             record(candidate, seed, outcome)
 
