@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--estimate", action="store_true",
         help="time a few iterations of every stage this search would run (cached stages are "
-        "free) and print its projected wall time, device-hours and cost; trains nothing more",
+        "free) and print its projected wall time, device-hours and cost (with --evaluate, the "
+        "evaluation's too); trains nothing more",
     )  # fmt: skip
     parser.add_argument(
         "--price-per-hour", type=positive_float, default=None, metavar="USD",
@@ -93,11 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
 
     def search() -> None:
-        if args.estimate:
-            from augkd.search.prepare.estimate import estimate_search, format_forecast
-
-            print(format_forecast(estimate_search(options), args.price_per_hour))
-            return
         if args.evaluate:
             from augkd.search.answer.candidates import parse_baselines
             from augkd.search.answer.evaluate import run_evaluation
@@ -106,12 +102,27 @@ def main(argv: list[str] | None = None) -> int:
 
             baselines = parse_baselines(args.baselines)  # refused before the search starts
             RaceSettings(first_seeds=args.eval_seeds, max_seeds=args.max_seeds, margin=args.margin)
+        if args.estimate:
+            from augkd.search.prepare.estimate import (
+                EvaluationAsk,
+                estimate_search,
+                format_forecast,
+            )
+
+            ask = None
+            if args.evaluate:
+                ask = EvaluationAsk(
+                    args.evaluate, args.eval_seeds, args.max_seeds, tuple(baselines)
+                )
+            print(format_forecast(estimate_search(options, evaluation=ask), args.price_per_hour))
+            return
         outcome = run_search(options)
         if args.evaluate:
             try:
                 evaluation = run_evaluation(
                     outcome.search_path, args.evaluate, args.eval_seeds, baselines,
                     outcome.tracking_uri, max_seeds=args.max_seeds, margin=args.margin,
+                    tune_baselines=args.tune_baselines,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 print(_continue_evaluation(args, outcome), file=sys.stderr, flush=True)

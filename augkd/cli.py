@@ -228,7 +228,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _tell(f"[evaluate] {init_ray(args.address).summary}")
     evaluation = run_evaluation(
         search, args.top_k, args.seeds, baselines, args.tracking_uri, echo=_tell,
-        max_seeds=args.max_seeds, margin=args.margin,
+        max_seeds=args.max_seeds, margin=args.margin, tune_baselines=args.tune_baselines,
     )  # fmt: skip
     print(format_table(evaluation))
     return 0

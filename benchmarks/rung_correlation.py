@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from augkd.search.prepare.trial_steps import asha_stops, judged_at
+
 METRICS = ("best_val_acc1", "val_acc1")
 FINAL = "best_val_acc1"
 
@@ -51,35 +53,6 @@ def correlations(trials: list[list[dict]]) -> dict[str, list[dict]]:
             rows.append({"step": trials[0][index]["step"], "rho": float(rho), "p": float(p)})
         out[metric] = rows
     return out
-
-
-def judged_at(trial: list[dict], milestone: float) -> int | None:
-    """Index of the trial's first report at or past ``milestone`` (where ASHA judges it)."""
-    return next((i for i, r in enumerate(trial) if r["step"] >= milestone), None)
-
-
-def asha_stops(trials, metric: str, factor: float, rungs_of: list[list[float]]) -> list[int]:
-    """Where Ray's asynchronous ASHA stops each trial (the index of its last report), in
-    start order: a trial is judged at its first report at or past each rung of its bracket
-    (``rungs_of``, one list per trial) and stops when below the 1 - 1/factor quantile of the
-    values that bracket recorded at that rung so far."""
-    recorded: dict[tuple, list[float]] = {}
-    stops = []
-    for trial, rungs in zip(trials, rungs_of, strict=True):
-        stop = len(trial) - 1
-        for milestone in rungs:
-            index = judged_at(trial, milestone)
-            if index is None or index == len(trial) - 1:
-                break
-            seen = recorded.setdefault((tuple(rungs), milestone), [])
-            value = trial[index][metric]
-            cutoff = np.nanpercentile(seen, (1 - 1 / factor) * 100) if seen else None
-            seen.append(value)
-            if cutoff is not None and value < cutoff:
-                stop = index
-                break
-        stops.append(stop)
-    return stops
 
 
 def replay_asha(trials, metric: str, grace: int, factor: float, max_t: int) -> dict:

@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rung_correlation import FINAL, asha_stops, curves, judged_at
+from rung_correlation import FINAL, curves
 from scipy.stats import spearmanr
 
 from augkd.search.prepare.space import SchedulerSettings
+from augkd.search.prepare.trial_steps import asha_stops, judged_at
 
 METRIC = "best_val_acc1"
 GRACES = (25, 50, 100, 200)

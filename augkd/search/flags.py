@@ -35,6 +35,11 @@ def add_baselines_flag(parser: ArgumentParser | Any) -> None:
         default=",".join(BASELINES),
         help="comma-separated methods to compare against",
     )
+    parser.add_argument(
+        "--tune-baselines", action="store_true",
+        help="before the race, give each baseline a search of its own at the same compute "
+        "(the searched keys its method reads); its best config races as a third recipe",
+    )  # fmt: skip
 
 
 def add_race_flags(parser: ArgumentParser | Any, first_seeds_flag: str) -> None:

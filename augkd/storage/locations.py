@@ -28,6 +28,9 @@ STAGE_CACHE = "stage_cache"
 SEARCH_MARKERS = (SPACE_FILE, RESULTS_FILE, "tuner.pkl")
 """A folder holding any of these is a search (Tune writes tuner.pkl, augkd the others)."""
 SEARCH_NAME = re.compile(r"^(?P<space>.+)-(?P<stamp>\d{8}-\d{6})$")
+TUNED_BASELINE = "-tuned-"
+"""``<search>-tuned-<method>``: a baseline's own search (evaluate --tune-baselines), kept next
+to the search it serves and never taken for the latest search of a storage root."""
 SEARCH_PATH_ENV = "AUGKD_SEARCH_PATH"
 """The search that `augkd export|compare|report|evaluate` and the notebook read by default."""
 
@@ -175,6 +178,7 @@ def latest_search(storage: str, space: str | None = None) -> str | None:
         (_started(name, join_uri(root, name)), name)
         for name, files in _children(root)
         if files & set(SEARCH_MARKERS)
+        and TUNED_BASELINE not in name
         and (space is None or name.startswith(space + "-") or name == space)
     ]
     return join_uri(root, max(found)[1]) if found else None

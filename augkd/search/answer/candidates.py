@@ -152,31 +152,56 @@ def _trial_config(row: dict[str, Any], base: dict[str, Any]) -> Config:
     return with_overrides(config_from_dict(base), sampled)
 
 
-def baseline_recipes(method: str, defaults: Config, best: Candidate) -> list[Candidate]:
-    """``method`` at its own defaults and at the best config's shared recipe (one candidate
-    when the two are the same config)."""
+def baseline_recipes(
+    method: str, defaults: Config, best: Candidate, tuned: Config | None = None
+) -> list[Candidate]:
+    """``method`` at its own defaults, at the best config's shared recipe and, when its own
+    search tuned it (``tuned``), at that search's best (one candidate per distinct config)."""
     own = with_overrides(defaults, {"method": method})
     recipe = {key: get_dotted(best.config.to_dict(), key) for key in SHARED_RECIPE}
-    tuned = with_overrides(own, recipe)
-    if _same_method(own, tuned):
-        return [Candidate(method, own, kind="baseline", recipe=f"{OWN_DEFAULTS} = {best.label}'s")]
-    return [
-        Candidate(method, own, kind="baseline", recipe=OWN_DEFAULTS),
-        Candidate(f"{method}@{best.label}", tuned, kind="baseline", recipe=f"{best.label}'s"),
+    variants = [
+        (method, own, OWN_DEFAULTS),
+        (f"{method}@{best.label}", with_overrides(own, recipe), f"{best.label}'s"),
     ]
+    if tuned is not None:
+        variants.append((f"{method}@tuned", tuned, "its own search's best"))
+    candidates: list[Candidate] = []
+    for label, config, name in variants:
+        same = next((c for c in candidates if _same_method(c.config, config)), None)
+        if same is not None:
+            same.recipe = f"{same.recipe} = {name}"
+            continue
+        candidates.append(Candidate(label, config, kind="baseline", recipe=name))
+    return candidates
 
 
-def plan(search_path: str, top_k: int, seeds: int, baselines: list[str]):
-    """The candidates (top-k configs, the defaults once, each baseline at two recipes) and
-    the first round's fresh seeds."""
+def ranked_configs(search_path: str, top_k: int) -> list[tuple[Config, dict[str, Any], float]]:
+    """The search's top-k trials by its objective at the highest step k of them reached:
+    (the config each ran, its results row, that step)."""
     from augkd.search.records.results import load_results, ranked_at_common_step
+
+    space = search_record(search_path)
+    rows = load_results(search_path)
+    ranked = ranked_at_common_step(rows, objective_of(space), top_k)
+    return [(_trial_config(row, space["base_resolved"]), row, step) for row, step in ranked]
+
+
+def plan(
+    search_path: str,
+    top_k: int,
+    seeds: int,
+    baselines: list[str],
+    tuned: dict[str, Config] | None = None,
+):
+    """The candidates (top-k configs, the defaults once, each baseline at its recipes) and
+    the first round's fresh seeds."""
+    from augkd.search.records.results import load_results
     from augkd.storage.locations import stage_cache_root
 
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be at least 1.")
     space = search_record(search_path)
-    rows = load_results(search_path)
-    ranked = ranked_at_common_step(rows, objective_of(space), top_k)
+    ranked = ranked_configs(search_path, top_k)
     if not ranked:
         raise ConfigError(
             f"Search '{search_path}' has no trial that reported a val pass; let it run "
@@ -185,8 +210,8 @@ def plan(search_path: str, top_k: int, seeds: int, baselines: list[str]):
     cache = {"teacher.cache_dir": stage_cache_root(search_path.rstrip("/").rsplit("/", 1)[0])}
     defaults = with_overrides(config_from_dict(space["base_resolved"]), cache)
     candidates = []
-    for place, (row, step) in enumerate(ranked, start=1):
-        config = with_overrides(_trial_config(row, space["base_resolved"]), cache)
+    for place, (config, row, step) in enumerate(ranked, start=1):
+        config = with_overrides(config, cache)
         candidates.append(
             Candidate(f"rank{place}", config, row["trial_id"],
                       is_defaults=_same_method(config, defaults), judged_at=step)
@@ -194,7 +219,11 @@ def plan(search_path: str, top_k: int, seeds: int, baselines: list[str]):
     if not any(c.is_defaults for c in candidates):
         candidates.append(Candidate(DEFAULTS, defaults, kind="defaults", is_defaults=True))
     for method in baselines:
-        candidates += baseline_recipes(method, defaults, candidates[0])
+        own_search = (tuned or {}).get(method)
+        if own_search is not None:
+            own_search = with_overrides(own_search, cache)
+        candidates += baseline_recipes(method, defaults, candidates[0], own_search)
+    rows = load_results(search_path)
     used = {int(yaml.safe_load(r["config_yaml"]).get("seed", 0)) for r in rows
             if r.get("config_yaml")}  # fmt: skip
     used |= {c.config.seed for c in candidates}

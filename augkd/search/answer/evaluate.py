@@ -93,9 +93,11 @@ def run_evaluation(
     echo: Callable[[str], None] = print,
     max_seeds: int | None = None,
     margin: float | None = None,
+    tune_baselines: bool = False,
 ) -> Evaluation:
     """Race the candidates over fresh seeds (Ray tasks); write the table, baselines, runs
-    and the verdict."""
+    and the verdict. ``tune_baselines``: each baseline's own search first
+    (answer/tuned_baselines.py)."""
     import ray
 
     settings = RaceSettings(
@@ -104,7 +106,12 @@ def run_evaluation(
         margin=DEFAULT_MARGIN if margin is None else margin,
     )
     # The same fresh seeds in the same order as plan's first round, then the later rounds'.
-    candidates, seed_order = plan(search_path, top_k, settings.max_seeds, list(baselines))
+    tuned = None
+    if tune_baselines:
+        from augkd.search.answer.tuned_baselines import tune_baselines as run_baseline_searches
+
+        tuned = run_baseline_searches(search_path, list(baselines), tracking_uri, echo)
+    candidates, seed_order = plan(search_path, top_k, settings.max_seeds, list(baselines), tuned)
     find_parent_run(search_path, tracking_uri)  # a wrong store fails before any run
     objective = objective_of(recorded_space(search_path))
     kept = kept_metrics(objective)

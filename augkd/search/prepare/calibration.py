@@ -31,6 +31,10 @@ well under one (one-time kernel and allocator set-up), and taken as the rate it 
 Module 1 at 1h48m."""
 
 
+WHOLE_EPOCH_STEPS = 8
+"""A Module-3 epoch of at most this many steps is timed whole (its partial last batch)."""
+
+
 TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
 """Timed iterations per stage: enough for a rate within the noise of a shared machine."""
 
@@ -97,9 +101,12 @@ def calibrate(
     shared_threads: int,
     trial_threads: int,
     gpu_ids: list | None = None,
+    fresh_seeds: bool = False,
 ) -> dict[str, Any]:
     """Plan the search's stages, look each one up in the cache and time the ones it would
-    run; returns plain data (it may run as a Ray task)."""
+    run; returns plain data (it may run as a Ray task). ``fresh_seeds``: also time every
+    shared stage as a seed the cache has never seen would run it, and a Module-3 step on
+    student batches alone (an evaluation's fresh seeds and its baselines)."""
     import torch
 
     from augkd.data import iterate_batches, load_student_splits
@@ -110,7 +117,7 @@ def calibrate(
     from augkd.method.encoder_adapt import adaptation_step, adaptation_steps_per_epoch
     from augkd.method.losses import BatchNormStatistics
     from augkd.method.mixup import EpochSettings, MixupNets, module3_budget, train_epoch
-    from augkd.method.plans import METHOD_PLANS
+    from augkd.method.plans import METHOD_PLANS, ce_shares
     from augkd.models import AnchorNet, build_classifier, build_student, generator_channels
     from augkd.models.metrics import evaluate
     from augkd.storage.cache import StageCache
@@ -244,8 +251,11 @@ def calibrate(
         cached = key is not None and cache.contains(stage, key)
         planned.append((stage, label, key, cached, units_of(stage, config)))
     to_time = {stage for stage, *_, cached, _units in planned if not cached} | set(per_trial)
+    if fresh_seeds:
+        to_time |= {stage for stage, *_ in planned}
 
     nets = None
+    fresh_module1_s = None
     if needs_module1:
         channels = generator_channels(
             base.module1.generator_colour,
@@ -258,12 +268,16 @@ def calibrate(
         )
         if "module1" in to_time:
             bn_stats = BatchNormStatistics(model)
+
+            def one_iteration() -> None:
+                train_iteration(nets, normalize, bn_stats, base.module1)
+
             try:
-                seconds["module1"] = timed(
-                    "module1",
-                    lambda: train_iteration(nets, normalize, bn_stats, base.module1),
-                    TIMED["module1"],
-                )
+                seconds["module1"] = timed("module1", one_iteration, TIMED["module1"])
+                if fresh_seeds and trial_threads != shared_threads:
+                    configure_torch(trial_threads)  # an evaluation run makes its own Module 1
+                    fresh_module1_s = timed("module1", one_iteration, TIMED["module1"])
+                    configure_torch(shared_threads)
             finally:
                 bn_stats.remove()
         generator, encoder = nets.generator, nets.encoder
@@ -339,18 +353,40 @@ def calibrate(
     optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
     rng = torch.Generator().manual_seed(0)
     mixing = method.batches == "mixup" and mixup_nets is not None
+    # A short epoch is timed whole: its last batch is partial (fonts: 128 + 22 images), so
+    # its first batch alone overstates a step about twice. The teacher sees the rows the base
+    # config's teacher term gives it.
+    per_epoch = module3_budget(settings, train_size).steps_per_epoch
+    steps_per_call = per_epoch if per_epoch <= WHOLE_EPOCH_STEPS else 1
+    shares = ce_shares(method, settings.teacher_term, settings.ce_share, 0.5, settings.teacher_fade)
     epoch = EpochSettings(
-        0.5, (0.5, 0.5), settings.kd_temperature, base.data.augment, settings.batch_size, 1
-    )
+        0.5, shares, settings.kd_temperature, base.data.augment, settings.batch_size,
+        steps_per_call,
+    )  # fmt: skip
 
-    def module3_steps(count: int) -> None:
-        for _ in range(count):
+    def module3_step_s(nets: MixupNets | None, stage: str) -> float:
+        def one_call() -> None:
             train_epoch(
                 student, model, normalize, optimizer, splits.train_x, splits.train_y, epoch,
-                rng, mixup_nets if mixing else None, precision,
+                rng, nets, precision,
             )  # fmt: skip
 
-    step_s = timed("module3", lambda: module3_steps(1), TIMED["module3"])
+        return timed(stage, one_call, TIMED["module3"]) / steps_per_call
+
+    step_s = module3_step_s(mixup_nets if mixing else None, "module3")
+    fresh: dict[str, float] = {}  # seconds of each stage a fresh seed runs
+    student_step_s = step_s
+    if fresh_seeds:  # the baselines' steps (student batches alone) and a fresh seed's stages
+        if mixing:
+            student_step_s = module3_step_s(None, "student")
+        # An evaluation run makes a fresh seed's Module 1 with a trial's threads.
+        rates = {**seconds, **({"module1": fresh_module1_s} if fresh_module1_s else {})}
+        for stage in ("module1", "encoder"):
+            if stage in rates and plan.module1:
+                fresh[stage] = units_of(stage, base) * rates[stage]
+        if "module2" in seconds and plan.module2:
+            grid = [units_of("module2", with_overrides(base, p)) for p in plan.module2_grid]
+            fresh["module2"] = sum(grid) / len(grid) * seconds["module2"] + stage_diagnostics_s
     val_s = timed("val", lambda: evaluate(student, splits.val_x, splits.val_y, normalize), 1)
     for stage, label, key, cached, units in planned:
         peak = timed.peaks.get(stage, 0.0)
@@ -373,14 +409,16 @@ def calibrate(
         "val_every": settings.val_interval() or budget.steps_per_epoch,
         "device": str(device),
         "precision": base.precision,
+        "fresh_seed_s": fresh,
+        "student_step_s": student_step_s,
         "calibration_s": time.perf_counter() - started,
     }
 
 
 def calibrate_task(
-    space: SearchSpace, cache_root: str, device: str, shared: int, trial: int
+    space: SearchSpace, cache_root: str, device: str, shared: int, trial: int, fresh: bool
 ) -> dict[str, Any]:
     """calibrate() on a worker, with the GPU Ray assigned it."""
     import ray
 
-    return calibrate(space, cache_root, device, shared, trial, ray.get_gpu_ids())
+    return calibrate(space, cache_root, device, shared, trial, ray.get_gpu_ids(), fresh)

@@ -6,7 +6,9 @@ trials would use; a stage already in the stage cache costs nothing). The seconds
 (augkd.basics.eta.Rate) times the units each stage runs give the shared stages' time; the trials'
 time is the trial-steps ASHA is expected to run (augkd.search.prepare.trial_steps) at the measured
 step and val-pass times, spread over ``max_concurrent``. Nothing trains beyond the
-calibration; what it decodes (the data) is cached as the search would cache it.
+calibration; what it decodes (the data) is cached as the search would cache it. With
+``--evaluate`` it also prices the evaluation's first round (and its most): each fresh seed's
+stages, timed even where seed 0's are cached, and one full-budget run per candidate and seed.
 
 With ``--address`` (or $RAY_ADDRESS) the calibration runs as a Ray task with a trial's
 resources, where the search's tasks run; otherwise in this process.
@@ -34,6 +36,31 @@ class Phase:
     wall_s: float
     device_s: float
     """Seconds of device (GPU, or CPU cores on CPU) the phase holds, summed over tasks."""
+
+
+@dataclass(frozen=True)
+class EvaluationAsk:
+    """What ``--evaluate K`` asks of the evaluation after the search (its flags)."""
+
+    top_k: int
+    first_seeds: int
+    max_seeds: int
+    baselines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvaluationCost:
+    candidates: int
+    """The top k, the defaults and each baseline at two recipes (at most: fewer when the
+    defaults are among the top k or a baseline's recipes coincide)."""
+    first_runs: int
+    first_device_s: float
+    most_runs: int
+    most_device_s: float
+    """Every candidate over --max-seeds (the race dropped none and never decided early)."""
+    parallel: int
+    seed_stages_s: float
+    """What a fresh seed's shared stages cost (its first runs produce them)."""
 
 
 @dataclass
@@ -66,6 +93,8 @@ class Forecast:
     slots: int | None = None
     """Trials (and stage tasks) a local Ray fits at once by its CPUs and GPUs; None on a
     cluster (``max_concurrent`` is taken as what it will fit)."""
+    evaluation: EvaluationCost | None = None
+    """With --evaluate: what its first round costs, and its most (every seed, nobody out)."""
 
     @property
     def concurrent(self) -> int:
@@ -148,6 +177,45 @@ def project(
     return forecast
 
 
+def project_evaluation(
+    forecast: Forecast, measured: dict[str, Any], ask: EvaluationAsk, space: SearchSpace
+) -> EvaluationCost:
+    """The evaluation's runs (one seed each, the full budget) at the calibrated rates, plus
+    each fresh seed's shared stages, which its first run produces: Module 1, the encoder and
+    one Module-2 point per searched candidate (at most the grid's size)."""
+    from augkd.method.plans import METHOD_PLANS
+
+    plan = plan_shared_stages(space)
+    fresh = measured["fresh_seed_s"]
+    searched = ask.top_k + 1  # the defaults, unless they are among the top k
+    points = min(searched, len(plan.module2_grid)) if plan.module2 else 0
+    seed_stages = fresh.get("module1", 0.0) + fresh.get("encoder", 0.0)
+    seed_stages += points * fresh.get("module2", 0.0)
+    per_seed = seed_stages
+    val_share = measured["val_s"] / measured["val_every"]
+    steps = forecast.trial_steps.max_steps
+    own = sum(c.seconds for c in forecast.stages if c.per_trial)
+    run_s = measured["setup_s"] + own + steps * (measured["step_s"] + val_share)
+    per_seed += searched * run_s
+    for name in ask.baselines:
+        step_s = measured["step_s"]
+        if METHOD_PLANS[name].batches == "student":
+            step_s = measured["student_step_s"]
+        per_seed += 2 * (measured["setup_s"] + steps * (step_s + val_share))
+    candidates = searched + 2 * len(ask.baselines)
+    device_share = max(space.resources.gpu or space.resources.cpu, 0.0)
+    parallel = max(1, forecast.slots if forecast.slots is not None else forecast.max_concurrent)
+    cost = EvaluationCost(
+        candidates, candidates * ask.first_seeds, per_seed * ask.first_seeds * device_share,
+        candidates * ask.max_seeds, per_seed * ask.max_seeds * device_share, parallel,
+        seed_stages,
+    )  # fmt: skip
+    first_wall = per_seed * ask.first_seeds / parallel
+    forecast.phases.append(Phase("evaluation", first_wall, cost.first_device_s))
+    forecast.evaluation = cost
+    return cost
+
+
 def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
     """The forecast as the search prints it: stages, phases, trial-steps and cost."""
     unit_name = "GPU" if forecast.gpu_per_trial > 0 else "CPU-core"
@@ -197,6 +265,15 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
     lines.append(
         f"  {'total':<15} {format_duration(forecast.wall_s):>10} {total_device / 3600:>12.3g}"
     )
+    if forecast.evaluation is not None:
+        cost = forecast.evaluation
+        share = cost.most_device_s / max(cost.first_device_s, 1e-9)
+        lines.append(
+            f"[estimate] evaluation: {cost.candidates} candidates; its first round "
+            f"{cost.first_runs} runs (the phase above); at most {cost.most_runs} runs, "
+            f"{format_duration(forecast.phases[-1].wall_s * share)}, if every candidate "
+            "stays to --max-seeds"
+        )
     if price_per_hour is None:
         lines.append("[estimate] pass --price-per-hour (a worker's $/h) to price it")
     else:
@@ -208,8 +285,11 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
     return "\n".join(lines)
 
 
-def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Forecast:
-    """Calibrate and project the search ``options`` describe (a prepare.SearchOptions)."""
+def estimate_search(
+    options: Any, echo: Callable[[str], None] = print, evaluation: EvaluationAsk | None = None
+) -> Forecast:
+    """Calibrate and project the search ``options`` describe (a prepare.SearchOptions),
+    and the evaluation after it when ``evaluation`` is asked."""
     from augkd.search.prepare.request import requested_space
     from augkd.search.run.ray_session import requested_address
     from augkd.storage.locations import default_storage, stage_cache_root, storage_root
@@ -229,8 +309,11 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
         task = ray.remote(num_cpus=space.resources.cpu, num_gpus=space.resources.gpu)(
             calibrate_task
         )
-        measured = ray.get(task.remote(space, cache_root, device, trial_threads, trial_threads))
-        shared_threads = trial_threads
+        fresh = evaluation is not None
+        measured = ray.get(
+            task.remote(space, cache_root, device, trial_threads, trial_threads, fresh)
+        )
+        forecast = project(space, measured, trial_threads)
     else:
         import torch
 
@@ -243,9 +326,13 @@ def estimate_search(options: Any, echo: Callable[[str], None] = print) -> Foreca
         # As on the local Ray a search starts: each seed's stage task gets its share of
         # every CPU.
         shared_threads = pinned or max(trial_threads, _cpus() // max(1, plan_seeds))
-        measured = calibrate(space, cache_root, device, shared_threads, trial_threads)
-        return project(space, measured, shared_threads, _local_slots(space))
-    return project(space, measured, shared_threads)
+        measured = calibrate(
+            space, cache_root, device, shared_threads, trial_threads, None, evaluation is not None
+        )
+        forecast = project(space, measured, shared_threads, _local_slots(space))
+    if evaluation is not None:
+        project_evaluation(forecast, measured, evaluation, space)
+    return forecast
 
 
 def _local_slots(space: SearchSpace) -> int:

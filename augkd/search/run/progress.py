@@ -46,7 +46,7 @@ class ProgressView(Callback):
         if not self.expected_steps:
             return ""
         if done >= self.expected_steps and any(t.status in ("RUNNING", "PENDING") for t in trials):
-            # ASHA promoted more than its long-run rate (early trials meet thin rungs)
+            # ASHA promoted more than the expectation (a draw far from the mean)
             return f"; search {done:.0f} trial-steps, past the {self.expected_steps:.0f} expected"
         total = max(self.expected_steps, done)
         rate = Rate(done, total, time.time() - self.started, self.steps_before)

@@ -177,3 +177,23 @@ def test_top_k_candidates_are_judged_at_the_highest_step_that_k_trials_reached()
     three = ranked_at_common_step(rows, OBJECTIVE, 3)
     assert [(r["trial_id"], step) for r, step in three] == [("d", 50.0), ("b", 50.0), ("c", 50.0)]
     assert len(ranked_at_common_step(rows, OBJECTIVE, 10)) == 4  # never a failed trial
+
+
+def test_a_baselines_own_search_adds_a_third_recipe_unless_it_is_one_of_the_two():
+    from augkd.basics.config import with_overrides
+
+    defaults = Config()
+    best = Candidate("rank1", Config.model_validate({"module3": {"lr": 3e-3}}))
+    searched = with_overrides(defaults, {"method": "kd", "module3.ce_share": 0.9})
+    own, at_best, tuned = baseline_recipes("kd", defaults, best, searched)
+    assert tuned.label == "kd@tuned" and tuned.recipe == "its own search's best"
+    assert tuned.config.module3.ce_share == 0.9 and own.recipe == "own defaults"
+    # a search whose best is the baseline's own defaults adds no candidate: one row, named so
+    merged = baseline_recipes("kd", defaults, best, with_overrides(defaults, {"method": "kd"}))
+    assert [c.label for c in merged] == ["kd", "kd@rank1"]
+    assert merged[0].recipe == "own defaults = its own search's best"
+    # and the race keeps one recipe of the three by val, as of two
+    candidates = [Candidate("rank1", Config()), own, at_best, tuned]
+    results = {"rank1": _noisy(95.0), "kd": _noisy(88.0), "kd@rank1": _noisy(89.0), "kd@tuned": _noisy(93.0)}  # fmt: skip
+    race(candidates, list(range(1, 11)), OBJECTIVE, RaceSettings(), _runner(results, []), echo=lambda _: None)  # fmt: skip
+    assert tuned.dropped is None and own.dropped and at_best.dropped

@@ -217,3 +217,26 @@ def test_a_slow_first_call_is_timed_as_warm_up_unless_it_takes_a_minute(
     timer = calibration._Timer(torch.device("cpu"))
     assert timer("module1", step, 3) == pytest.approx(rate)
     assert next(calls, None) is None  # every call it made was timed as above
+
+
+@pytest.mark.slow
+def test_an_evaluation_asked_is_forecast_at_fresh_seeds_for_every_candidate(tiny_search):
+    """Every stage of seed 0 is cached, yet the evaluation's fresh seeds must make their own:
+    the evaluation phase pays them, for as many candidates as the evaluation would plan."""
+    from augkd.search.answer.candidates import plan
+    from augkd.search.prepare.estimate import EvaluationAsk
+
+    ask = EvaluationAsk(top_k=2, first_seeds=2, max_seeds=4, baselines=("ce", "dfkd"))
+    forecast = estimate_search(_options(tiny_search["root"]), lambda _: None, evaluation=ask)
+    cost = forecast.evaluation
+    shared, trials, evaluation = forecast.phases
+    assert shared.wall_s == 0 and evaluation.name == "evaluation" and evaluation.wall_s > 0
+    assert cost.candidates == 2 + 1 + 2 * 2  # the top 2, the defaults, 2 recipes a baseline
+    planned, _seeds = plan(tiny_search["path"], 2, 2, ["ce", "dfkd"])
+    assert cost.candidates >= len(planned)  # never fewer than it would run
+    assert (cost.first_runs, cost.most_runs) == (cost.candidates * 2, cost.candidates * 4)
+    assert cost.most_device_s == pytest.approx(2 * cost.first_device_s)
+    assert cost.seed_stages_s > 0  # Module 1, the encoder and Module 2 at each fresh seed
+    runs_alone = cost.first_runs * forecast.setup_s
+    assert cost.first_device_s > 2 * cost.seed_stages_s + runs_alone
+    assert "at most 28 runs" in format_forecast(forecast, None)
