@@ -142,6 +142,8 @@ def _continue_evaluation(args: argparse.Namespace, outcome) -> str:
         "--margin", str(args.margin), "--baselines", args.baselines,
         "--tracking-uri", outcome.tracking_uri,
     ]  # fmt: skip
+    if args.tune_baselines:
+        command.append("--tune-baselines")
     if args.address:
         command += ["--address", args.address]
     return (

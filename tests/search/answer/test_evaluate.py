@@ -314,7 +314,8 @@ def test_ctrl_c_during_search_py_evaluate_names_the_augkd_evaluate_that_continue
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     args = script.parse_args(["--evaluate", "2", "--eval-seeds", "4", "--max-seeds", "6",
-                              "--margin", "0.3", "--baselines", "ce,kd", "--address", "auto"])  # fmt: skip
+                              "--margin", "0.3", "--baselines", "ce,kd", "--address", "auto",
+                              "--tune-baselines"])  # fmt: skip
     outcome = SimpleNamespace(search_path="/runs/fonts-1", tracking_uri="sqlite:////runs/m.db")
     line = script._continue_evaluation(args, outcome)
     assert line.startswith("interrupted during the evaluation: the search is complete")
@@ -333,3 +334,4 @@ def test_ctrl_c_during_search_py_evaluate_names_the_augkd_evaluate_that_continue
         "sqlite:////runs/m.db",
         "auto",
     )
+    assert parsed.tune_baselines  # the baseline searches it ran are read, not run again
