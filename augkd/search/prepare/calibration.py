@@ -8,28 +8,13 @@ Nothing trains beyond that; what it decodes (the data) is cached as the search w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from augkd.basics.config import Config, with_overrides
-from augkd.basics.eta import Rate
 from augkd.search.prepare.shared_plan import plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
-
-WARMUP = 1
-"""Untimed iterations before each timed batch of them (allocations, autotuning)."""
-
-
-LONG_STEP_S = 5.0
-"""After a warm-up call this long, one more call is timed instead of TIMED's few."""
-WARMUP_IS_MEASUREMENT_S = 60.0
-"""A warm-up call this long is timed as the measurement itself (its warm-up share is small):
-a Module-1 iteration at release shapes on a slow device takes minutes. Below it the warm-up
-is not: the fonts space's first Module-1 iteration took 6.5 s on a loaded CPU, its next ones
-well under one (one-time kernel and allocator set-up), and taken as the rate it forecast
-Module 1 at 1h48m."""
-
+from augkd.search.prepare.step_timer import StepTimer
 
 WHOLE_EPOCH_STEPS = 8
 """A Module-3 epoch of at most this many steps is timed whole (its partial last batch)."""
@@ -58,40 +43,6 @@ class StageCost:
     @property
     def seconds(self) -> float:
         return 0.0 if self.cached else self.units * self.seconds_per_unit
-
-
-class _Timer:
-    """Seconds per call of a stage's step, after WARMUP untimed calls, and the stage's peak
-    memory meanwhile (MiB: CUDA's reserved peak on a GPU, else the process's RSS)."""
-
-    def __init__(self, device: Any) -> None:
-        import torch
-
-        self.device = device
-        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        self.peaks: dict[str, float] = {}
-
-    def __call__(self, stage: str, step: Callable[[], Any], count: int) -> float:
-        from augkd.hardware.peaks import PEAK_GPU_RESERVED, PEAK_RSS, peak_memory, reset_peak
-
-        reset_peak(self.device)
-        started = time.perf_counter()
-        for _ in range(WARMUP):
-            step()
-        self.sync()
-        seconds = time.perf_counter() - started
-        if seconds < WARMUP_IS_MEASUREMENT_S * WARMUP:  # else the warm-up is the measurement
-            count = count if seconds < LONG_STEP_S * WARMUP else 1
-            started = time.perf_counter()
-            for _ in range(count):
-                step()
-            self.sync()
-            seconds = time.perf_counter() - started
-        else:
-            count = WARMUP
-        peaks = peak_memory(self.device)
-        self.peaks[stage] = peaks.get(PEAK_GPU_RESERVED, peaks[PEAK_RSS])
-        return Rate(count, count, seconds).seconds_per_unit
 
 
 def calibrate(
@@ -135,7 +86,7 @@ def calibrate(
     base = with_overrides(space.base_config_object(), {"seed": plan.seeds[0]})
     device = resolve_device(device_name, gpu_ids)
     precision = MixedPrecision(base.precision, device)
-    timed = _Timer(device)
+    timed = StepTimer(device)
     cache = StageCache(cache_root)
     configure_torch(trial_threads)  # the preflight task, which trains a built-in teacher
     seed_everything(base.seed)

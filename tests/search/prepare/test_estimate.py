@@ -205,16 +205,16 @@ def test_a_slow_first_call_is_timed_as_warm_up_unless_it_takes_a_minute(
     calls themselves advance stands for the time they take."""
     from types import SimpleNamespace
 
-    from augkd.search.prepare import calibration
+    from augkd.search.prepare import step_timer
 
     clock = {"now": 0.0}
-    monkeypatch.setattr(calibration, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(step_timer, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
     calls = iter(durations)
 
     def step() -> None:
         clock["now"] += next(calls)
 
-    timer = calibration._Timer(torch.device("cpu"))
+    timer = step_timer.StepTimer(torch.device("cpu"))
     assert timer("module1", step, 3) == pytest.approx(rate)
     assert next(calls, None) is None  # every call it made was timed as above
 
