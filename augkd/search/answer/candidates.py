@@ -175,13 +175,15 @@ def baseline_recipes(
     return candidates
 
 
-def ranked_configs(search_path: str, top_k: int) -> list[tuple[Config, dict[str, Any], float]]:
+def ranked_configs(
+    search_path: str, top_k: int, rows: list[dict[str, Any]] | None = None
+) -> list[tuple[Config, dict[str, Any], float]]:
     """The search's top-k trials by its objective at the highest step k of them reached:
-    (the config each ran, its results row, that step)."""
+    (the config each ran, its results row, that step). ``rows``: its results, if read."""
     from augkd.search.records.results import load_results, ranked_at_common_step
 
     space = search_record(search_path)
-    rows = load_results(search_path)
+    rows = load_results(search_path) if rows is None else rows
     ranked = ranked_at_common_step(rows, objective_of(space), top_k)
     return [(_trial_config(row, space["base_resolved"]), row, step) for row, step in ranked]
 
@@ -201,7 +203,8 @@ def plan(
     if top_k < 1 or seeds < 1:
         raise ConfigError("--top-k and --seeds must be at least 1.")
     space = search_record(search_path)
-    ranked = ranked_configs(search_path, top_k)
+    rows = load_results(search_path)
+    ranked = ranked_configs(search_path, top_k, rows)
     if not ranked:
         raise ConfigError(
             f"Search '{search_path}' has no trial that reported a val pass; let it run "
@@ -223,7 +226,6 @@ def plan(
         if own_search is not None:
             own_search = with_overrides(own_search, cache)
         candidates += baseline_recipes(method, defaults, candidates[0], own_search)
-    rows = load_results(search_path)
     used = {int(yaml.safe_load(r["config_yaml"]).get("seed", 0)) for r in rows
             if r.get("config_yaml")}  # fmt: skip
     used |= {c.config.seed for c in candidates}
