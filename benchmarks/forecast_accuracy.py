@@ -1,7 +1,7 @@
 """Forecast against actual: ``search.py --estimate`` and then the same search, side by side.
 
     OMP_NUM_THREADS=1 python benchmarks/forecast_accuracy.py [--space fonts] [--smoke-test]
-        [--num-samples N] [--folders CLASSES,IMAGES] [--set KEY=VALUE ...]
+        [--num-samples N] [--folders CLASSES,IMAGES] [--set KEY=VALUE ...] [--log FILE]
 
 ``--folders 10,20000``: the search on synthetic image folders of a user's size instead of the
 space's built-in data: CLASSES classes, IMAGES images split evenly between a teacher domain
@@ -20,6 +20,7 @@ other work, both sides move with the load; run it on a quiet one.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--folders", metavar="CLASSES,IMAGES", help="synthetic folders")
     parser.add_argument("--teacher-epochs", type=int, default=5)
+    parser.add_argument("--log", type=Path, help="keep the search's own lines (stage ETAs) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="forecast_") as folder:
         storage = Path(folder)
@@ -55,7 +57,8 @@ def main() -> None:
         estimate_s = time.perf_counter() - started
         print(format_forecast(forecast, None))
         started = time.perf_counter()
-        outcome = run_search(options, echo=lambda *a, **k: None)
+        with open(args.log or os.devnull, "w") as log:
+            outcome = run_search(options, echo=lambda *a, **k: print(*a, file=log, flush=True))
         search_s = time.perf_counter() - started
         spent = compute_spent(load_results(outcome.search_path), outcome.shared.seconds)
     shared, trials = forecast.phases

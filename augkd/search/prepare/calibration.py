@@ -15,6 +15,7 @@ from augkd.basics.config import Config, with_overrides
 from augkd.search.prepare.shared_plan import plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
 from augkd.search.prepare.step_timer import StepTimer
+from augkd.search.prepare.trial_steps import searched_teacher_terms
 
 WHOLE_EPOCH_STEPS = 8
 """A Module-3 epoch of at most this many steps is timed whole (its partial last batch)."""
@@ -309,13 +310,16 @@ def calibrate(
     # config's teacher term gives it.
     per_epoch = module3_budget(settings, train_size).steps_per_epoch
     steps_per_call = per_epoch if per_epoch <= WHOLE_EPOCH_STEPS else 1
-    shares = ce_shares(method, settings.teacher_term, settings.ce_share, 0.5, settings.teacher_fade)
-    epoch = EpochSettings(
-        0.5, shares, settings.kd_temperature, base.data.augment, settings.batch_size,
-        steps_per_call,
-    )  # fmt: skip
 
-    def module3_step_s(nets: MixupNets | None, stage: str) -> float:
+    def module3_step_s(
+        nets: MixupNets | None, stage: str, teacher_term: str, share: float = 0.5
+    ) -> float:
+        shares = ce_shares(method, teacher_term, settings.ce_share, share, settings.teacher_fade)
+        epoch = EpochSettings(
+            share, shares, settings.kd_temperature, base.data.augment, settings.batch_size,
+            steps_per_call,
+        )  # fmt: skip
+
         def one_call() -> None:
             train_epoch(
                 student, model, normalize, optimizer, splits.train_x, splits.train_y, epoch,
@@ -324,12 +328,21 @@ def calibrate(
 
         return timed(stage, one_call, TIMED["module3"]) / steps_per_call
 
-    step_s = module3_step_s(mixup_nets if mixing else None, "module3")
+    # A step costs what its teacher term runs the teacher on (`none`: never), and whether it
+    # builds x_mix (s < 1) or trains on [x ; x] (s = 1, after a x T). Each searched term is
+    # timed both ways; the forecast weighs them (prepare/trial_steps.mixing_share).
+    terms = searched_teacher_terms(space)
+    nets_or_none = mixup_nets if mixing else None
+    step_by_term = {term: module3_step_s(nets_or_none, "module3", term) for term in terms}
+    plain_by_term = dict(step_by_term)
+    if mixing:
+        plain_by_term = {term: module3_step_s(mixup_nets, "module3", term, 1.0) for term in terms}
+    step_s = sum(step_by_term.values()) / len(step_by_term)
     fresh: dict[str, float] = {}  # seconds of each stage a fresh seed runs
-    student_step_s = step_s
+    student_step_s = step_by_term.get(settings.teacher_term, step_s)
     if fresh_seeds:  # the baselines' steps (student batches alone) and a fresh seed's stages
         if mixing:
-            student_step_s = module3_step_s(None, "student")
+            student_step_s = module3_step_s(None, "student", settings.teacher_term)
         # An evaluation run makes a fresh seed's Module 1 with a trial's threads.
         rates = {**seconds, **({"module1": fresh_module1_s} if fresh_module1_s else {})}
         for stage in ("module1", "encoder"):
@@ -351,6 +364,8 @@ def calibrate(
     return {
         "stages": [asdict(cost) for cost in costs],
         "step_s": step_s,
+        "step_s_by_teacher_term": step_by_term,
+        "plain_step_s_by_teacher_term": plain_by_term,
         "trial_peak_mib": max(timed.peaks["module3"], timed.peaks["val"]),
         "val_s": val_s,
         "setup_s": setup_s,

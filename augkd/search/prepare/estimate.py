@@ -16,6 +16,7 @@ resources, where the search's tasks run; otherwise in this process.
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 from collections.abc import Callable
@@ -27,7 +28,13 @@ from augkd.basics.eta import UNITS, format_duration
 from augkd.search.prepare.calibration import StageCost, calibrate, calibrate_task
 from augkd.search.prepare.shared_plan import plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
-from augkd.search.prepare.trial_steps import TrialSteps, expected_trial_steps
+from augkd.search.prepare.trial_steps import (
+    TrialSteps,
+    expected_trial_steps,
+    mixing_share,
+    trial_step_s,
+    unpruned,
+)
 
 
 @dataclass
@@ -95,6 +102,13 @@ class Forecast:
     cluster (``max_concurrent`` is taken as what it will fit)."""
     evaluation: EvaluationCost | None = None
     """With --evaluate: what its first round costs, and its most (every seed, nobody out)."""
+    step_s_by_teacher_term: dict[str, float] = field(default_factory=dict)
+    """A step that builds x_mix (s < 1), under each searched teacher term."""
+    plain_step_s_by_teacher_term: dict[str, float] = field(default_factory=dict)
+    """A step after the schedule reached s = 1 (batches [x ; x]), under each term."""
+    mixing_share: float = 0.0
+    """The share of the expected trial-steps that build x_mix (trial_steps.mixing_share);
+    ``step_s`` is the two kinds of step, each the mean over the terms, weighed by it."""
 
     @property
     def concurrent(self) -> int:
@@ -123,14 +137,19 @@ def project(
     max_steps = space.max_steps(measured["train_images"])
     steps = expected_trial_steps(space, max_steps)
     seeds = space.objective.seeds
+    mixing = mixing_share(space, steps)
     forecast = Forecast(
         space.name, measured["device"], measured["precision"], stages, steps,
-        measured["step_s"], measured["val_s"], measured["trial_peak_mib"], measured["setup_s"],
+        trial_step_s(measured, mixing), measured["val_s"], measured["trial_peak_mib"],
+        measured["setup_s"],
         measured["val_every"],
         space.num_samples, space.max_concurrent, seeds, space.resources.gpu,
         space.resources.cpu, measured["calibration_s"], slots=slots,
         task_setup_s=measured.get("task_setup_s", 0.0),
         stage_diagnostics_s=measured.get("stage_diagnostics_s", 0.0),
+        step_s_by_teacher_term=measured.get("step_s_by_teacher_term", {}),
+        plain_step_s_by_teacher_term=measured.get("plain_step_s_by_teacher_term", {}),
+        mixing_share=mixing,
     )  # fmt: skip
     device_share = space.resources.gpu or space.resources.cpu
     # Shared stages: the teacher first (the preflight), then one task per seed (Module 1,
@@ -159,8 +178,7 @@ def project(
             extra += task_s
         by_seed[seed] = by_seed.get(seed, 0.0) + cost.seconds + extra
     parallel = forecast.concurrent
-    shared_wall = teacher + max(by_seed.values(), default=0.0)
-    shared_wall += math.ceil(len(rest) / parallel) * max(rest, default=0.0)
+    shared_wall = teacher + max(by_seed.values(), default=0.0) + makespan(rest, parallel)
     shared_device = teacher + sum(by_seed.values()) + sum(rest)
     forecast.phases.append(
         Phase("shared stages", shared_wall, shared_device * max(device_share, 0.0))
@@ -170,11 +188,21 @@ def project(
     own = sum(c.seconds for c in stages if c.per_trial)
     per_run = measured["setup_s"] + own
     trial_s = seeds * (
-        steps.expected * (measured["step_s"] + measured["val_s"] / measured["val_every"])
+        steps.expected * (forecast.step_s + measured["val_s"] / measured["val_every"])
         + space.num_samples * per_run
     )
     forecast.phases.append(Phase("trials", trial_s / parallel, trial_s * max(device_share, 0.0)))
     return forecast
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """Wall time of tasks started in this order, each on the first of ``slots`` to free up
+    (as Ray starts queued tasks): the Module-2 grid's 40-, 120- and 360-step points in turn
+    take about their sum over the slots, not a round per slot of the longest."""
+    free_at = [0.0] * max(1, slots)
+    for duration in durations:
+        heapq.heapreplace(free_at, free_at[0] + duration)
+    return max(free_at)
 
 
 def project_evaluation(
@@ -195,7 +223,8 @@ def project_evaluation(
     val_share = measured["val_s"] / measured["val_every"]
     steps = forecast.trial_steps.max_steps
     own = sum(c.seconds for c in forecast.stages if c.per_trial)
-    run_s = measured["setup_s"] + own + steps * (measured["step_s"] + val_share)
+    whole = mixing_share(space, unpruned(steps, 1))  # a run of the whole budget
+    run_s = measured["setup_s"] + own + steps * (trial_step_s(measured, whole) + val_share)
     per_seed += searched * run_s
     for name in ask.baselines:
         step_s = measured["step_s"]
@@ -236,7 +265,7 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
         )
     lines.append(
         f"  module3    a step ({forecast.seeds_per_trial} seed(s) a trial)        "
-        f"{forecast.step_s:.3g} s;  a val pass {forecast.val_s:.3g} s every "
+        f"{_step_text(forecast)};  a val pass {forecast.val_s:.3g} s every "
         f"{forecast.val_every} steps;  a trial's setup {forecast.setup_s:.3g} s;  "
         f"peak {forecast.trial_peak_mib:.0f} MiB"
     )
@@ -283,6 +312,23 @@ def format_forecast(forecast: Forecast, price_per_hour: float | None) -> str:
             f" x ${price_per_hour:g}/h = ${cost:,.2f} (the cluster's head node not counted)"
         )
     return "\n".join(lines)
+
+
+def _step_text(forecast: Forecast) -> str:
+    """A trial-step's seconds, and what they weigh: building x_mix or not, and each term."""
+    mixing, plain = forecast.step_s_by_teacher_term, forecast.plain_step_s_by_teacher_term
+    text = f"{forecast.step_s:.3g} s"
+    if not mixing:
+        return text
+    parts = []
+    if forecast.mixing_share > 0:
+        parts.append(f"{forecast.mixing_share:.0%} of the trial-steps build x_mix")
+    if len(mixing) > 1:
+        each = ", ".join(
+            f"{term} {mixing[term]:.3g}/{plain.get(term, mixing[term]):.3g}" for term in mixing
+        )
+        parts.append(f"the mean over module3.teacher_term, with x_mix/without: {each}")
+    return text + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def estimate_search(

@@ -50,6 +50,33 @@ def test_the_forecast_names_exactly_the_stages_the_search_ran(tiny_search, with_
     assert shared.wall_s > 0 and trials.wall_s > 0
 
 
+def test_a_step_is_priced_by_its_teacher_term_and_whether_it_builds_x_mix(tiny_search):
+    """digits searches module3.teacher_term: each term's step is timed while it builds x_mix
+    and after s reached 1, and a trial-step is the two means weighed by the share of the
+    trial-steps that build x_mix (a step after it took a third as long on fonts)."""
+    forecast = estimate_search(_options(tiny_search["root"]), echo=lambda _: None)
+    mixing, plain = forecast.step_s_by_teacher_term, forecast.plain_step_s_by_teacher_term
+    assert list(mixing) == list(plain) == ["both", "mixed", "none"]
+    assert all(seconds > 0 for seconds in [*mixing.values(), *plain.values()])
+    share = forecast.mixing_share
+    assert 0 < share < 1
+    expected = share * sum(mixing.values()) / 3 + (1 - share) * sum(plain.values()) / 3
+    assert forecast.step_s == pytest.approx(expected)
+    assert "of the trial-steps build x_mix" in format_forecast(forecast, None)
+
+
+def test_queued_tasks_take_the_first_slot_to_free_up():
+    """The Module-2 grid's points of 40, 120 and 360 steps, two at a time: about their sum
+    over the slots, not a round per pair at the longest (which forecast fonts' shared
+    stages 1.28 times what they took)."""
+    from augkd.search.prepare.estimate import makespan
+
+    assert makespan([36, 4, 12, 36, 4, 12], 2) == 52  # 36+4+12 | 4+12+36
+    assert makespan([18.0] * 3, 2) == 36.0
+    assert makespan([5.0, 7.0], 4) == 7.0
+    assert makespan([], 2) == 0.0
+
+
 @pytest.mark.slow
 def test_a_cached_stage_costs_nothing(tiny_search):
     forecast = estimate_search(_options(tiny_search["root"]), echo=lambda _: None)

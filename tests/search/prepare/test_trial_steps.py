@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
+
 from augkd.search.prepare.space_file import load_space
-from augkd.search.prepare.trial_steps import asha_stops, expected_trial_steps
+from augkd.search.prepare.trial_steps import (
+    TrialSteps,
+    asha_stops,
+    expected_trial_steps,
+    mixing_share,
+    unpruned,
+)
 
 
-def _space(scheduler: dict, num_samples: int = 8):
+def _space(scheduler: dict, num_samples: int = 8, params: dict | None = None, **base):
     raw = {
-        "params": {"module3.a": {"type": "float", "low": 0.1, "high": 1}},
+        "params": params or {"module3.a": {"type": "float", "low": 0.1, "high": 1}},
         "scheduler": scheduler,
         "num_samples": num_samples,
+        "base": {"data": {"source": "digits"}, **base},
     }
     return load_space("digits", raw)
 
@@ -42,3 +51,27 @@ def test_without_early_stopping_every_trial_runs_its_whole_budget():
     steps = expected_trial_steps(_space({"name": "fifo"}, num_samples=5), 300)
     assert steps.expected == steps.upper == 1500
     assert steps.rungs == []
+
+
+def test_a_trial_builds_x_mix_for_its_first_a_share_of_the_budget_on_average_over_a():
+    """x_mix is built while s < 1, the first a x max_steps steps: over the whole budget
+    that is E[a]; a trial stopped before a x max_steps mixed throughout."""
+    fifo = _space({"name": "fifo"})
+    assert mixing_share(fifo, unpruned(1000, 4)) == pytest.approx(0.55)  # a ~ U[0.1, 1]
+    fixed = _space({"name": "fifo"}, params={"module3.lr": {"type": "float", "low": 0.001,
+                                                            "high": 0.01}},
+                   module3={"a": 0.3})  # fmt: skip
+    assert mixing_share(fixed, unpruned(1000, 4)) == pytest.approx(0.3)
+    short = TrialSteps(400.0, 4000.0, 1000, [], "four trials stopped at step 100", ((100.0, 4.0),))
+    assert mixing_share(fixed, short) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [{"method": "ce"}, {"method": "no_mixup"}, {"module3": {"b": 1.0}}],
+    ids=["student-batches", "student-only-schedule", "b-is-1"],
+)
+def test_a_trial_that_never_mixes_has_no_x_mix_steps(base):
+    space = _space({"name": "fifo"}, params={"seed": {"type": "int", "low": 0, "high": 1}},
+                   **base)  # fmt: skip
+    assert mixing_share(space, unpruned(1000, 4)) == 0.0
