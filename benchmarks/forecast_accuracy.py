@@ -84,8 +84,8 @@ def user_folders(args: argparse.Namespace, root: Path) -> list[str]:
     from release_rehearsal import make_folders
 
     from augkd.basics.config import config_from_dict
-    from augkd.search.prepare import SearchOptions as Options
     from augkd.search.prepare.request import requested_space
+    from augkd.search.run.runner import SearchOptions as Options
     from augkd.storage.teacher_checkpoint import save_teacher
     from augkd.trial.teacher import train_teacher
 
