@@ -7,6 +7,7 @@ Nothing trains beyond that; what it decodes (the data) is cached as the search w
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,15 +15,8 @@ from typing import Any
 from augkd.basics.config import Config, with_overrides
 from augkd.search.prepare.shared_plan import plan_shared_stages
 from augkd.search.prepare.space import SearchSpace
-from augkd.search.prepare.step_timer import StepTimer
+from augkd.search.prepare.step_timer import TIMED, WHOLE_EPOCH_STEPS, StepTimer
 from augkd.search.prepare.trial_steps import searched_teacher_terms
-
-WHOLE_EPOCH_STEPS = 8
-"""A Module-3 epoch of at most this many steps is timed whole (its partial last batch)."""
-
-
-TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
-"""Timed iterations per stage: enough for a rate within the noise of a shared machine."""
 
 
 @dataclass
@@ -126,17 +120,9 @@ def calibrate(
         model.train()
         per_step = timed("teacher", one_teacher_step, TIMED["teacher"])
         units = base.teacher.epochs * teacher_steps_per_epoch(len(y))
-        costs.append(
-            StageCost(
-                "teacher",
-                "built-in",
-                built_in_teacher_key(base),
-                False,
-                units,
-                per_step,
-                timed.peaks["teacher"],
-            )
-        )
+        peak = timed.peaks["teacher"]
+        key = built_in_teacher_key(base)
+        costs.append(StageCost("teacher", "built-in", key, False, units, per_step, peak))
         model.eval().requires_grad_(False)
         teacher_load_s = 0.0
     if precision.dtype is not None:
@@ -262,20 +248,36 @@ def calibrate(
             anchor_net = AnchorNet(base.module1.latent_size, classes).to(device)
         if "module2" in to_time:
             latents = encode(encoder, splits.train_x, splits.train_y)
-            size = min(base.module2.batch_size, len(latents))
             optimizer = torch.optim.Adam(anchor_net.parameters(), lr=base.module2.lr)
             anchor_net.train()
+            # The epoch's own batches, a short epoch whole (fonts: 128 + 22 latents a step).
+            rng, size = torch.Generator().manual_seed(0), base.module2.batch_size
+            epoch_batches = [
+                batch
+                for batch in iterate_batches(latents, splits.train_y, size, rng)
+                if len(batch[1]) >= 2
+            ]
+            per_call = len(epoch_batches) if len(epoch_batches) <= WHOLE_EPOCH_STEPS else 1
+            anchor_batches = itertools.cycle(epoch_batches)
 
-            def one_anchor_step() -> None:
-                loss = anchor_batch_loss(
-                    anchor_net, latents[:size], splits.train_y[:size], generator, model,
-                    normalize, base.module2,
-                )  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            def anchor_steps() -> None:
+                for _ in range(per_call):
+                    z, labels = next(anchor_batches)
+                    loss = anchor_batch_loss(
+                        anchor_net, z, labels, generator, model, normalize, base.module2
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
 
-            seconds["module2"] = timed("module2", one_anchor_step, TIMED["module2"])
+            seconds["module2"] = timed("module2", anchor_steps, TIMED["module2"]) / per_call
+            if len(plan.module2_grid) > 1 and trial_threads != shared_threads:
+                # The rest of the grid runs as tasks with a trial's CPUs (and threads), as
+                # do the diagnostics below: each trial's, and each later AnchorNet's.
+                configure_torch(trial_threads)
+                anchor_batches = itertools.cycle(epoch_batches)
+                rest_s = timed("module2", anchor_steps, TIMED["module2"]) / per_call
+                seconds["module2_rest"] = rest_s
         if anchor_net is not None:
             anchor_net.eval().requires_grad_(False)
         mixup_nets = MixupNets(encoder, generator, anchor_net if method.module2 else None)
@@ -305,9 +307,7 @@ def calibrate(
     optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
     rng = torch.Generator().manual_seed(0)
     mixing = method.batches == "mixup" and mixup_nets is not None
-    # A short epoch is timed whole: its last batch is partial (fonts: 128 + 22 images), so
-    # its first batch alone overstates a step about twice. The teacher sees the rows the base
-    # config's teacher term gives it.
+    # A short epoch is timed whole (WHOLE_EPOCH_STEPS).
     per_epoch = module3_budget(settings, train_size).steps_per_epoch
     steps_per_call = per_epoch if per_epoch <= WHOLE_EPOCH_STEPS else 1
 
@@ -350,11 +350,19 @@ def calibrate(
                 fresh[stage] = units_of(stage, base) * rates[stage]
         if "module2" in seconds and plan.module2:
             grid = [units_of("module2", with_overrides(base, p)) for p in plan.module2_grid]
-            fresh["module2"] = sum(grid) / len(grid) * seconds["module2"] + stage_diagnostics_s
+            rate = seconds.get("module2_rest", seconds["module2"])  # an evaluation run's
+            fresh["module2"] = sum(grid) / len(grid) * rate + stage_diagnostics_s
     val_s = timed("val", lambda: evaluate(student, splits.val_x, splits.val_y, normalize), 1)
+    firsts: set[str] = set()  # seeds whose first grid point (their own task's) is priced
     for stage, label, key, cached, units in planned:
+        rate = seconds.get(stage, 0.0)
+        if stage == "module2":
+            seed = label.split(" ")[1]
+            if seed in firsts:  # the rest of the grid: tasks with a trial's threads
+                rate = seconds.get("module2_rest", rate)
+            firsts.add(seed)
         peak = timed.peaks.get(stage, 0.0)
-        costs.append(StageCost(stage, label, key, cached, units, seconds.get(stage, 0.0), peak))
+        costs.append(StageCost(stage, label, key, cached, units, rate, peak))
     for stage in per_trial:
         costs.append(
             StageCost(stage, "each trial, each seed", None, False, units_of(stage, base),

@@ -11,6 +11,13 @@ from typing import Any
 
 from augkd.basics.eta import Rate
 
+TIMED = {"teacher": 3, "module1": 1, "encoder": 3, "module2": 3, "module3": 3}
+"""Timed calls per stage: enough for a rate within the noise of a shared machine."""
+
+WHOLE_EPOCH_STEPS = 8
+"""A Module-2 or Module-3 epoch of at most this many steps is timed whole: its partial last
+batch makes an average step cheaper than its first (fonts: 128 + 22 images)."""
+
 WARMUP = 1
 """Untimed iterations before each timed batch of them (allocations, autotuning)."""
 

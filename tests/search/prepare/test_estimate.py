@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def test_the_forecast_names_exactly_the_stages_the_search_ran(tiny_search, with_
     assert all(not c.cached and c.seconds > 0 for c in forecast.stages if c.stage in TRAINED)
     shared, trials = forecast.phases
     assert shared.wall_s > 0 and trials.wall_s > 0
+    grid = [c for c in forecast.stages if c.stage == "module2"]
+    if len(grid) > 1 and len(os.sched_getaffinity(0)) > 1:
+        # The seed's task (every CPU) makes the first point; the rest are tasks with a
+        # trial's CPUs, priced at a rate timed with a trial's threads.
+        assert len({c.seconds_per_unit for c in grid[1:]}) == 1
+        assert grid[0].seconds_per_unit != grid[1].seconds_per_unit
 
 
 def test_a_step_is_priced_by_its_teacher_term_and_whether_it_builds_x_mix(tiny_search):
