@@ -74,15 +74,6 @@ def asha_stops(
     return stops
 
 
-def simulated_trial_steps(
-    trials: int, brackets: list[list[float]], max_steps: int, factor: float, draws: int = DRAWS
-) -> float:
-    """Mean trial-steps of ``asha_stops`` over ``draws`` random orders of trials that keep
-    their rank at every rung (a report at each rung and at ``max_steps``)."""
-    lengths = simulated_trial_lengths(trials, brackets, max_steps, factor, draws)
-    return sum(steps * count for steps, count in lengths.items())
-
-
 def simulated_trial_lengths(
     trials: int, brackets: list[list[float]], max_steps: int, factor: float, draws: int = DRAWS
 ) -> dict[float, float]:

@@ -4,6 +4,7 @@ recipes, and the fresh seeds they run on."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,31 @@ def test_the_plan_holds_the_top_k_the_defaults_once_and_the_baselines(tiny_searc
     assert baseline.config.method == "kd"
 
 
-def test_top_k_returns_k_candidates_when_asha_completes_fewer(tiny_search):
-    rows = load_results(tiny_search["path"])
+@pytest.fixture
+def one_more_stopped(tiny_search, tmp_path) -> str:
+    """A copy of the tiny search with one more trial stopped at its first report, as ASHA
+    stops one: whether it stops any of the tiny search's three depends on the order their
+    results arrive in, which the machine's load decides."""
+    import pandas as pd
+
+    copy = tmp_path / "search"
+    shutil.copytree(tiny_search["path"], copy)
+    table = pd.read_parquet(copy / "results.parquet")
+    last = table.index[table["status"] == "completed"][-1]
+    table.loc[last, "status"] = "pruned"
+    table.loc[last, "history_json"] = json.dumps(json.loads(table.loc[last, "history_json"])[:1])
+    table.to_parquet(copy / "results.parquet")
+    return str(copy)
+
+
+def test_top_k_returns_k_candidates_when_asha_completes_fewer(one_more_stopped):
+    rows = load_results(one_more_stopped)
     completed = sum(r.get("status") == "completed" for r in rows)
     reported = sum(
         r.get("status") != "failed" and r.get("history_json") not in (None, "[]") for r in rows
     )
     assert completed < reported  # ASHA stopped some: the case this pins
-    candidates, _ = plan(tiny_search["path"], top_k=reported, seeds=1, baselines=["ce"])
+    candidates, _ = plan(one_more_stopped, top_k=reported, seeds=1, baselines=["ce"])
     searched = [c for c in candidates if c.kind == "searched"]
     assert len(searched) == reported and top_k_shortfall(candidates, reported) is None
     steps = {c.judged_at for c in searched}
