@@ -35,6 +35,7 @@ from augkd.basics.errors import ConfigError
 from augkd.hardware.gpu_check import LOGICAL_GPUS_ENV
 from augkd.search.records.results import load_results
 from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
+from augkd.search.run.optuna_bridge import LOST_ATTR
 from augkd.search.run.runner import SearchOptions, run_search
 from augkd.search.run.study import load_study
 from tests.paths import REPO as ROOT
@@ -234,13 +235,17 @@ def test_lost_worker_node_trials_resume_from_checkpoint_elsewhere(
     elsewhere = [r for r in victim if r["node_id"] != lost["node_id"]]
     assert elsewhere, f"trial {lost['trial']} never ran again after its node was removed: {story}"
     # Every epoch is checkpointed: the new node goes on from the lost node's last checkpoint,
-    # in a restored actor, neither restarting nor repeating. That checkpoint is the last epoch
-    # the driver recorded, or the one after it when the node died with that epoch's report in
-    # flight (its checkpoint already in storage, its result not yet at the driver).
-    assert max(on_lost) + 1 <= elsewhere[0]["epoch"] <= max(on_lost) + 2, story
+    # in a restored actor. That checkpoint is the last epoch the driver
+    # recorded; or the one after it, when the node died with that epoch's report in flight
+    # (its checkpoint in storage, its result not yet at the driver); or the one before it,
+    # when the node died after the driver took the result but before Tune's second call to
+    # the actor handed over its checkpoint. Only then is an epoch run twice, and the records
+    # keep it once (_check_accounts: every history 1, 2, ... without a repeat).
+    assert max(on_lost) <= elsewhere[0]["epoch"] <= max(on_lost) + 2, story
     assert elsewhere[0]["iterations_since_restore"] == 1, story
     epochs = [r["epoch"] for r in victim]
-    assert epochs == sorted(set(epochs)) and epochs[0] == 1, story
+    assert epochs == sorted(epochs) and epochs[0] == 1, story
+    assert len(epochs) - len(set(epochs)) <= 1, story
 
 
 @pytest.mark.slow
@@ -289,11 +294,16 @@ def test_killed_driver_resumes_without_loss_or_duplicates(cluster, shared_storag
     for row in before:
         assert row["trial_id"] in after
         assert after[row["trial_id"]]["mlflow_run_id"] == row["mlflow_run_id"]
-    # the Optuna study, reopened from its journal by the resumed driver: every trial once
+    # the Optuna study, reopened from its journal by the resumed driver: every trial once.
+    # A trial Optuna proposed after Tune's last save of its state never ran: the resumed
+    # searcher ends it as FAIL, saying why, and it is no trial of the search.
     study = load_study(search_path)
-    told = Counter(t.user_attrs["tune_trial_id"] for t in study.trials)
+    lost = [t for t in study.trials if LOST_ATTR in t.user_attrs]
+    assert all(t.state.name == "FAIL" for t in lost), lost
+    kept = [t for t in study.trials if LOST_ATTR not in t.user_attrs]
+    told = Counter(t.user_attrs["tune_trial_id"] for t in kept)
     assert told == Counter(list(after)), told
-    states = {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
+    states = {t.user_attrs["tune_trial_id"]: t.state.name for t in kept}
     assert states == {k: OPTUNA_STATE[row["status"]] for k, row in after.items()}
 
 

@@ -10,11 +10,9 @@ import optuna
 import pytest
 import torch
 import yaml
-from optuna.trial import TrialState
 
 from augkd.cli import main as augkd_main
 from augkd.search.records.results import load_results
-from augkd.search.run.optuna_bridge import PruningAwareOptunaSearch
 from augkd.search.run.runner import SearchOptions, run_full_budget_search, run_search
 from augkd.search.run.study import open_storage
 from augkd.storage.cache import StageCache
@@ -178,29 +176,6 @@ def test_failed_and_diverged_trials_are_recorded_and_the_search_goes_on(
     runs = mlflow.search_runs(experiment_names=["augkd-faults"],
                               filter_string="tags.`augkd.trial_id` != 'parent'")  # fmt: skip
     assert sorted(runs["status"]) == ["FAILED", "FAILED", "FINISHED"]
-
-
-def test_early_stopped_trials_reach_optuna_as_pruned():
-    import optuna
-
-    searcher = PruningAwareOptunaSearch(
-        space=lambda trial: trial.suggest_float("x", 0, 1) and None,
-        metric="best_val_acc1", mode="max", sampler=optuna.samplers.RandomSampler(seed=0),
-    )  # fmt: skip
-    for trial_id in ("stopped", "finished", "broken"):
-        searcher.suggest(trial_id)
-    searcher.on_trial_result(
-        "stopped", {"best_val_acc1": 10.0, "training_iteration": 1, "epoch": 1, "epochs": 4}
-    )
-    searcher.on_trial_complete("stopped", {"best_val_acc1": 10.0, "epoch": 1, "epochs": 4})
-    searcher.on_trial_result(
-        "finished", {"best_val_acc1": 50.0, "training_iteration": 4, "epoch": 4, "epochs": 4}
-    )
-    searcher.on_trial_complete("finished", {"best_val_acc1": 50.0, "epoch": 4, "epochs": 4})
-    searcher.on_trial_complete("broken", {"failed": 1.0, "error": "diverged"})
-    states = {t.number: t.state for t in searcher._ot_study.trials}
-    assert states == {0: TrialState.PRUNED, 1: TrialState.COMPLETE, 2: TrialState.FAIL}
-    assert searcher._ot_study.trials[0].intermediate_values == {1: 10.0}
 
 
 def _produce_in_process(root: str, out: str) -> None:

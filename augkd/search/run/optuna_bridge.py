@@ -6,7 +6,9 @@ epoch is told as PRUNED (its intermediate values were reported epoch by epoch),
 and a trial that failed or diverged is told as FAIL. A trial whose end is anything
 else (interrupted by Ctrl-C) is not told: it stays RUNNING until --resume ends it.
 A trial the persistent study already holds as finished (told before a restore from
-an older searcher checkpoint) is never told twice.
+an older searcher checkpoint) is never told twice. A trial the study holds but the restored
+searcher never asked (a driver killed between Optuna's ask and Tune's next save of its state)
+will never run: it is told as FAIL, with a note, so that the study matches the search.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def trial_outcome(result: dict | None, error: bool) -> str:
 
 
 TOLD = ("completed", "pruned", "failed")
+LOST_ATTR = "augkd_lost"
+"""User attr of a study trial failed on --resume because Tune never recorded it."""
+LOST_NOTE = (
+    "asked by a driver that was killed before Tune saved the trial; it never ran, and "
+    "--resume ended it"
+)
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
@@ -42,6 +50,26 @@ class PruningAwareOptunaSearch(OptunaSearch):
         if trial is not None and TUNE_TRIAL_ATTR not in trial.user_attrs:
             trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)  # the dashboard names Tune's trial
         return params
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self.fail_trials_tune_never_saw()
+
+    def fail_trials_tune_never_saw(self) -> list[int]:
+        """Tell as FAIL every running study trial this searcher did not ask; returns their
+        numbers. Interrupted trials (asked, saved, resumable) stay running."""
+        asked = {trial.number for trial in self._ot_trials.values()}
+        storage = self._ot_study._storage
+        lost = []
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number in asked:
+                continue
+            storage.set_trial_user_attr(trial._trial_id, LOST_ATTR, LOST_NOTE)
+            self._ot_study.tell(trial.number, state=TrialState.FAIL)
+            lost.append(trial.number)
+        if lost:
+            log.warning("Optuna trial(s) %s: %s", lost, LOST_NOTE)
+        return lost
 
     def _finished_in_study(self, trial_id: str) -> bool:
         trial = self._ot_trials.get(trial_id)
