@@ -9,6 +9,7 @@ a search that optimises one metric is never ranked by another. Imports nothing h
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 Mode = Literal["max", "min"]
@@ -25,6 +26,8 @@ MIXUP_SHARE = "mixup_share"
 VAL_ACC1 = "val_acc1"
 VAL_ACC3 = "val_acc3"
 VAL_ACC5 = "val_acc5"
+VAL_LOSS = "val_loss"
+"""The student's mean cross-entropy on val: orders students whose val accuracy ties."""
 BEST_VAL_ACC1 = "best_val_acc1"
 """The highest val Acc@1 of any epoch so far: the default objective."""
 BEST_EPOCH = "best_epoch"
@@ -68,7 +71,7 @@ REPORTED = (TEST_ACC1, TEST_ACC3, TEST_ACC5, BEST_VAL_ACC1)
 """What a finished run is summed up by: `augkd train --seeds`, the evaluation's table."""
 TEST_METRICS = (TEST_ACC1, TEST_ACC3, TEST_ACC5)
 """Computed once, at the best-val epoch, and never used to choose anything."""
-RUNG_METRICS = (BEST_VAL_ACC1, VAL_ACC1, VAL_ACC3, VAL_ACC5)
+RUNG_METRICS = (BEST_VAL_ACC1, VAL_ACC1, VAL_ACC3, VAL_ACC5, VAL_LOSS)
 """What ASHA may compare at its rungs instead of the objective."""
 
 MODES: dict[str, Mode] = {
@@ -76,6 +79,7 @@ MODES: dict[str, Mode] = {
     VAL_ACC1: "max",
     VAL_ACC3: "max",
     VAL_ACC5: "max",
+    VAL_LOSS: "min",
     TEST_ACC1: "max",
     TEST_ACC3: "max",
     TEST_ACC5: "max",
@@ -96,6 +100,7 @@ LABELS = {
     VAL_ACC1: "last val acc1",
     VAL_ACC3: "last val acc3",
     VAL_ACC5: "last val acc5",
+    VAL_LOSS: "last val loss",
     TEST_ACC1: "test acc1",
     TRAIN_LOSS: "train loss",
     STUDENT_PARAMS: "student params",
@@ -119,3 +124,15 @@ def ranking_value(value: Any, mode: Mode) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return -math.inf
     return float(value) if mode == "max" else -float(value)
+
+
+TIE_BREAK = VAL_LOSS
+"""What orders trials whose objective ties: an accuracy objective saturates (every student
+at val Acc@1 100 on an easy domain), and then only a finer val metric says which is best."""
+
+
+def ranking_key(values: Mapping[str, Any], metric: str, mode: Mode) -> tuple[float, float]:
+    """Sorts better first when sorted descending: ``metric`` in its ``mode``, then, where it
+    ties, the lower val loss (missing values last)."""
+    tie = 0.0 if metric == TIE_BREAK else ranking_value(values.get(TIE_BREAK), MODES[TIE_BREAK])
+    return ranking_value(values.get(metric), mode), tie

@@ -17,7 +17,7 @@ import yaml
 
 from augkd.basics.dotted import short_names
 from augkd.basics.errors import ConfigError, DataError
-from augkd.basics.metric_names import BEST_VAL_ACC1, STEP, TEST_ACC1, label, ranking_value
+from augkd.basics.metric_names import BEST_VAL_ACC1, STEP, TEST_ACC1, label, ranking_key
 from augkd.search.prepare.space import Objective, recorded_objective
 from augkd.storage.files import join_uri, read_bytes, uri_is_file, write_bytes
 from augkd.storage.locations import RESULTS_FILE
@@ -85,15 +85,14 @@ def load_results(search_path: str) -> list[dict[str, Any]]:
 
 
 def rank(rows: list[dict[str, Any]], objective: Objective) -> list[dict[str, Any]]:
-    """Completed trials first, then best first by the search's objective (test never
-    decides; a trial without a value goes last)."""
-    return sorted(
-        rows,
-        key=lambda r: (
-            STATUS_ORDER.get(r.get("status"), 4),
-            -ranking_value(r.get(objective.metric), objective.mode),
-        ),
-    )
+    """Completed trials first, then best first by the search's objective, ties broken by
+    val loss (test never decides; a trial without a value goes last)."""
+
+    def order(row: dict[str, Any]) -> tuple[float, ...]:
+        better = ranking_key(row, objective.metric, objective.mode)
+        return (STATUS_ORDER.get(row.get("status"), 4), *(-value for value in better))
+
+    return sorted(rows, key=order)
 
 
 def leaderboard_metrics(objective: Objective) -> list[str]:
@@ -147,12 +146,12 @@ def ranked_completed(search_path: str) -> list[dict[str, Any]]:
     return ranked
 
 
-def value_at_step(row: dict[str, Any], metric: str, step: float) -> float | None:
-    """The trial's ``metric`` at its last val pass at or before optimizer step ``step``
+def report_at_step(row: dict[str, Any], metric: str, step: float) -> dict[str, Any] | None:
+    """The trial's last val pass at or before optimizer step ``step`` that holds ``metric``
     (what ASHA compared at a rung there); None when it reported none by then."""
     history = json.loads(row.get("history_json") or "[]")
     seen = [h for h in history if h.get(STEP) is not None and h[STEP] <= step and metric in h]
-    return seen[-1][metric] if seen else None
+    return seen[-1] if seen else None
 
 
 def steps_reached(row: dict[str, Any]) -> float:
@@ -169,7 +168,7 @@ def ranked_at_common_step(
     full budget when enough completed), by the objective's value there. Only completed
     trials would leave fewer candidates than asked whenever ASHA completes fewer; a trial
     stopped at a rung is judged where it stood against the others at that same step.
-    Failed trials are never candidates."""
+    Ties go to the lower val loss there. Failed trials are never candidates."""
     usable = [r for r in rows if r.get("status") != "failed" and steps_reached(r) > 0]
     if not usable:
         return []
@@ -177,10 +176,10 @@ def ranked_at_common_step(
     step = reached[min(top_k, len(reached)) - 1]
     judged = []
     for row in usable:
-        value = value_at_step(row, objective.metric, step) if steps_reached(row) >= step else None
-        if value is not None:
-            judged.append((row, step, ranking_value(value, objective.mode)))
-    judged.sort(key=lambda item: -item[2])
+        report = report_at_step(row, objective.metric, step) if steps_reached(row) >= step else None
+        if report is not None:
+            judged.append((row, step, ranking_key(report, objective.metric, objective.mode)))
+    judged.sort(key=lambda item: item[2], reverse=True)
     return [(row, step) for row, step, _ in judged[:top_k]]
 
 

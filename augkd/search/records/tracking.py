@@ -32,6 +32,7 @@ from augkd.basics.metric_names import (
     TEST_METRICS,
     TRAIN_LOSS,
     VAL_ACC1,
+    VAL_LOSS,
 )
 from augkd.hardware.peaks import PEAK_MEMORY_KEYS
 from augkd.search.records.model_logging import log_student_model
@@ -46,9 +47,9 @@ log = logging.getLogger(__name__)
 
 TRIAL_TAG = "augkd.trial_id"
 SEARCH_TAG = "augkd.search"
-HISTORY_KEYS = (EPOCH, STEP, STEPS, VAL_ACC1, BEST_VAL_ACC1, MIXUP_SHARE, TRAIN_LOSS)
+HISTORY_KEYS = (EPOCH, STEP, STEPS, VAL_ACC1, VAL_LOSS, BEST_VAL_ACC1, MIXUP_SHARE, TRAIN_LOSS)
 """Kept per epoch in the results table (with whatever the search ranks by)."""
-EPOCH_ROW_KEYS = (VAL_ACC1, BEST_VAL_ACC1, BEST_EPOCH)
+EPOCH_ROW_KEYS = (VAL_ACC1, VAL_LOSS, BEST_VAL_ACC1, BEST_EPOCH)
 """Kept per trial, updated every epoch (with whatever the search ranks by)."""
 FINAL_ROW_KEYS = (
     "module1_seconds", "module2_seconds", "module1_cache_hit", "module2_cache_hit",

@@ -19,6 +19,7 @@ from augkd.basics.errors import AllTrialsFailedError, ConfigError, Interrupted
 from augkd.basics.metric_names import TEST_ACC1
 from augkd.hardware.peaks import task_peak_metrics
 from augkd.method.memory import KILLED_FOR_MEMORY
+from augkd.search.answer.ties import tie_notes
 from augkd.search.records.results import ResultsTable, format_leaderboard, load_results, rank
 from augkd.search.records.tracking import MLFLOW_STATUS, SEARCH_TAG, TRIAL_TAG
 from augkd.search.run.study import publish
@@ -131,6 +132,8 @@ def record_end(
         "test shown, never used to choose)"
     )
     echo(format_leaderboard(rows, space.objective))
+    for note in tie_notes(rows, space):
+        echo(f"[search] note: {note}")
     return rows, outcome
 
 

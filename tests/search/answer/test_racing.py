@@ -197,3 +197,13 @@ def test_a_baselines_own_search_adds_a_third_recipe_unless_it_is_one_of_the_two(
     results = {"rank1": _noisy(95.0), "kd": _noisy(88.0), "kd@rank1": _noisy(89.0), "kd@tuned": _noisy(93.0)}  # fmt: skip
     race(candidates, list(range(1, 11)), OBJECTIVE, RaceSettings(), _runner(results, []), echo=lambda _: None)  # fmt: skip
     assert tuned.dropped is None and own.dropped and at_best.dropped
+
+
+def test_top_k_candidates_that_tie_at_the_common_step_go_lowest_val_loss_first():
+    def saturated(trial: str, loss: float) -> dict:
+        history = [{"step": 50, "best_val_acc1": 100.0, "val_loss": loss}]
+        return {"trial_id": trial, "status": "pruned", "history_json": json.dumps(history)}
+
+    rows = [saturated("sure", 0.02), saturated("unsure", 0.4), saturated("surest", 0.01)]
+    ranked = ranked_at_common_step(rows, OBJECTIVE, 2)
+    assert [row["trial_id"] for row, _ in ranked] == ["surest", "sure"]

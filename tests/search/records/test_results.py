@@ -44,3 +44,20 @@ def test_export_says_when_fewer_trials_completed_than_top_k(tmp_path, capsys):
         "were written; resume the search for more."
     )
     assert sorted(p.name for p in out.glob("rank*.yaml")) == ["rank1.yaml"]
+
+
+def test_trials_that_tie_on_the_objective_rank_lowest_val_loss_first():
+    from augkd.search.prepare.space import Objective
+    from augkd.search.records.results import rank
+
+    rows = [
+        {"trial_id": "unsure", "status": "completed", "best_val_acc1": 100.0, "val_loss": 0.3},
+        {"trial_id": "worse", "status": "completed", "best_val_acc1": 98.0, "val_loss": 0.001},
+        {"trial_id": "sure", "status": "completed", "best_val_acc1": 100.0, "val_loss": 0.02},
+        {"trial_id": "old", "status": "completed", "best_val_acc1": 100.0},  # before val_loss
+        {"trial_id": "cut", "status": "pruned", "best_val_acc1": 100.0, "val_loss": 0.0},
+    ]
+    ranked = [row["trial_id"] for row in rank(rows, Objective())]
+    assert ranked == ["sure", "unsure", "old", "worse", "cut"]
+    by_loss = [row["trial_id"] for row in rank(rows, Objective(metric="val_loss", mode="min"))]
+    assert by_loss == ["worse", "sure", "unsure", "old", "cut"]
