@@ -44,3 +44,24 @@ def test_student_splits_stay_uint8_on_device_and_batches_come_out_as_unit_floats
     assert len(splits.train_y) + len(splits.val_y) + len(splits.test_y) == 1797 - 1797 // 2
     rows = [set(splits.indices[p].tolist()) for p in ("train", "val", "test")]
     assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
+
+
+def test_the_digits_read_without_scikit_learn_are_its_load_digits_exactly():
+    """load_raw reads scikit-learn's file itself; the numbers are the ones its loader gives
+    (and scikit-learn is not imported on the way)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from augkd.data.digits import load_raw
+
+    images, labels = load_raw()
+    bunch = load_digits()
+    assert torch.equal(images, torch.tensor(bunch.images, dtype=torch.float32) / 16.0)
+    assert torch.equal(labels, torch.tensor(bunch.target, dtype=torch.int64))
+    check = "import sys; from augkd.data.digits import load_raw; load_raw(); print('sklearn' in sys.modules)"
+    found = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "False"
