@@ -65,3 +65,16 @@ def test_the_digits_read_without_scikit_learn_are_its_load_digits_exactly():
         [sys.executable, "-c", check], capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "False"
+
+
+def test_digits_without_scikit_learn_name_the_package_to_install(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from augkd.basics.errors import ConfigError
+    from augkd.data.digits import load_raw
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="pip install scikit-learn"):
+        load_raw()

@@ -5,10 +5,10 @@ these notes say when it had to, and what would let ASHA tell the trials apart ne
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from augkd.basics.metric_names import STEP, STEPS, TIE_BREAK, label
+from augkd.search.records.results import history_of
 
 if TYPE_CHECKING:
     from augkd.search.prepare.space import SearchSpace
@@ -20,7 +20,7 @@ breaks the tie), not a saturated objective."""
 
 def value_at_rung(row: dict[str, Any], metric: str, milestone: float) -> float | None:
     """What ASHA compared for this trial at a rung: its first report at or past it."""
-    for report in json.loads(row.get("history_json") or "[]"):
+    for report in history_of(row):
         if report.get(STEP) is not None and report[STEP] >= milestone and metric in report:
             return report[metric]
     return None
@@ -28,10 +28,7 @@ def value_at_rung(row: dict[str, Any], metric: str, milestone: float) -> float |
 
 def _budget_steps(rows: list[dict[str, Any]]) -> float | None:
     budgets = [
-        report[STEPS]
-        for row in rows
-        for report in json.loads(row.get("history_json") or "[]")[-1:]
-        if report.get(STEPS)
+        report[STEPS] for row in rows for report in history_of(row)[-1:] if report.get(STEPS)
     ]
     return max(budgets, default=None)
 

@@ -146,18 +146,23 @@ def ranked_completed(search_path: str) -> list[dict[str, Any]]:
     return ranked
 
 
+def history_of(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A results-table row's per-val-pass reports, oldest first (none before its first)."""
+    return json.loads(row.get("history_json") or "[]")
+
+
 def report_at_step(row: dict[str, Any], metric: str, step: float) -> dict[str, Any] | None:
     """The trial's last val pass at or before optimizer step ``step`` that holds ``metric``
     (what ASHA compared at a rung there); None when it reported none by then."""
-    history = json.loads(row.get("history_json") or "[]")
-    seen = [h for h in history if h.get(STEP) is not None and h[STEP] <= step and metric in h]
+    seen = [
+        h for h in history_of(row) if h.get(STEP) is not None and h[STEP] <= step and metric in h
+    ]
     return seen[-1] if seen else None
 
 
 def steps_reached(row: dict[str, Any]) -> float:
     """The last optimizer step the trial reported (0 for none)."""
-    history = json.loads(row.get("history_json") or "[]")
-    return max((float(h[STEP]) for h in history if h.get(STEP) is not None), default=0.0)
+    return max((float(h[STEP]) for h in history_of(row) if h.get(STEP) is not None), default=0.0)
 
 
 def ranked_at_common_step(

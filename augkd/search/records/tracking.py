@@ -36,7 +36,7 @@ from augkd.basics.metric_names import (
 )
 from augkd.hardware.peaks import PEAK_MEMORY_KEYS
 from augkd.search.records.model_logging import log_student_model
-from augkd.search.records.results import ResultsTable, param_column
+from augkd.search.records.results import ResultsTable, history_of, param_column
 from augkd.search.records.source_tags import source_tags
 from augkd.search.run.interrupt import interrupt_requested
 from augkd.search.run.optuna_bridge import trial_outcome
@@ -240,7 +240,7 @@ class SearchRecorder(Callback):
         results table (written every few seconds) lost; take them back from MLflow, since
         those epochs will not be reported again."""
         row = self.table.rows.get(trial_id, {})
-        history = {int(h[EPOCH]): h for h in json.loads(row.get("history_json") or "[]")}
+        history = {int(h[EPOCH]): h for h in history_of(row)}
         if all(epoch in history for epoch in range(1, logged + 1)):
             return
         # MLflow's x-axis is the optimizer step; the history is keyed by epoch.
@@ -284,7 +284,7 @@ class SearchRecorder(Callback):
         self.client.log_batch(run_id, metrics=metrics)
         self.logged_epoch[trial.trial_id] = epoch
         row = self.table.rows.get(trial.trial_id, {})
-        history = {int(h[EPOCH]): h for h in json.loads(row.get("history_json") or "[]")}
+        history = {int(h[EPOCH]): h for h in history_of(row)}
         history[step] = {k: result[k] for k in self.history_keys if k in result}
         self.table.update(
             trial.trial_id,

@@ -51,13 +51,11 @@ def _histories_from_table(search_path: str | None) -> dict[str, list[dict]]:
     """Per-epoch history of every trial already in the results table (none on a new search)."""
     if search_path is None:
         return {}
-    import json
-
     from augkd.basics.errors import ConfigError
-    from augkd.search.records.results import load_results
+    from augkd.search.records.results import history_of, load_results
 
     try:
         rows = load_results(search_path)
     except ConfigError:
         return {}
-    return {row["trial_id"]: json.loads(row.get("history_json") or "[]") for row in rows}
+    return {row["trial_id"]: history_of(row) for row in rows}
